@@ -1,0 +1,199 @@
+import sharp from "sharp";
+import { create } from "@bufbuild/protobuf";
+import { invalidArgument, unimplemented } from "../errors.js";
+import { Encoding, ImageSchema, PixelType, type Image } from "../gen/medsynth/v1/translator_pb.js";
+import type { Raster } from "./raster.js";
+
+/** Largest accepted width or height, unless the caller sets `maxDimension`. */
+export const DEFAULT_MAX_DIMENSION = 4096;
+
+export interface DecodeOptions {
+  /** Largest accepted width or height (default 4096). */
+  maxDimension?: number;
+  /** Frame of a multi-frame DICOM instance. */
+  frame?: number;
+}
+
+export interface DecodedImage {
+  raster: Raster;
+  /** Which encoding the image came in, so the answer can default to it. */
+  encoding: Encoding;
+}
+
+const BYTES_PER_SAMPLE: Partial<Record<PixelType, number>> = {
+  [PixelType.UINT8]: 1,
+  [PixelType.UINT16]: 2,
+  [PixelType.INT16]: 2,
+  [PixelType.FLOAT32]: 4,
+};
+
+/**
+ * Decodes an Image into physical units. Every problem is a SliceFault naming
+ * the field under `field` (e.g. "slice.image.width"), so the stream can answer
+ * that one slice with an error and go on.
+ */
+export async function decodeImage(
+  image: Image | undefined,
+  field: string,
+  options: DecodeOptions = {},
+): Promise<DecodedImage> {
+  if (!image) throw invalidArgument(field, "missing; set the image to translate");
+  const maxDimension = options.maxDimension ?? DEFAULT_MAX_DIMENSION;
+  if (image.data.length === 0) throw invalidArgument(`${field}.data`, "empty");
+  switch (image.encoding) {
+    case Encoding.RAW:
+      return { raster: decodeRaw(image, field, maxDimension), encoding: Encoding.RAW };
+    case Encoding.PNG:
+      return { raster: await decodePng(image, field, maxDimension), encoding: Encoding.PNG };
+    case Encoding.DICOM:
+      throw unimplemented(`${field}.encoding`, "ENCODING_DICOM is not supported yet; send RAW or PNG");
+    default:
+      throw invalidArgument(
+        `${field}.encoding`,
+        `unknown encoding ${image.encoding}; use ENCODING_RAW, ENCODING_PNG or ENCODING_DICOM`,
+      );
+  }
+}
+
+function checkDimensions(width: number, height: number, field: string, maxDimension: number): void {
+  for (const [name, value] of [["width", width], ["height", height]] as const) {
+    if (value === 0) throw invalidArgument(`${field}.${name}`, "must be greater than 0");
+    if (value > maxDimension) {
+      throw invalidArgument(`${field}.${name}`, `${value} exceeds the limit of ${maxDimension}`);
+    }
+  }
+}
+
+/** Physical value = stored × slope + intercept; slope 0 means 1. */
+function rescaleOf(image: Image, field: string): { slope: number; intercept: number } {
+  const slope = image.rescaleSlope === 0 ? 1 : image.rescaleSlope;
+  if (!Number.isFinite(slope)) throw invalidArgument(`${field}.rescale_slope`, "must be finite");
+  if (!Number.isFinite(image.rescaleIntercept)) {
+    throw invalidArgument(`${field}.rescale_intercept`, "must be finite");
+  }
+  return { slope, intercept: image.rescaleIntercept };
+}
+
+function decodeRaw(image: Image, field: string, maxDimension: number): Raster {
+  const { width, height } = image;
+  checkDimensions(width, height, field, maxDimension);
+  const bytesPerSample = BYTES_PER_SAMPLE[image.pixelType];
+  if (bytesPerSample === undefined) {
+    throw invalidArgument(
+      `${field}.pixel_type`,
+      `unknown pixel type ${image.pixelType}; RAW needs UINT8, UINT16, INT16 or FLOAT32`,
+    );
+  }
+  const expected = width * height * bytesPerSample;
+  if (image.data.length !== expected) {
+    throw invalidArgument(
+      `${field}.data`,
+      `${image.data.length} bytes, expected ${expected} (${width}×${height}×${bytesPerSample})`,
+    );
+  }
+  const { slope, intercept } = rescaleOf(image, field);
+  const view = new DataView(image.data.buffer, image.data.byteOffset, image.data.byteLength);
+  const n = width * height;
+  const out = new Float32Array(n);
+  switch (image.pixelType) {
+    case PixelType.UINT8:
+      for (let i = 0; i < n; i++) out[i] = image.data[i] * slope + intercept;
+      break;
+    case PixelType.UINT16:
+      for (let i = 0; i < n; i++) out[i] = view.getUint16(2 * i, true) * slope + intercept;
+      break;
+    case PixelType.INT16:
+      for (let i = 0; i < n; i++) out[i] = view.getInt16(2 * i, true) * slope + intercept;
+      break;
+    case PixelType.FLOAT32:
+      for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true) * slope + intercept;
+      break;
+  }
+  assertFinite(out, `${field}.data`);
+  return { width, height, data: out };
+}
+
+function assertFinite(data: Float32Array, field: string): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      throw invalidArgument(field, `sample ${i} is not finite (NaN or ±Infinity)`);
+    }
+  }
+}
+
+async function decodePng(image: Image, field: string, maxDimension: number): Promise<Raster> {
+  const input = sharp(image.data, { limitInputPixels: maxDimension * maxDimension });
+  let meta: sharp.Metadata;
+  try {
+    meta = await input.metadata();
+  } catch (error) {
+    throw invalidArgument(`${field}.data`, `not a readable PNG (${(error as Error).message.trim()})`);
+  }
+  if (meta.format !== "png") {
+    throw invalidArgument(`${field}.data`, `expected PNG data, found ${meta.format ?? "unknown"}`);
+  }
+  const width = meta.width ?? 0;
+  const height = meta.height ?? 0;
+  checkDimensions(width, height, field, maxDimension);
+  if (image.width !== 0 && image.width !== width) {
+    throw invalidArgument(`${field}.width`, `${image.width} but the PNG is ${width} wide`);
+  }
+  if (image.height !== 0 && image.height !== height) {
+    throw invalidArgument(`${field}.height`, `${image.height} but the PNG is ${height} high`);
+  }
+  const greyscale = meta.space === "b-w" || meta.space === "grey16";
+  if (!greyscale || (meta.channels ?? 0) > 2) {
+    throw invalidArgument(`${field}.data`, `PNG must be 8- or 16-bit greyscale, found ${meta.channels} channels (${meta.space})`);
+  }
+  const sixteen = meta.depth === "ushort";
+  const { slope, intercept } = rescaleOf(image, field);
+  let samples: Uint8Array | Uint16Array;
+  try {
+    const pipeline = input.extractChannel(0).toColourspace(sixteen ? "grey16" : "b-w");
+    const { data } = await pipeline.raw(sixteen ? { depth: "ushort" } : {}).toBuffer({ resolveWithObject: true });
+    samples = sixteen ? new Uint16Array(data.buffer, data.byteOffset, data.length / 2) : data;
+  } catch (error) {
+    throw invalidArgument(`${field}.data`, `corrupt PNG (${(error as Error).message.trim()})`);
+  }
+  const out = new Float32Array(width * height);
+  for (let i = 0; i < out.length; i++) out[i] = samples[i] * slope + intercept;
+  return { width, height, data: out };
+}
+
+/**
+ * Encodes a synthetic slice. RAW is float32 in physical units. PNG is 16-bit
+ * greyscale: stored = round((value − intercept) / slope) with the intercept at
+ * the smaller of 0 and the minimum (so CT gets −1024 for air) and a slope of 1
+ * unless the range does not fit 16 bits.
+ */
+export async function encodeImage(raster: Raster, encoding: Encoding): Promise<Image> {
+  const { width, height, data } = raster;
+  switch (encoding) {
+    case Encoding.RAW: {
+      const bytes = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+      return create(ImageSchema, {
+        encoding, data: bytes, width, height, pixelType: PixelType.FLOAT32, rescaleSlope: 1, rescaleIntercept: 0,
+      });
+    }
+    case Encoding.PNG: {
+      let min = 0;
+      let max = 0;
+      for (let i = 0; i < data.length; i++) {
+        if (data[i] < min) min = data[i];
+        if (data[i] > max) max = data[i];
+      }
+      const intercept = Math.floor(min);
+      const slope = Math.max(1, (max - intercept) / 65535);
+      const stored = new Uint16Array(data.length);
+      for (let i = 0; i < data.length; i++) stored[i] = Math.round((data[i] - intercept) / slope);
+      const png = await sharp(stored, { raw: { width, height, channels: 1 } }).toColourspace("grey16").png().toBuffer();
+      return create(ImageSchema, {
+        encoding, data: png, width, height, pixelType: PixelType.UINT16, rescaleSlope: slope, rescaleIntercept: intercept,
+      });
+    }
+    case Encoding.DICOM:
+      throw unimplemented("options.output_encoding", "ENCODING_DICOM output is not supported yet; ask for RAW or PNG");
+    default:
+      throw invalidArgument("options.output_encoding", `unknown encoding ${encoding}`);
+  }
+}
