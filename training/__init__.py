@@ -1,0 +1,1 @@
+"""medsynth training: head phantom, CycleGAN networks, training, ONNX export (run with /usr/bin/python3)."""

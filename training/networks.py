@@ -1,0 +1,149 @@
+"""CycleGAN networks laid out module-for-module like pytorch-CycleGAN-and-pix2pix (models/networks.py),
+so that its released generator checkpoints (e.g. latest_net_G_A.pth) load with strict=True."""
+import functools
+
+import torch
+from torch import nn
+
+# CycleGAN's default norm ("--norm instance"): no affine parameters, no running statistics.
+instance_norm = functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+
+
+class ResnetBlock(nn.Module):
+    """Residual block with reflection padding: x + conv-norm-relu-conv-norm(x)."""
+
+    def __init__(self, dim: int, norm_layer=instance_norm, use_bias: bool = True):
+        super().__init__()
+        self.conv_block = nn.Sequential(
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(dim, dim, kernel_size=3, padding=0, bias=use_bias),
+            norm_layer(dim),
+            nn.ReLU(True),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(dim, dim, kernel_size=3, padding=0, bias=use_bias),
+            norm_layer(dim),
+        )
+
+    def forward(self, x):
+        return x + self.conv_block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """c7s1-ngf, d(2ngf), d(4ngf), n_blocks x R(4ngf), u(2ngf), u(ngf), c7s1-output_nc, tanh.
+
+    `self.model` indices match the reference implementation: 0 pad, 1 conv, 2 norm, 3 relu, 4-9 downsampling,
+    10..10+n_blocks-1 residual blocks, then upsampling, pad, conv, tanh."""
+
+    n_downsampling = 2
+
+    def __init__(self, input_nc: int = 1, output_nc: int = 1, ngf: int = 64, n_blocks: int = 9,
+                 norm_layer=instance_norm):
+        super().__init__()
+        use_bias = True  # instance norm has no shift, so convolutions carry the bias (as in the reference)
+        model = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=use_bias),
+                 norm_layer(ngf), nn.ReLU(True)]
+        for i in range(self.n_downsampling):
+            mult = 2 ** i
+            model += [nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=use_bias),
+                      norm_layer(ngf * mult * 2), nn.ReLU(True)]
+        mult = 2 ** self.n_downsampling
+        model += [ResnetBlock(ngf * mult, norm_layer, use_bias) for _ in range(n_blocks)]
+        for i in range(self.n_downsampling):
+            mult = 2 ** (self.n_downsampling - i)
+            model += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1,
+                                         output_padding=1, bias=use_bias),
+                      norm_layer(ngf * mult // 2), nn.ReLU(True)]
+        model += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
+        self.model = nn.Sequential(*model)
+        self.input_nc, self.output_nc, self.ngf, self.n_blocks = input_nc, output_nc, ngf, n_blocks
+
+    def forward(self, x):
+        return self.model(x)
+
+    def encoder(self) -> nn.Sequential:
+        """Stem and downsampling layers (what --freeze encoder fixes)."""
+        return self.model[:4 + 3 * self.n_downsampling]
+
+    def residual_blocks(self) -> nn.Sequential:
+        start = 4 + 3 * self.n_downsampling
+        return self.model[start:start + self.n_blocks]
+
+
+class NLayerDiscriminator(nn.Module):
+    """PatchGAN discriminator; with n_layers=3 each output unit sees a 70x70 input patch."""
+
+    def __init__(self, input_nc: int = 1, ndf: int = 64, n_layers: int = 3, norm_layer=instance_norm):
+        super().__init__()
+        use_bias = True
+        sequence = [nn.Conv2d(input_nc, ndf, kernel_size=4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        nf_mult = 1
+        for n in range(1, n_layers):
+            nf_mult_prev, nf_mult = nf_mult, min(2 ** n, 8)
+            sequence += [nn.Conv2d(ndf * nf_mult_prev, ndf * nf_mult, kernel_size=4, stride=2, padding=1,
+                                   bias=use_bias),
+                         norm_layer(ndf * nf_mult), nn.LeakyReLU(0.2, True)]
+        nf_mult_prev, nf_mult = nf_mult, min(2 ** n_layers, 8)
+        sequence += [nn.Conv2d(ndf * nf_mult_prev, ndf * nf_mult, kernel_size=4, stride=1, padding=1, bias=use_bias),
+                     norm_layer(ndf * nf_mult), nn.LeakyReLU(0.2, True),
+                     nn.Conv2d(ndf * nf_mult, 1, kernel_size=4, stride=1, padding=1)]
+        self.model = nn.Sequential(*sequence)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
+    """CycleGAN's "normal" init: conv weights ~ N(0, gain), biases 0."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return net
+
+
+def _drop_instance_norm_stats(state: dict, net: nn.Module) -> dict:
+    """Checkpoints saved by PyTorch < 0.4 carry running stats for instance norms that no longer track them;
+    the reference's load_networks deletes them the same way before a strict load."""
+    norm_names = {name for name, m in net.named_modules() if isinstance(m, nn.InstanceNorm2d)}
+    return {k: v for k, v in state.items()
+            if not (k.rsplit('.', 1)[0] in norm_names
+                    and k.rsplit('.', 1)[1] in ('running_mean', 'running_var', 'num_batches_tracked'))}
+
+
+def load_cyclegan_generator(path: str, input_nc: int = 1, output_nc: int = 1) -> ResnetGenerator:
+    """Load a released CycleGAN generator checkpoint strictly, then adapt it to input_nc/output_nc.
+
+    The checkpoint's own shape (ngf, blocks, channels) is read from its tensors. Greyscale adaptation sums the
+    first convolution's RGB filters (a grey image replicated to RGB gives the same response) and averages the
+    last convolution's RGB outputs."""
+    state = torch.load(path, map_location='cpu')
+    if hasattr(state, '_metadata'):
+        del state._metadata
+    first_w = state['model.1.weight']
+    ngf, ckpt_in = first_w.shape[0], first_w.shape[1]
+    n_blocks = len({k.split('.')[1] for k in state if k.startswith('model.') and '.conv_block.' in k})
+    last_key = max((k for k in state if k.endswith('.weight')), key=lambda k: int(k.split('.')[1]))
+    ckpt_out = state[last_key].shape[0]
+    net = ResnetGenerator(ckpt_in, ckpt_out, ngf, n_blocks)
+    net.load_state_dict(_drop_instance_norm_stats(state, net), strict=True)
+    return adapt_channels(net, input_nc, output_nc)
+
+
+def adapt_channels(net: ResnetGenerator, input_nc: int, output_nc: int) -> ResnetGenerator:
+    if net.input_nc == input_nc and net.output_nc == output_nc:
+        return net
+    if input_nc != 1 and input_nc != net.input_nc or output_nc != 1 and output_nc != net.output_nc:
+        raise ValueError(f'cannot adapt a {net.input_nc}->{net.output_nc} channel generator to '
+                         f'{input_nc}->{output_nc}; only to greyscale (1) or the same count')
+    adapted = ResnetGenerator(input_nc, output_nc, net.ngf, net.n_blocks)
+    state = net.state_dict()
+    first, last = 'model.1', f'model.{len(net.model) - 2}'
+    with torch.no_grad():
+        if input_nc != net.input_nc:
+            state[f'{first}.weight'] = state[f'{first}.weight'].sum(dim=1, keepdim=True)
+        if output_nc != net.output_nc:
+            state[f'{last}.weight'] = state[f'{last}.weight'].mean(dim=0, keepdim=True)
+            state[f'{last}.bias'] = state[f'{last}.bias'].mean(dim=0, keepdim=True)
+    adapted.load_state_dict(state, strict=True)
+    return adapted
