@@ -1,4 +1,4 @@
-import sharp from "sharp";
+import sharp, { type Metadata } from "sharp";
 import { create } from "@bufbuild/protobuf";
 import { invalidArgument, unimplemented } from "../errors.js";
 import { Encoding, ImageSchema, PixelType, type Image } from "../gen/medsynth/v1/translator_pb.js";
@@ -123,7 +123,7 @@ function assertFinite(data: Float32Array, field: string): void {
 
 async function decodePng(image: Image, field: string, maxDimension: number): Promise<Raster> {
   const input = sharp(image.data, { limitInputPixels: maxDimension * maxDimension });
-  let meta: sharp.Metadata;
+  let meta: Metadata;
   try {
     meta = await input.metadata();
   } catch (error) {

@@ -1,0 +1,78 @@
+/**
+ * One inference worker: owns an ONNX Runtime session per model. session.run
+ * blocks its thread for the whole inference, which is why it lives here and
+ * not on the event loop.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import ort from "onnxruntime-node";
+import type { RunReply, RunRequest, WorkerInit, WorkerModel, WorkerReady } from "./ort-protocol.js";
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+
+async function openSessions(provider: "cpu" | "cuda"): Promise<Map<string, ort.InferenceSession>> {
+  const options: ort.InferenceSession.SessionOptions = {
+    executionProviders: provider === "cuda" ? [{ name: "cuda", deviceId: init.deviceId }] : ["cpu"],
+    intraOpNumThreads: init.intraOpThreads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: "all",
+  };
+  const sessions = new Map<string, ort.InferenceSession>();
+  for (const model of init.models) {
+    const session = await ort.InferenceSession.create(model.onnxPath, options);
+    await warmUp(session, model);
+    sessions.set(model.name, session);
+  }
+  return sessions;
+}
+
+/** One zero slice per model, so the first real slice does not pay for allocation and kernel selection. */
+async function warmUp(session: ort.InferenceSession, model: WorkerModel): Promise<void> {
+  const shape = [1, model.channels, model.height, model.width];
+  const zeros = new ort.Tensor("float32", new Float32Array(model.channels * model.height * model.width), shape);
+  await session.run({ [model.inputName]: zeros });
+}
+
+async function start(): Promise<{ sessions: Map<string, ort.InferenceSession>; ready: WorkerReady }> {
+  if (init.device === "cpu") return { sessions: await openSessions("cpu"), ready: { type: "ready", executionProvider: "cpu" } };
+  try {
+    const sessions = await openSessions("cuda");
+    return { sessions, ready: { type: "ready", executionProvider: `cuda:${init.deviceId}` } };
+  } catch (error) {
+    if (init.device === "cuda") throw error;
+    const fallbackReason = (error as Error).message.split("\n")[0];
+    return { sessions: await openSessions("cpu"), ready: { type: "ready", executionProvider: "cpu", fallbackReason } };
+  }
+}
+
+const byName = new Map(init.models.map((m) => [m.name, m]));
+
+start().then(
+  ({ sessions, ready }) => {
+    port.on("message", (request: RunRequest) => {
+      void run(sessions, request).then((reply) => {
+        port.postMessage(reply, reply.ok ? [reply.output.buffer as ArrayBuffer] : []);
+      });
+    });
+    port.postMessage(ready);
+  },
+  (error: Error) => port.postMessage({ type: "failed", message: error.message } satisfies WorkerReady),
+);
+
+async function run(sessions: Map<string, ort.InferenceSession>, request: RunRequest): Promise<RunReply> {
+  const session = sessions.get(request.model);
+  const model = byName.get(request.model);
+  if (!session || !model) return { id: request.id, ok: false, message: `model ${request.model} is not loaded` };
+  try {
+    const shape = [request.batchSize, model.channels, model.height, model.width];
+    const started = performance.now();
+    const results = await session.run({ [model.inputName]: new ort.Tensor("float32", request.input, shape) });
+    const inferenceMs = performance.now() - started;
+    const output = results[model.outputName];
+    const data = output.data as Float32Array;
+    // Copy out of ORT's buffer so it can be transferred without detaching memory ORT still owns.
+    return { id: request.id, ok: true, output: data.slice(), outputChannels: output.dims[1], inferenceMs };
+  } catch (error) {
+    return { id: request.id, ok: false, message: (error as Error).message };
+  }
+}
