@@ -1,0 +1,279 @@
+import { once } from "node:events";
+import { isIPv4, isIPv6 } from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import {
+  ListModelsRequestSchema,
+  SliceSchema,
+  StreamOptionsSchema,
+  TranslateRequestSchema,
+  TranslateSliceRequestSchema,
+  Translator,
+  type Direction,
+  type Encoding,
+  type ModelInfo,
+  type SliceError,
+  type SliceResult,
+  type TranslateRequest,
+  type TranslateResponse,
+} from "../gen/medsynth/v1/translator_pb.js";
+import { serviceDefinition } from "./definition.js";
+import { directionOf, type DirectionName } from "./direction.js";
+import { toTranslatorError } from "./errors.js";
+
+/** Slices in flight per stream unless `window` says otherwise. */
+export const DEFAULT_WINDOW = 16;
+/** Largest message either side accepts: a 4096×4096 float32 slice plus its reference. */
+const MAX_MESSAGE_BYTES = 160 * 1024 * 1024;
+
+export interface TlsOptions {
+  /** PEM root certificates; default: the system's. */
+  ca?: Buffer | string;
+  /** PEM client certificate and key, for mutual TLS. */
+  cert?: Buffer | string;
+  key?: Buffer | string;
+}
+
+export interface ClientOptions {
+  /** TLS: `true` for the system roots, or certificates; default plaintext (loopback, dev). */
+  tls?: boolean | TlsOptions;
+  /** Channel credentials built elsewhere; wins over `tls`. */
+  credentials?: grpc.ChannelCredentials;
+  /** Sent as `authorization: Bearer <token>` on every call. */
+  token?: string;
+  /** Deadline of each unary call and of each whole stream, in ms; default none. */
+  deadlineMs?: number;
+  /** Slices in flight per stream (sent, not yet answered); default 16. */
+  window?: number;
+  /** Extra grpc-js channel options. */
+  channelOptions?: grpc.ChannelOptions;
+}
+
+export interface TranslateOptions {
+  direction: Direction | DirectionName;
+  /** Model name as ListModels gives it; default: the direction's default model. */
+  model?: string;
+  /** Encoding of the synthetic images; default: the input's (RAW comes back as float32 physical values). */
+  outputEncoding?: Encoding;
+  /** Also compute Quality inside the head mask (SliceResult.foregroundQuality). */
+  foregroundMetrics?: boolean;
+  /** Overrides ClientOptions.window for this stream. */
+  window?: number;
+  /** Aborting cancels the stream. */
+  signal?: AbortSignal;
+}
+
+/** One slice as the caller builds it: `{ index: 0n, image: { encoding, data, ... }, reference? }`. */
+export type SliceInit = MessageInitShape<typeof SliceSchema>;
+
+export interface TranslatorClient {
+  /** The grpc target the channel resolves, e.g. "ipv4:127.0.0.1:50051,127.0.0.1:50052". */
+  readonly target: string;
+  /**
+   * Streams `slices` to the service and yields one SliceResult or SliceError
+   * per slice, in order. At most `window` slices are in flight, and the next
+   * slice is read from `slices` only when the stream can take it, so a
+   * slow service slows the reading instead of filling memory.
+   * Throws TranslatorError when the stream fails as a whole.
+   */
+  translate(options: TranslateOptions, slices: AsyncIterable<SliceInit> | Iterable<SliceInit>): AsyncIterable<SliceResult | SliceError>;
+  /** One slice; a bad slice rejects with the TranslatorError its SliceError would carry. */
+  translateSlice(options: TranslateOptions, slice: SliceInit): Promise<SliceResult>;
+  listModels(): Promise<ModelInfo[]>;
+  /** Resolves once a connection is up; rejects after `timeoutMs`. */
+  waitForReady(timeoutMs?: number): Promise<void>;
+  close(): void;
+}
+
+export function isSliceError(value: SliceResult | SliceError): value is SliceError {
+  return value.$typeName === "medsynth.v1.SliceError";
+}
+
+/**
+ * The grpc target for one or several servers. Several `host:port` addresses
+ * (a list, or one string with commas) must be IP literals and become one
+ * `ipv4:`/`ipv6:` target; the channel's round_robin policy then spreads
+ * calls over them. A single target passes through, so a `dns:///name:port`
+ * that resolves to several servers is spread the same way.
+ */
+export function resolveTarget(target: string | readonly string[]): string {
+  const addresses = (typeof target === "string" ? target.split(",") : [...target]).map((a) => a.trim()).filter(Boolean);
+  if (addresses.length === 0) throw new Error("no target given; use host:port");
+  if (addresses.length === 1) return addresses[0];
+  const hosts = addresses.map((address) => {
+    const match = /^\[?([^\]]*)\]?:(\d+)$/.exec(address);
+    if (!match) throw new Error(`"${address}" is not host:port`);
+    return match[1];
+  });
+  if (hosts.every((host) => isIPv4(host))) return `ipv4:${addresses.join(",")}`;
+  if (hosts.every((host) => isIPv6(host))) return `ipv6:${addresses.join(",")}`;
+  throw new Error(
+    `several targets must all be IPv4 or all IPv6 addresses (got ${addresses.join(", ")}); ` +
+      "for host names give one dns:///name:port target that resolves to every server",
+  );
+}
+
+function toPem(value: Buffer | string | undefined): Buffer | null {
+  return value === undefined ? null : Buffer.from(value);
+}
+
+function channelCredentials(options: ClientOptions): grpc.ChannelCredentials {
+  if (options.credentials) return options.credentials;
+  if (!options.tls) return grpc.credentials.createInsecure();
+  const tls = options.tls === true ? {} : options.tls;
+  return grpc.credentials.createSsl(toPem(tls.ca), toPem(tls.key), toPem(tls.cert));
+}
+
+/** Counts slices in flight: `acquire` waits while `size` are out, and rejects once `signal` aborts. */
+function creditGate(size: number) {
+  let inFlight = 0;
+  let wake: (() => void) | undefined;
+  return {
+    async acquire(signal: AbortSignal): Promise<void> {
+      while (inFlight >= size) {
+        signal.throwIfAborted();
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            signal.removeEventListener("abort", done);
+            resolve();
+          };
+          wake = done;
+          signal.addEventListener("abort", done, { once: true });
+        });
+      }
+      signal.throwIfAborted();
+      inFlight++;
+    },
+    release(): void {
+      inFlight--;
+      const resolve = wake;
+      wake = undefined;
+      resolve?.();
+    },
+  };
+}
+
+/**
+ * A client for the medsynth Translator service.
+ *
+ * @example
+ * const client = createClient("127.0.0.1:50051");
+ * const result = await client.translateSlice(
+ *   { direction: "mr2ct" },
+ *   { index: 0n, image: { encoding: Encoding.PNG, data: pngBytes } },
+ * );
+ * // result.image: synthetic CT (PNG, HU = stored × rescaleSlope + rescaleIntercept)
+ * client.close();
+ */
+export function createClient(target: string | readonly string[], options: ClientOptions = {}): TranslatorClient {
+  const resolved = resolveTarget(target);
+  const definition = serviceDefinition(Translator);
+  const channel = new grpc.Client(resolved, channelCredentials(options), {
+    "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
+    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+    "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+    ...options.channelOptions,
+  });
+
+  const metadata = (): grpc.Metadata => {
+    const md = new grpc.Metadata();
+    if (options.token) md.set("authorization", `Bearer ${options.token}`);
+    return md;
+  };
+  const callOptions = (): grpc.CallOptions =>
+    options.deadlineMs === undefined ? {} : { deadline: Date.now() + options.deadlineMs };
+  const streamOptions = (translate: TranslateOptions) =>
+    create(StreamOptionsSchema, {
+      direction: directionOf(translate.direction),
+      model: translate.model ?? "",
+      outputEncoding: translate.outputEncoding,
+      foregroundMetrics: translate.foregroundMetrics ?? false,
+    });
+
+  function unary<I, O>(method: grpc.MethodDefinition<I, O>, request: I): Promise<O> {
+    return new Promise((resolve, reject) => {
+      channel.makeUnaryRequest(
+        method.path,
+        method.requestSerialize,
+        method.responseDeserialize,
+        request,
+        metadata(),
+        callOptions(),
+        (error, response) => (error || !response ? reject(toTranslatorError(error)) : resolve(response)),
+      );
+    });
+  }
+
+  async function* translate(
+    translateOptions: TranslateOptions,
+    slices: AsyncIterable<SliceInit> | Iterable<SliceInit>,
+  ): AsyncGenerator<SliceResult | SliceError> {
+    const method = definition.translate;
+    const call = channel.makeBidiStreamRequest<TranslateRequest, TranslateResponse>(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      metadata(),
+      callOptions(),
+    );
+    const stop = new AbortController();
+    const onAbort = () => call.cancel();
+    if (translateOptions.signal?.aborted) call.cancel();
+    translateOptions.signal?.addEventListener("abort", onAbort, { once: true });
+    const credits = creditGate(translateOptions.window ?? options.window ?? DEFAULT_WINDOW);
+
+    const send = async (request: TranslateRequest): Promise<void> => {
+      // write() returning false means the HTTP/2 stream is full: wait for it to drain.
+      if (!call.write(request)) await once(call, "drain", { signal: stop.signal });
+    };
+    let sourceError: unknown;
+    void (async () => {
+      await send(create(TranslateRequestSchema, { kind: { case: "options", value: streamOptions(translateOptions) } }));
+      for await (const slice of slices) {
+        await credits.acquire(stop.signal);
+        await send(create(TranslateRequestSchema, { kind: { case: "slice", value: create(SliceSchema, slice) } }));
+      }
+      call.end();
+    })().catch((error: unknown) => {
+      if (stop.signal.aborted) return;
+      // The input failed (or the stream did): cancel, so the read loop ends too.
+      sourceError = error;
+      call.cancel();
+    });
+
+    try {
+      for await (const response of call as AsyncIterable<TranslateResponse>) {
+        credits.release();
+        if (response.kind.case === undefined) continue;
+        yield response.kind.value;
+      }
+    } catch (error) {
+      if (sourceError !== undefined) throw sourceError;
+      throw toTranslatorError(error);
+    } finally {
+      stop.abort();
+      translateOptions.signal?.removeEventListener("abort", onAbort);
+      // Not awaiting the writer: it may be parked on a slow source; it stops at its next step.
+      call.cancel();
+    }
+    if (sourceError !== undefined) throw sourceError;
+  }
+
+  return {
+    target: resolved,
+    translate,
+    translateSlice: (translateOptions, slice) =>
+      unary(
+        definition.translateSlice,
+        create(TranslateSliceRequestSchema, { options: streamOptions(translateOptions), slice }),
+      ),
+    listModels: async () => (await unary(definition.listModels, create(ListModelsRequestSchema))).models,
+    waitForReady: (timeoutMs = 10_000) =>
+      new Promise((resolve, reject) =>
+        channel.waitForReady(Date.now() + timeoutMs, (error) =>
+          error ? reject(new Error(`no server ready at ${resolved} within ${timeoutMs} ms (${error.message})`)) : resolve(),
+        ),
+      ),
+    close: () => channel.close(),
+  };
+}

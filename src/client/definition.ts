@@ -1,0 +1,44 @@
+import type { MethodDefinition } from "@grpc/grpc-js";
+import { fromBinary, toBinary, type DescMessage, type DescMethod, type MessageShape } from "@bufbuild/protobuf";
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+
+/** grpc-js method definitions keyed by the generated service's local method names. */
+export type ServiceDefinitionOf<T extends GenServiceMethods> = {
+  [K in keyof T]: MethodDefinition<MessageShape<T[K]["input"]>, MessageShape<T[K]["output"]>>;
+};
+
+const serializer =
+  <D extends DescMessage>(schema: D) =>
+  (message: MessageShape<D>): Buffer => {
+    const bytes = toBinary(schema, message);
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  };
+
+const deserializer =
+  <D extends DescMessage>(schema: D) =>
+  (bytes: Buffer): MessageShape<D> =>
+    fromBinary(schema, bytes);
+
+function methodDefinition(method: DescMethod): MethodDefinition<unknown, unknown> {
+  return {
+    path: `/${method.parent.typeName}/${method.name}`,
+    originalName: method.localName,
+    requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+    responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+    requestSerialize: serializer(method.input) as (value: unknown) => Buffer,
+    requestDeserialize: deserializer(method.input),
+    responseSerialize: serializer(method.output) as (value: unknown) => Buffer,
+    responseDeserialize: deserializer(method.output),
+  };
+}
+
+/**
+ * A grpc-js service definition built from protobuf-es descriptors, so client
+ * and server (de)serialize with `toBinary`/`fromBinary` and never load .proto
+ * files at run time. Usable with `Server.addService` as well as with a client.
+ */
+export function serviceDefinition<T extends GenServiceMethods>(service: GenService<T>): ServiceDefinitionOf<T> {
+  return Object.fromEntries(
+    service.methods.map((method) => [method.localName, methodDefinition(method)]),
+  ) as ServiceDefinitionOf<T>;
+}
