@@ -1,0 +1,86 @@
+# syntax=docker/dockerfile:1
+#
+# medsynth: gRPC MR<->CT synthesis service. NOT FOR CLINICAL USE.
+#
+#   GPU image (default target): docker build -t medsynth:gpu .
+#   CPU image:                  docker build --target cpu -t medsynth:cpu .
+#
+# Both run the same compiled entry points the test suite runs
+# (dist/src/server/main.js, dist/src/server/healthcheck.js). See deploy/README.md.
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
+
+# ---- build: compile TypeScript, then keep production dependencies only ------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+# Dependencies first so this layer is cached across source edits. The .npmrc
+# keeps onnxruntime-node on its bundled CPU binaries here.
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --ignore-scripts
+COPY tsconfig.json buf.yaml buf.gen.yaml ./
+COPY proto/ proto/
+COPY src/ src/
+# `npm rebuild` runs the install scripts skipped above; `prepare` is what a
+# fresh-clone `npm ci` runs (buf generate + tsc).
+RUN npm rebuild \
+ && npm run prepare \
+ && npm prune --omit=dev \
+ && npm cache clean --force
+
+# ---- ort-cuda: onnxruntime-node with its CUDA 12 execution provider ---------
+FROM build AS ort-cuda
+# The environment variable wins over the .npmrc skip; the postinstall fetches
+# libonnxruntime_providers_cuda.so (NuGet Microsoft.ML.OnnxRuntime.Gpu.Linux)
+# matching the installed onnxruntime-node version.
+RUN ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node \
+ && test -f node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so
+
+# ---- cpu: CPU-only runtime ---------------------------------------------------
+FROM ${NODE_IMAGE} AS cpu
+WORKDIR /app
+RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent medsynth
+# Code and models stay root-owned and read-only to the service user.
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules/ node_modules/
+COPY --from=build /app/dist/ dist/
+# Baked-in models; mount a directory over /app/models to replace them.
+COPY models/ models/
+# Config is MEDSYNTH_* env (flags override it). The health-only plaintext
+# port lets probes work when the gRPC port requires TLS or tokens.
+ENV NODE_ENV=production \
+    MEDSYNTH_DEVICE=cpu \
+    MEDSYNTH_MODELS_DIR=/app/models \
+    MEDSYNTH_HOST=0.0.0.0 \
+    MEDSYNTH_PORT=50051 \
+    MEDSYNTH_METRICS_PORT=9464 \
+    MEDSYNTH_HEALTH_PORT=8081
+USER 10001:10001
+EXPOSE 50051 9464
+HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
+  CMD ["node", "dist/src/server/healthcheck.js"]
+ENTRYPOINT ["node", "dist/src/server/main.js"]
+
+# ---- gpu (default): CUDA 12 + cuDNN runtime with Node 20 --------------------
+FROM ${CUDA_IMAGE} AS gpu
+WORKDIR /app
+# Node 20 from the official image (same build as the build stage).
+COPY --from=build /usr/local/bin/node /usr/local/bin/node
+RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent medsynth
+COPY --from=ort-cuda /app/package.json ./
+COPY --from=ort-cuda /app/node_modules/ node_modules/
+COPY --from=ort-cuda /app/dist/ dist/
+COPY models/ models/
+# `auto`: CUDA when a GPU is visible, else CPU (the log says which).
+ENV NODE_ENV=production \
+    MEDSYNTH_DEVICE=auto \
+    MEDSYNTH_MODELS_DIR=/app/models \
+    MEDSYNTH_HOST=0.0.0.0 \
+    MEDSYNTH_PORT=50051 \
+    MEDSYNTH_METRICS_PORT=9464 \
+    MEDSYNTH_HEALTH_PORT=8081
+USER 10001:10001
+EXPOSE 50051 9464
+HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
+  CMD ["node", "dist/src/server/healthcheck.js"]
+ENTRYPOINT ["node", "dist/src/server/main.js"]
