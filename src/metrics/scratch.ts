@@ -1,0 +1,63 @@
+/**
+ * Reusable work buffers. The metrics run for every slice of every stream, so
+ * they borrow these instead of allocating per call. Each thread (the event
+ * loop, every pool worker) has its own module instance and the metrics are
+ * synchronous, so a buffer is never used by two calls at once.
+ */
+type Typed = Float64Array | Float32Array | Int32Array | Uint8Array;
+
+/** Slot-indexed buffers that grow as needed; a call gets exactly `length` elements. */
+function arena<T extends Typed>(make: (length: number) => T): (slot: number, length: number) => T {
+  const buffers: T[] = [];
+  return (slot, length) => {
+    let buffer = buffers[slot];
+    if (buffer === undefined || buffer.length < length) {
+      buffer = make(length);
+      buffers[slot] = buffer;
+    }
+    return buffer.length === length ? buffer : (buffer.subarray(0, length) as T);
+  };
+}
+
+export const scratch = arena((n) => new Float64Array(n));
+export const scratch32 = arena((n) => new Float32Array(n));
+export const scratchU8 = arena((n) => new Uint8Array(n));
+export const scratchI32 = arena((n) => new Int32Array(n));
+
+/**
+ * Float64 slots (kernels and filters). Inputs, intermediates and outputs of
+ * one computation must not share a slot, hence one number per role.
+ */
+export const Slot = {
+  /** Float64 copies of the two images a kernel works on; VIF ping-pongs with NextX/NextY. */
+  X: 0,
+  Y: 1,
+  NextX: 2,
+  NextY: 3,
+  /** Horizontal-pass results, one per moment. */
+  H0: 4,
+  H1: 5,
+  H2: 6,
+  H3: 7,
+  H4: 8,
+  /** Window moments (filter outputs), one per moment. */
+  M0: 9,
+  M1: 10,
+  M2: 11,
+  M3: 12,
+  M4: 13,
+  /** UQI: count of neighbour differences per block. */
+  Changes: 14,
+} as const;
+
+/** Float32 slots (quality.ts): the window-mapped images and their foreground crops. */
+export const Slot32 = {
+  Reference: 0,
+  Synthetic: 1,
+  Reference255: 2,
+  Synthetic255: 3,
+  CropReference: 4,
+  CropSynthetic: 5,
+  CropReference255: 6,
+  CropSynthetic255: 7,
+} as const;
