@@ -1,5 +1,6 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { directionName, directionOf } from "../client/direction.js";
 import { Direction } from "../gen/medsynth/v1/translator_pb.js";
 import type { WindowSpec } from "../imaging/window.js";
 
@@ -22,11 +23,6 @@ export interface ModelSpec {
 export class ManifestError extends Error {
   override name = "ManifestError";
 }
-
-const DIRECTIONS: Record<string, Direction> = { mr2ct: Direction.MR_TO_CT, ct2mr: Direction.CT_TO_MR };
-
-export const directionName = (direction: Direction): string =>
-  Object.keys(DIRECTIONS).find((key) => DIRECTIONS[key] === direction) ?? "unspecified";
 
 /**
  * Reads every `<dir>/<name>/model.json`, validates it and resolves which
@@ -72,7 +68,8 @@ async function parseManifest(text: string, path: string): Promise<ModelSpec> {
   if (m.schema !== 1) fail("schema", `must be 1, found ${JSON.stringify(m.schema)}`);
   const name = string(m.name, "name", fail);
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) fail("name", "may only use letters, digits, '.', '_' and '-'");
-  const direction = DIRECTIONS[string(m.direction, "direction", fail)] ?? fail("direction", 'must be "mr2ct" or "ct2mr"');
+  const direction =
+    m.direction === "mr2ct" || m.direction === "ct2mr" ? directionOf(m.direction) : fail("direction", 'must be "mr2ct" or "ct2mr"');
   const onnxPath = resolve(path, "..", string(m.onnx, "onnx", fail));
   const onnxStat = await stat(onnxPath).catch(() => undefined);
   if (!onnxStat?.isFile()) fail("onnx", `points to ${onnxPath}, which is not a file`);

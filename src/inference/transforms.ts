@@ -1,0 +1,52 @@
+import { mapRange, resolveWindow, type Range } from "../imaging/window.js";
+import { resample } from "../imaging/resample.js";
+import type { Raster } from "../imaging/raster.js";
+import type { ModelSpec } from "./registry.js";
+
+/**
+ * Normalise: physical values → the model's input window → [-1, 1], resized to
+ * the model's input and replicated over its channels. Returns C×H×W.
+ */
+export function toModelInput(raster: Raster, spec: ModelSpec): Float32Array {
+  const { width, height, channels } = spec.input;
+  const range = resolveWindow(spec.intensity.input, raster.data);
+  const plane = width * height;
+  const out = new Float32Array(channels * plane);
+  mapRange(resample(raster, width, height).data, range, -1, 1, out, 0);
+  for (let c = 1; c < channels; c++) out.copyWithin(c * plane, 0, plane);
+  return out;
+}
+
+/**
+ * The physical range the model's [-1, 1] output stands for. CT: the fixed HU
+ * window. MR (relative units): the reference's percentile window when there is
+ * a reference, else the manifest's nominal range.
+ */
+export function outputRange(spec: ModelSpec, reference: Raster | undefined): Range {
+  const window = spec.intensity.output;
+  if (window.window === "fixed") return { low: window.low, high: window.high };
+  if (reference) return resolveWindow(window, reference.data);
+  const [low, high] = window.nominal ?? [0, 1];
+  return { low, high };
+}
+
+/**
+ * Denormalise: one item's C×H×W output → channel mean → physical range →
+ * resized back to the source size.
+ */
+export function fromModelOutput(
+  output: Float32Array,
+  channels: number,
+  spec: ModelSpec,
+  range: Range,
+  size: { width: number; height: number },
+): Raster {
+  const { width, height } = spec.input;
+  const plane = width * height;
+  const mean = new Float32Array(plane);
+  for (let c = 0; c < channels; c++) {
+    for (let i = 0, o = c * plane; i < plane; i++, o++) mean[i] += output[o];
+  }
+  const physical = mapRange(mean, { low: -channels, high: channels }, range.low, range.high);
+  return resample({ width, height, data: physical }, size.width, size.height);
+}

@@ -1,0 +1,119 @@
+import { parseArgs } from "node:util";
+import type { ExecutionDevice } from "../inference/ort-protocol.js";
+import type { LogLevel } from "./log.js";
+
+/** Service options. Every one is a flag (--max-batch) and an env variable (MEDSYNTH_MAX_BATCH). */
+export interface ServerConfig {
+  /** Address to listen on (default 0.0.0.0). */
+  host: string;
+  /** gRPC port (default 50051; 0 picks a free one). */
+  port: number;
+  /** Prometheus /metrics port (default 9464; 0 turns it off). */
+  metricsPort: number;
+  /** Folder of <model>/model.json (default models). */
+  modelsDir: string;
+  /** cpu (default), cuda (fail if unavailable) or auto (CUDA, else CPU). */
+  device: ExecutionDevice;
+  /** CUDA device id (default 0). */
+  deviceId: number;
+  /** Inference worker threads (default 2). */
+  workers: number;
+  /** Largest inference batch (default 8). */
+  maxBatch: number;
+  /** Longest the oldest queued slice waits for a fuller batch, ms (default 5). */
+  maxDelayMs: number;
+  /** Slices queued per model before RESOURCE_EXHAUSTED (default 256). */
+  maxQueue: number;
+  /** Slices one stream may have in flight before the server stops reading it (default 16). */
+  window: number;
+  /** Largest accepted width or height (default 4096). */
+  maxDimension: number;
+  /** Metrics worker threads (default 1). */
+  metricsWorkers: number;
+  /** On SIGTERM, how long open streams may take to finish before they are ended, ms (default 30000). */
+  drainTimeoutMs: number;
+  logLevel: LogLevel;
+}
+
+export const DEFAULT_CONFIG: ServerConfig = {
+  host: "0.0.0.0",
+  port: 50051,
+  metricsPort: 9464,
+  modelsDir: "models",
+  device: "cpu",
+  deviceId: 0,
+  workers: 2,
+  maxBatch: 8,
+  maxDelayMs: 5,
+  maxQueue: 256,
+  window: 16,
+  maxDimension: 4096,
+  metricsWorkers: 1,
+  drainTimeoutMs: 30_000,
+  logLevel: "info",
+};
+
+/** Thrown for a bad flag or env value; the message names it and says what is allowed. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Key = keyof ServerConfig;
+const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const envName = (key: string) => `MEDSYNTH_${kebab(key).replace(/-/g, "_").toUpperCase()}`;
+
+const CHOICES: Partial<Record<Key, readonly string[]>> = {
+  device: ["cpu", "cuda", "auto"],
+  logLevel: ["debug", "info", "warn", "error"],
+};
+
+/** Usage text for --help: every option, its env variable and its default. */
+export function usage(): string {
+  const lines = (Object.keys(DEFAULT_CONFIG) as Key[]).map(
+    (key) => `  --${kebab(key).padEnd(18)} ${envName(key).padEnd(28)} default ${DEFAULT_CONFIG[key]}`,
+  );
+  return ["Options (flag, environment variable, default):", ...lines].join("\n");
+}
+
+/**
+ * Flags win over MEDSYNTH_* environment variables, which win over defaults.
+ * Unknown flags are an error, so a typo does not silently run with a default.
+ */
+export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const keys = Object.keys(DEFAULT_CONFIG) as Key[];
+  let values: Record<string, string | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: Object.fromEntries(keys.map((key) => [kebab(key), { type: "string" as const }])),
+      strict: true,
+      allowPositionals: false,
+    }) as { values: Record<string, string | undefined> });
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message}\n${usage()}`);
+  }
+  const config = { ...DEFAULT_CONFIG } as Record<Key, unknown>;
+  for (const key of keys) {
+    const flag = values[kebab(key)];
+    const raw = flag ?? env[envName(key)];
+    if (raw === undefined) continue;
+    const source = flag !== undefined ? `--${kebab(key)}` : envName(key);
+    config[key] = parseValue(key, raw, source);
+  }
+  return config as unknown as ServerConfig;
+}
+
+function parseValue(key: Key, raw: string, source: string): unknown {
+  const fallback = DEFAULT_CONFIG[key];
+  if (typeof fallback === "number") {
+    const value = Number(raw);
+    const min = key === "port" || key === "metricsPort" || key === "maxDelayMs" || key === "deviceId" ? 0 : 1;
+    if (!Number.isInteger(value) || value < min || (key.endsWith("ort") && value > 65535)) {
+      throw new ConfigError(`${source}=${raw}: expected an integer >= ${min}${key.endsWith("ort") ? " and <= 65535" : ""}`);
+    }
+    return value;
+  }
+  const choices = CHOICES[key];
+  if (choices && !choices.includes(raw)) throw new ConfigError(`${source}=${raw}: expected one of ${choices.join(", ")}`);
+  return raw;
+}

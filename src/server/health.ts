@@ -1,0 +1,53 @@
+import { create } from "@bufbuild/protobuf";
+import { status, type ServerWritableStream, type UntypedServiceImplementation, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
+import {
+  HealthCheckResponse_ServingStatus as ServingStatus,
+  HealthCheckResponseSchema,
+  type HealthCheckRequest,
+  type HealthCheckResponse,
+} from "../gen/grpc/health/v1/health_pb.js";
+
+export { ServingStatus };
+
+/**
+ * grpc.health.v1 for the whole server ("") and each named service. Watchers
+ * get the current status at once and every change after.
+ */
+export class HealthService {
+  private readonly statuses = new Map<string, ServingStatus>();
+  private readonly watchers = new Map<string, Set<ServerWritableStream<HealthCheckRequest, HealthCheckResponse>>>();
+
+  constructor(services: readonly string[], initial: ServingStatus = ServingStatus.NOT_SERVING) {
+    for (const name of ["", ...services]) this.statuses.set(name, initial);
+  }
+
+  /** Sets every service's status. */
+  setAll(next: ServingStatus): void {
+    for (const name of this.statuses.keys()) {
+      this.statuses.set(name, next);
+      for (const call of this.watchers.get(name) ?? []) call.write(create(HealthCheckResponseSchema, { status: next }));
+    }
+  }
+
+  /** Ends open Watch calls, so a graceful shutdown is not held up by them. */
+  endWatches(): void {
+    for (const set of this.watchers.values()) for (const call of set) call.end();
+    this.watchers.clear();
+  }
+
+  readonly implementation: UntypedServiceImplementation = {
+    check: (call: ServerUnaryCall<HealthCheckRequest, HealthCheckResponse>, callback: sendUnaryData<HealthCheckResponse>) => {
+      const current = this.statuses.get(call.request.service);
+      if (current === undefined) callback({ code: status.NOT_FOUND, details: `unknown service "${call.request.service}"` });
+      else callback(null, create(HealthCheckResponseSchema, { status: current }));
+    },
+    watch: (call: ServerWritableStream<HealthCheckRequest, HealthCheckResponse>) => {
+      const name = call.request.service;
+      call.write(create(HealthCheckResponseSchema, { status: this.statuses.get(name) ?? ServingStatus.SERVICE_UNKNOWN }));
+      const set = this.watchers.get(name) ?? new Set();
+      set.add(call);
+      this.watchers.set(name, set);
+      call.on("cancelled", () => set.delete(call));
+    },
+  };
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+/**
+ * `npm start -- [flags]`: the service on the models in --models-dir (default:
+ * the embedded phantom models). SIGTERM/SIGINT drain, then exit 0.
+ */
+import { ConfigError, parseServerConfig, usage } from "./config.js";
+import { createLogger } from "./log.js";
+import { startServer } from "./server.js";
+
+/** Starts the service from command-line flags and environment; shared with `medsynth serve`. */
+export async function serve(argv: readonly string[]): Promise<void> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(`medsynth server — MR↔CT slice synthesis over gRPC (not for clinical use)\n\n${usage()}\n`);
+    return;
+  }
+  let config;
+  try {
+    config = parseServerConfig(argv, process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const log = createLogger(config.logLevel);
+  let server;
+  try {
+    server = await startServer(config, { log });
+  } catch (error) {
+    log.error("failed to start", { error: (error as Error).message });
+    process.exitCode = 1;
+    return;
+  }
+  const stop = (signal: string) => {
+    log.info("signal received", { signal });
+    server.drain().then(
+      () => process.exit(0),
+      (error: Error) => {
+        log.error("drain failed", { error: error.message });
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await serve(process.argv.slice(2));

@@ -1,0 +1,170 @@
+import { create } from "@bufbuild/protobuf";
+import { status } from "@grpc/grpc-js";
+import { defer, finalize, from, map, switchMap, type Observable } from "rxjs";
+import { context, trace, type Span, type Tracer } from "@opentelemetry/api";
+import { QueueFullError, type MicroBatcher } from "../batcher/micro-batcher.js";
+import { SliceFault, invalidArgument } from "../errors.js";
+import {
+  Encoding,
+  QualitySchema,
+  SliceErrorSchema,
+  SliceResultSchema,
+  TimingSchema,
+  type Slice,
+  type SliceError,
+  type SliceResult,
+} from "../gen/medsynth/v1/translator_pb.js";
+import { decodeImage, encodeImage, type DecodedImage } from "../imaging/codec.js";
+import type { Raster } from "../imaging/raster.js";
+import type { WindowSpec } from "../imaging/window.js";
+import type { ModelSpec } from "../inference/registry.js";
+import type { ModelOutput } from "../inference/runner.js";
+import { fromModelOutput, outputRange, toModelInput } from "../inference/transforms.js";
+
+export interface QualityValues {
+  psnr: number;
+  ssim: number;
+  uqi: number;
+  vif: number;
+  mae: number;
+}
+
+/** Computes Quality off the event loop; may take ownership of the rasters' buffers. */
+export type QualityFn = (
+  synthetic: Raster,
+  reference: Raster,
+  target: WindowSpec,
+  foreground: boolean,
+) => Promise<{ quality: QualityValues; foreground?: QualityValues }>;
+
+/** What one stream (or one TranslateSlice call) translates with. */
+export interface StreamContext {
+  model: ModelSpec;
+  batcher: MicroBatcher<Float32Array, ModelOutput>;
+  /** UNSPECIFIED answers in the input's encoding. */
+  outputEncoding: Encoding;
+  foreground: boolean;
+}
+
+export interface PipelineDeps {
+  maxDimension: number;
+  quality: QualityFn;
+  tracer: Tracer;
+  onQueueWait(model: string, ms: number): void;
+  onMetricsTime(ms: number): void;
+}
+
+interface Prepared {
+  image: DecodedImage;
+  reference: DecodedImage | undefined;
+  input: Float32Array;
+  submittedAt: number;
+}
+
+/**
+ * One slice, one way: decode → validate → normalise → queue → batch →
+ * inference → denormalise → resize back → encode → metrics. Cold: nothing
+ * happens until subscribed, and unsubscribing (a cancelled stream) takes the
+ * slice out of the queue if it has not reached a batch yet.
+ */
+export function translateSlice(deps: PipelineDeps, ctx: StreamContext, slice: Slice): Observable<SliceResult> {
+  const arrivedAt = performance.now();
+  return defer(() => {
+    const span = deps.tracer.startSpan("medsynth.slice", {
+      attributes: { "medsynth.model": ctx.model.name, "medsynth.index": Number(slice.index) },
+    });
+    return from(prepare(deps, ctx, slice)).pipe(
+      switchMap((prepared) => ctx.batcher.submit(prepared.input).pipe(map((batched) => ({ prepared, batched })))),
+      switchMap(({ prepared, batched }) => {
+        const dispatchedAt = prepared.submittedAt + batched.queuedMs;
+        childSpan(deps.tracer, span, "queue", arrivedAt, dispatchedAt);
+        childSpan(deps.tracer, span, "inference", dispatchedAt, dispatchedAt + batched.value.inferenceMs);
+        deps.onQueueWait(ctx.model.name, dispatchedAt - arrivedAt);
+        return from(
+          finish(deps, ctx, slice, prepared, batched.value, span, {
+            queueMs: dispatchedAt - arrivedAt,
+            inferenceMs: batched.value.inferenceMs,
+            batchSize: batched.batchSize,
+            arrivedAt,
+          }),
+        );
+      }),
+      finalize(() => span.end()),
+    );
+  });
+}
+
+async function prepare(deps: PipelineDeps, ctx: StreamContext, slice: Slice): Promise<Prepared> {
+  const options = { maxDimension: deps.maxDimension, frame: slice.frame };
+  const image = await decodeImage(slice.image, "slice.image", options);
+  const reference = slice.reference ? await decodeImage(slice.reference, "slice.reference", options) : undefined;
+  if (reference) {
+    const a = image.raster;
+    const b = reference.raster;
+    if (a.width !== b.width || a.height !== b.height) {
+      throw invalidArgument("slice.reference", `is ${b.width}×${b.height} but slice.image is ${a.width}×${a.height}; they must match`);
+    }
+  }
+  return { image, reference, input: toModelInput(image.raster, ctx.model), submittedAt: performance.now() };
+}
+
+async function finish(
+  deps: PipelineDeps,
+  ctx: StreamContext,
+  slice: Slice,
+  prepared: Prepared,
+  output: ModelOutput,
+  span: Span,
+  timing: { queueMs: number; inferenceMs: number; batchSize: number; arrivedAt: number },
+): Promise<SliceResult> {
+  const source = prepared.image.raster;
+  const reference = prepared.reference?.raster;
+  const range = outputRange(ctx.model, reference);
+  const synthetic = fromModelOutput(output.output, output.channels, ctx.model, range, source);
+  const encoding = ctx.outputEncoding === Encoding.UNSPECIFIED ? prepared.image.encoding : ctx.outputEncoding;
+  // Encode before the metrics: the metrics pool takes the synthetic buffer by transfer.
+  const image = await encodeImage(synthetic, encoding);
+  let metricsMs = 0;
+  let quality;
+  let foregroundQuality;
+  if (reference) {
+    const started = performance.now();
+    const report = await deps.quality(synthetic, reference, ctx.model.intensity.output, ctx.foreground);
+    metricsMs = performance.now() - started;
+    childSpan(deps.tracer, span, "metrics", started, started + metricsMs);
+    deps.onMetricsTime(metricsMs);
+    quality = create(QualitySchema, report.quality);
+    if (report.foreground) foregroundQuality = create(QualitySchema, report.foreground);
+  }
+  return create(SliceResultSchema, {
+    index: slice.index,
+    image,
+    quality,
+    foregroundQuality,
+    model: ctx.model.name,
+    timing: create(TimingSchema, {
+      queueMs: timing.queueMs,
+      inferenceMs: timing.inferenceMs,
+      batchSize: timing.batchSize,
+      totalMs: performance.now() - timing.arrivedAt,
+      metricsMs,
+    }),
+  });
+}
+
+/** A finished child span for a stage measured with performance.now() times. */
+function childSpan(tracer: Tracer, parent: Span, name: string, start: number, end: number): void {
+  if (!parent.isRecording()) return;
+  const origin = performance.timeOrigin;
+  const parentContext = trace.setSpan(context.active(), parent);
+  tracer.startSpan(`medsynth.${name}`, { startTime: origin + start }, parentContext).end(origin + end);
+}
+
+/** The SliceError a failure becomes; internal details stay in the server log. */
+export function sliceErrorOf(index: bigint, error: unknown): SliceError {
+  if (error instanceof SliceFault) return create(SliceErrorSchema, { index, code: error.code, message: error.message });
+  if (error instanceof QueueFullError) {
+    return create(SliceErrorSchema, { index, code: status.RESOURCE_EXHAUSTED, message: error.message });
+  }
+  return create(SliceErrorSchema, { index, code: status.INTERNAL, message: `internal error: ${(error as Error).message}` });
+}

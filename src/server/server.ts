@@ -1,0 +1,148 @@
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { MicroBatcher } from "../batcher/micro-batcher.js";
+import { WorkerSlots } from "../batcher/worker-slots.js";
+import { serviceDefinition } from "../client/definition.js";
+import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health_pb.js";
+import { file_medsynth_v1_translator, Translator } from "../gen/medsynth/v1/translator_pb.js";
+import { OrtWorkerPool } from "../inference/ort-pool.js";
+import { loadModelSpecs } from "../inference/registry.js";
+import { inferenceRunner, type ModelOutput } from "../inference/runner.js";
+import { startTelemetry } from "../telemetry/telemetry.js";
+import { DEFAULT_CONFIG, type ServerConfig } from "./config.js";
+import { HealthService, ServingStatus } from "./health.js";
+import { createLogger, type Logger } from "./log.js";
+import type { QualityFn } from "./pipeline.js";
+import { addReflection } from "./reflection.js";
+import { TranslatorService } from "./translator.js";
+
+export interface RunningServer {
+  /** The bound gRPC port (useful with port 0). */
+  readonly port: number;
+  /** "host:port" to dial. */
+  readonly address: string;
+  /** The /metrics port, if the endpoint is on. */
+  readonly metricsPort: number | undefined;
+  /** "cpu" or "cuda:<id>". */
+  readonly executionProvider: string;
+  /** Streams open now. */
+  readonly openStreams: number;
+  /**
+   * Graceful stop: health NOT_SERVING, new calls refused with UNAVAILABLE,
+   * open streams finish (up to drainTimeoutMs, then ended with UNAVAILABLE),
+   * then everything is released.
+   */
+  drain(): Promise<void>;
+  /** Immediate stop: open calls are cancelled. */
+  close(): Promise<void>;
+}
+
+export interface ServerHooks {
+  log?: Logger;
+  /** Quality computation (the metrics worker pool). */
+  quality?: QualityFn;
+}
+
+/** Loads the models, warms up the workers, then binds and reports SERVING. */
+export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: ServerHooks = {}): Promise<RunningServer> {
+  const config: ServerConfig = { ...DEFAULT_CONFIG, ...overrides };
+  const log = hooks.log ?? createLogger(config.logLevel);
+  const models = await loadModelSpecs(config.modelsDir);
+  const pool = await OrtWorkerPool.start(models, { workers: config.workers, device: config.device, deviceId: config.deviceId });
+  if (pool.fallbackReason) log.warn("CUDA unavailable, running on CPU", { reason: pool.fallbackReason });
+  log.info("inference ready", {
+    executionProvider: pool.executionProvider,
+    workers: pool.size,
+    models: models.map((m) => ({ name: m.name, direction: m.direction, default: m.isDefault })),
+  });
+  const telemetry = await startTelemetry({
+    metricsPort: config.metricsPort === 0 ? undefined : config.metricsPort,
+    host: config.host,
+  });
+
+  const slots = new WorkerSlots(pool.size);
+  const batchers = new Map<string, MicroBatcher<Float32Array, ModelOutput>>();
+  for (const model of models) {
+    const run = inferenceRunner(pool, model);
+    const measured = async (items: readonly Float32Array[]) => {
+      const outputs = await run(items);
+      telemetry.batch(model.name, items.length, outputs[0]?.inferenceMs ?? 0);
+      return outputs;
+    };
+    batchers.set(model.name, new MicroBatcher(measured, slots, config));
+  }
+  telemetry.observeQueueDepth(() => [...batchers].map(([name, batcher]) => [name, batcher.depth]));
+
+  const quality: QualityFn =
+    hooks.quality ??
+    (() => Promise.reject(new Error("quality metrics are not available in this build")));
+  const translator = new TranslatorService({
+    models,
+    batchers,
+    window: config.window,
+    executionProvider: pool.executionProvider,
+    telemetry,
+    log,
+    pipeline: {
+      maxDimension: config.maxDimension,
+      quality,
+      tracer: telemetry.tracer,
+      onQueueWait: telemetry.queueWait,
+      onMetricsTime: telemetry.metricsTime,
+    },
+  });
+  const health = new HealthService([Translator.typeName]);
+
+  // One 4096² float32 slice plus its reference, with room for the envelope.
+  const maxMessage = 2 * config.maxDimension * config.maxDimension * 4 + (1 << 20);
+  const server = new Server({ "grpc.max_receive_message_length": maxMessage, "grpc.max_send_message_length": maxMessage });
+  server.addService(serviceDefinition(Translator), translator.implementation);
+  server.addService(serviceDefinition(Health), health.implementation);
+  addReflection(server, [file_medsynth_v1_translator, file_grpc_health_v1_health]);
+
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${config.host}:${config.port}`, ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    ),
+  );
+  health.setAll(ServingStatus.SERVING);
+  log.info("listening", { port, metricsPort: telemetry.metricsPort });
+
+  const release = async () => {
+    await pool.close();
+    await telemetry.shutdown();
+  };
+  let stopping: Promise<void> | undefined;
+  return {
+    port,
+    address: `${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`,
+    metricsPort: telemetry.metricsPort,
+    executionProvider: pool.executionProvider,
+    get openStreams() {
+      return translator.openStreams;
+    },
+    drain: () =>
+      (stopping ??= (async () => {
+        log.info("draining", { openStreams: translator.openStreams });
+        health.setAll(ServingStatus.NOT_SERVING);
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<void>((resolve) => {
+          timer = setTimeout(() => {
+            log.warn("drain timeout, ending open streams", { openStreams: translator.openStreams });
+            translator.abortAll(`server is shutting down; the drain timeout of ${config.drainTimeoutMs} ms passed`);
+            resolve();
+          }, config.drainTimeoutMs);
+        });
+        await Promise.race([translator.drain(), timedOut]);
+        clearTimeout(timer);
+        health.endWatches();
+        await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+        await release();
+        log.info("drained");
+      })()),
+    close: () =>
+      (stopping ??= (async () => {
+        server.forceShutdown();
+        await release();
+      })()),
+  };
+}

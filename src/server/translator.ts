@@ -1,0 +1,271 @@
+import { create } from "@bufbuild/protobuf";
+import {
+  status,
+  type sendUnaryData,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+import { Subscription } from "rxjs";
+import type { MicroBatcher } from "../batcher/micro-batcher.js";
+import { SliceFault } from "../errors.js";
+import { directionName } from "../client/direction.js";
+import {
+  Direction,
+  Encoding,
+  ListModelsResponseSchema,
+  ModelInfoSchema,
+  TranslateResponseSchema,
+  type ListModelsRequest,
+  type ListModelsResponse,
+  type SliceResult,
+  type StreamOptions,
+  type TranslateRequest,
+  type TranslateResponse,
+  type TranslateSliceRequest,
+} from "../gen/medsynth/v1/translator_pb.js";
+import type { ModelSpec } from "../inference/registry.js";
+import type { ModelOutput } from "../inference/runner.js";
+import type { Telemetry } from "../telemetry/telemetry.js";
+import type { Logger } from "./log.js";
+import { sliceErrorOf, translateSlice, type PipelineDeps, type StreamContext } from "./pipeline.js";
+
+export interface TranslatorDeps {
+  models: readonly ModelSpec[];
+  batchers: ReadonlyMap<string, MicroBatcher<Float32Array, ModelOutput>>;
+  pipeline: PipelineDeps;
+  /** Slices one stream may have in flight before the server stops reading it. */
+  window: number;
+  executionProvider: string;
+  telemetry: Telemetry;
+  log: Logger;
+}
+
+interface CallStatus {
+  code: status;
+  details: string;
+}
+
+/** The stream's model and options, or the status that ends the stream. */
+function resolveStream(deps: TranslatorDeps, options: StreamOptions | undefined): StreamContext | CallStatus {
+  if (!options) return { code: status.INVALID_ARGUMENT, details: "options: missing; the first message must carry StreamOptions" };
+  if (options.direction !== Direction.MR_TO_CT && options.direction !== Direction.CT_TO_MR) {
+    return { code: status.INVALID_ARGUMENT, details: "options.direction: set DIRECTION_MR_TO_CT or DIRECTION_CT_TO_MR" };
+  }
+  if (!Object.values(Encoding).includes(options.outputEncoding)) {
+    return { code: status.INVALID_ARGUMENT, details: `options.output_encoding: unknown encoding ${options.outputEncoding}` };
+  }
+  const model = options.model
+    ? deps.models.find((m) => m.name === options.model)
+    : deps.models.find((m) => m.direction === options.direction && m.isDefault);
+  if (!model) {
+    const details = options.model
+      ? `options.model: no model named "${options.model}"; ListModels shows the loaded ones`
+      : `options.direction: no model for ${directionName(options.direction)} is loaded`;
+    return { code: status.NOT_FOUND, details };
+  }
+  if (model.direction !== options.direction) {
+    return {
+      code: status.INVALID_ARGUMENT,
+      details: `options.model: "${model.name}" translates ${directionName(model.direction)}, not ${directionName(options.direction)}`,
+    };
+  }
+  return {
+    model,
+    batcher: deps.batchers.get(model.name)!,
+    outputEncoding: options.outputEncoding,
+    foreground: options.foregroundMetrics,
+  };
+}
+
+const isStatus = (value: StreamContext | CallStatus): value is CallStatus => "code" in value;
+
+/**
+ * One Translate stream. Answers leave in the order slices arrived, each as
+ * soon as it and every earlier one is done; at most `window` slices are in
+ * flight (received, not yet written out), beyond which the stream is paused
+ * so HTTP/2 flow control pushes back on the sender.
+ */
+class StreamSession {
+  private context: StreamContext | undefined;
+  private readonly order: { response?: TranslateResponse }[] = [];
+  private readonly work = new Subscription();
+  private inFlight = 0;
+  private halfClosed = false;
+  private closed = false;
+
+  constructor(
+    private readonly deps: TranslatorDeps,
+    private readonly call: ServerDuplexStream<TranslateRequest, TranslateResponse>,
+    private readonly onClose: () => void,
+  ) {
+    call.on("data", (request: TranslateRequest) => this.receive(request));
+    call.on("end", () => {
+      this.halfClosed = true;
+      this.maybeEnd();
+    });
+    call.on("cancelled", () => this.close());
+    call.on("error", () => this.close());
+  }
+
+  /** Ends the stream with a status; slices still in flight are dropped from the queue. */
+  fail(code: status, details: string): void {
+    if (this.closed) return;
+    this.close();
+    this.call.emit("error", { code, details });
+  }
+
+  private receive(request: TranslateRequest): void {
+    if (this.closed) return;
+    if (!this.context) {
+      const resolved = resolveStream(this.deps, request.kind.case === "options" ? request.kind.value : undefined);
+      if (isStatus(resolved)) return this.fail(resolved.code, resolved.details);
+      this.context = resolved;
+      return;
+    }
+    if (request.kind.case !== "slice") {
+      return this.fail(status.INVALID_ARGUMENT, "options: send StreamOptions once, as the first message; every later message must be a Slice");
+    }
+    const slice = request.kind.value;
+    const entry: { response?: TranslateResponse } = {};
+    this.order.push(entry);
+    if (++this.inFlight >= this.deps.window) this.call.pause();
+    const directionLabel = directionName(this.context.model.direction);
+    const model = this.context.model.name;
+    this.work.add(
+      translateSlice(this.deps.pipeline, this.context, slice).subscribe({
+        next: (result: SliceResult) => {
+          entry.response = create(TranslateResponseSchema, { kind: { case: "result", value: result } });
+          this.deps.telemetry.slice(directionLabel, model, "OK");
+          this.flush();
+        },
+        error: (error: unknown) => {
+          const sliceError = sliceErrorOf(slice.index, error);
+          if (!(error instanceof SliceFault) && sliceError.code === status.INTERNAL) {
+            this.deps.log.error("slice failed", { model, index: Number(slice.index), error: (error as Error).message });
+          }
+          entry.response = create(TranslateResponseSchema, { kind: { case: "error", value: sliceError } });
+          this.deps.telemetry.slice(directionLabel, model, status[sliceError.code]);
+          this.flush();
+        },
+      }),
+    );
+  }
+
+  private flush(): void {
+    while (!this.closed && this.order[0]?.response) {
+      const response = this.order.shift()!.response!;
+      this.call.write(response, () => {
+        this.inFlight--;
+        if (this.inFlight < this.deps.window) this.call.resume();
+        this.maybeEnd();
+      });
+    }
+  }
+
+  private maybeEnd(): void {
+    if (this.closed || !this.halfClosed || this.inFlight > 0) return;
+    if (!this.context) return this.fail(status.INVALID_ARGUMENT, "options: the stream ended before StreamOptions arrived");
+    this.close();
+    this.call.end();
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.work.unsubscribe();
+    this.onClose();
+  }
+}
+
+/** The Translator service, plus the bookkeeping a graceful drain needs. */
+export class TranslatorService {
+  private readonly sessions = new Set<StreamSession>();
+  private draining = false;
+  private idle: (() => void) | undefined;
+
+  constructor(private readonly deps: TranslatorDeps) {}
+
+  get openStreams(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * Refuses new calls from now on; resolves when every open stream has ended
+   * (its client half-closed and every slice was answered).
+   */
+  drain(): Promise<void> {
+    this.draining = true;
+    if (this.sessions.size === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.idle = resolve));
+  }
+
+  /** Ends every open stream with UNAVAILABLE (the drain took too long). */
+  abortAll(details: string): void {
+    for (const session of [...this.sessions]) session.fail(status.UNAVAILABLE, details);
+  }
+
+  private refusal(): CallStatus | undefined {
+    if (this.draining) return { code: status.UNAVAILABLE, details: "server is draining; connect to another instance" };
+    return undefined;
+  }
+
+  readonly implementation: UntypedServiceImplementation = {
+    translate: (call: ServerDuplexStream<TranslateRequest, TranslateResponse>) => {
+      const refused = this.refusal();
+      if (refused) return void call.emit("error", refused);
+      this.deps.telemetry.streamOpened();
+      const session = new StreamSession(this.deps, call, () => {
+        this.sessions.delete(session);
+        this.deps.telemetry.streamClosed();
+        if (this.draining && this.sessions.size === 0) this.idle?.();
+      });
+      this.sessions.add(session);
+    },
+
+    translateSlice: (call: ServerUnaryCall<TranslateSliceRequest, SliceResult>, callback: sendUnaryData<SliceResult>) => {
+      const refused = this.refusal();
+      if (refused) return callback(refused);
+      const context = resolveStream(this.deps, call.request.options);
+      if (isStatus(context)) return callback(context);
+      const slice = call.request.slice;
+      if (!slice) return callback({ code: status.INVALID_ARGUMENT, details: "slice: missing" });
+      const directionLabel = directionName(context.model.direction);
+      const subscription = translateSlice(this.deps.pipeline, context, slice).subscribe({
+        next: (result) => {
+          this.deps.telemetry.slice(directionLabel, context.model.name, "OK");
+          callback(null, result);
+        },
+        error: (error: unknown) => {
+          const { code, message } = sliceErrorOf(slice.index, error);
+          this.deps.telemetry.slice(directionLabel, context.model.name, status[code]);
+          callback({ code, details: message });
+        },
+      });
+      call.on("cancelled", () => subscription.unsubscribe());
+    },
+
+    listModels: (_call: ServerUnaryCall<ListModelsRequest, ListModelsResponse>, callback: sendUnaryData<ListModelsResponse>) => {
+      callback(
+        null,
+        create(ListModelsResponseSchema, {
+          models: this.deps.models.map((m) =>
+            create(ModelInfoSchema, {
+              name: m.name,
+              direction: m.direction,
+              inputWidth: m.input.width,
+              inputHeight: m.input.height,
+              channels: m.input.channels,
+              version: m.version,
+              executionProvider: this.deps.executionProvider,
+              // Listed only once every worker has loaded and warmed it up.
+              ready: true,
+              isDefault: m.isDefault,
+              description: m.description,
+            }),
+          ),
+        }),
+      );
+    },
+  };
+}
