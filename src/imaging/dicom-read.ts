@@ -1,0 +1,335 @@
+import { inflateRawSync } from "node:zlib";
+import dcmjs, { type NaturalDataset } from "dcmjs";
+import { invalidArgument, unimplemented } from "../errors.js";
+import { decompressPart10, isNative, TransferSyntax } from "./dicom-codecs.js";
+import type { Raster } from "./raster.js";
+
+const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
+// dcmjs warnings can quote attribute values (patient data); every failure
+// that matters is thrown and reported per slice instead.
+dcmjs.log.setLevel("silent");
+
+/**
+ * What a derived instance needs from the instance it was made from. Holds
+ * patient identifiers: never log it.
+ */
+export interface DicomSource {
+  readonly sopClassUid: string;
+  readonly sopInstanceUid: string;
+  /** "CT", "MR", "OT", ... ("" when absent). */
+  readonly modality: string;
+  /** The frame used (0-based), for a multi-frame instance. */
+  readonly frame?: number;
+  readonly rows: number;
+  readonly columns: number;
+  readonly seriesNumber?: number;
+  readonly instanceNumber?: number;
+  /**
+   * Patient, study, frame-of-reference and image-plane attributes (dcmjs
+   * natural form, geometry resolved for the frame) to carry over as they are.
+   */
+  readonly carried: Readonly<NaturalDataset>;
+}
+
+export interface DicomDecodeOptions {
+  /** Frame of a multi-frame instance (0-based); required for those, ignored otherwise. */
+  frame?: number;
+  /** Field that names the frame in errors (default "slice.frame"). */
+  frameField?: string;
+  /** Largest accepted Rows or Columns (default 4096). */
+  maxDimension?: number;
+}
+
+/** Attributes a derived instance carries over unchanged (PS3.3 Patient, General Study, Frame of Reference, Image Plane). */
+export const CARRIED_ATTRIBUTES = [
+  "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientSize",
+  "PatientWeight", "PatientIdentityRemoved", "DeidentificationMethod",
+  "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber", "StudyDescription",
+  "FrameOfReferenceUID", "PositionReferenceIndicator", "PatientPosition", "BodyPartExamined", "Laterality",
+] as const;
+
+/** Image-plane attributes, looked up in a multi-frame instance's functional groups too. */
+const GEOMETRY: ReadonlyArray<readonly [keyword: string, macro: string]> = [
+  ["ImagePositionPatient", "PlanePositionSequence"],
+  ["ImageOrientationPatient", "PlaneOrientationSequence"],
+  ["PixelSpacing", "PixelMeasuresSequence"],
+  ["SliceThickness", "PixelMeasuresSequence"],
+];
+
+/** Single-plane greyscale image storage classes the models can take: CT, MR and secondary capture. */
+const IMAGE_SOP_CLASSES = new Set([
+  ...["CTImage", "EnhancedCTImage", "LegacyConvertedEnhancedCTImage", "MRImage", "EnhancedMRImage",
+    "LegacyConvertedEnhancedMRImage", "SecondaryCaptureImage"].map((name) => DicomMetaDictionary.sopClassUIDsByName[name]),
+  "1.2.840.10008.5.1.4.1.1.7.2", // Multi-frame Grayscale Byte Secondary Capture
+  "1.2.840.10008.5.1.4.1.1.7.3", // Multi-frame Grayscale Word Secondary Capture
+]);
+
+const DEFAULT_MAX_DIMENSION = 4096;
+const PIXEL_DATA_TAG = [0xe0, 0x7f, 0x10, 0x00];
+const SEQUENCE_DELIMITER = Uint8Array.of(0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0);
+
+/**
+ * Decodes one frame of a DICOM Part-10 instance into physical units (Rescale
+ * Slope/Intercept applied: HU for CT). Stored values are read per Bits
+ * Allocated/Stored, High Bit and Pixel Representation; MONOCHROME1 is
+ * inverted over the stored range (as converting it to MONOCHROME2 does), so
+ * brighter is always larger. Every problem is a SliceFault under `field`.
+ */
+export async function decodeDicom(
+  bytes: Uint8Array,
+  field: string,
+  options: DicomDecodeOptions = {},
+): Promise<{ raster: Raster; source: DicomSource }> {
+  const dataField = `${field}.data`;
+  const { dataset, syntax } = readPart10(bytes, dataField);
+  const image = checkImage(dataset, dataField, options.maxDimension ?? DEFAULT_MAX_DIMENSION);
+  const frame = chooseFrame(image.frames, options.frame, options.frameField ?? "slice.frame");
+
+  let pixels: NaturalDataset = dataset;
+  if (isNative(syntax)) {
+    checkNativePixelDataComplete(bytes, syntax, pixelDataOf(dataset, dataField).byteLength, dataField);
+  } else {
+    checkEncapsulatedComplete(bytes, dataField);
+    const decompressed = await decompressPart10(copyOf(bytes), syntax, dataField);
+    pixels = readPart10(new Uint8Array(decompressed), dataField).dataset;
+  }
+  const samples = readFrame(pixelDataOf(pixels, dataField), image, frame, syntax === TransferSyntax.explicitBig, dataField);
+
+  const slope = numberOf(inFrame(dataset, frame, "PixelValueTransformationSequence", "RescaleSlope")) ?? 1;
+  const intercept = numberOf(inFrame(dataset, frame, "PixelValueTransformationSequence", "RescaleIntercept")) ?? 0;
+  const data = new Float32Array(samples.length);
+  for (let i = 0; i < samples.length; i++) data[i] = samples[i] * slope + intercept;
+
+  return {
+    raster: { width: image.columns, height: image.rows, data },
+    source: sourceOf(dataset, image, frame),
+  };
+}
+
+/** Parses a Part-10 file; no preamble, no meta header or an unreadable file is INVALID_ARGUMENT. */
+function readPart10(bytes: Uint8Array, field: string): { dataset: NaturalDataset; syntax: string } {
+  if (bytes.length < 132 || Buffer.from(bytes.subarray(128, 132)).toString("latin1") !== "DICM") {
+    throw invalidArgument(
+      field,
+      "not a DICOM Part-10 file: no 128-byte preamble followed by \"DICM\"; send the file as stored, with its File Meta Information",
+    );
+  }
+  let meta: NaturalDataset;
+  let dataset: NaturalDataset;
+  try {
+    const dict = DicomMessage.readFile(copyOf(bytes));
+    meta = DicomMetaDictionary.naturalizeDataset(dict.meta);
+    dataset = DicomMetaDictionary.naturalizeDataset(dict.dict);
+  } catch (error) {
+    throw invalidArgument(field, `unreadable DICOM, truncated or malformed (${(error as Error).message.slice(0, 160)})`);
+  }
+  const syntax = textOf(meta.TransferSyntaxUID);
+  if (!syntax) throw invalidArgument(field, "the File Meta Information has no Transfer Syntax UID");
+  return { dataset, syntax };
+}
+
+interface ImageLayout {
+  rows: number;
+  columns: number;
+  frames: number;
+  bitsAllocated: number;
+  bitsStored: number;
+  highBit: number;
+  signed: boolean;
+  monochrome1: boolean;
+}
+
+/** The SOP class and Image Pixel module checks that come before any pixel is read. */
+function checkImage(dataset: NaturalDataset, field: string, maxDimension: number): ImageLayout {
+  const sopClass = textOf(dataset.SOPClassUID) ?? "";
+  if (!IMAGE_SOP_CLASSES.has(sopClass)) {
+    const name = DicomMetaDictionary.sopClassNamesByUID[sopClass];
+    throw invalidArgument(
+      field,
+      `SOP class ${sopClass || "(missing)"}${name ? ` (${name})` : ""} is not a CT, MR or secondary-capture image; send CT or MR image instances`,
+    );
+  }
+  const samplesPerPixel = numberOf(dataset.SamplesPerPixel) ?? 1;
+  const photometric = textOf(dataset.PhotometricInterpretation) ?? "";
+  if (samplesPerPixel !== 1 || (photometric !== "MONOCHROME1" && photometric !== "MONOCHROME2")) {
+    throw invalidArgument(
+      field,
+      `colour image (Photometric Interpretation ${photometric || "missing"}, ${samplesPerPixel} samples per pixel); the models take greyscale (MONOCHROME1/2) slices`,
+    );
+  }
+  const rows = numberOf(dataset.Rows) ?? 0;
+  const columns = numberOf(dataset.Columns) ?? 0;
+  for (const [name, value] of [["Rows", rows], ["Columns", columns]] as const) {
+    if (!Number.isInteger(value) || value <= 0) throw invalidArgument(field, `${name} is missing or 0`);
+    if (value > maxDimension) throw invalidArgument(field, `${name} ${value} exceeds the limit of ${maxDimension}`);
+  }
+  if (dataset.PixelData === undefined) {
+    throw invalidArgument(field, "no Pixel Data element (the file is truncated, or it holds no image)");
+  }
+  if (dataset.ModalityLUTSequence !== undefined) {
+    throw unimplemented(field, "a Modality LUT Sequence is not supported; send instances that use Rescale Slope/Intercept");
+  }
+  const bitsAllocated = numberOf(dataset.BitsAllocated) ?? 0;
+  if (bitsAllocated !== 8 && bitsAllocated !== 16 && bitsAllocated !== 32) {
+    throw unimplemented(field, `Bits Allocated ${bitsAllocated} is not supported; use 8, 16 or 32`);
+  }
+  const bitsStored = numberOf(dataset.BitsStored) ?? bitsAllocated;
+  const highBit = numberOf(dataset.HighBit) ?? bitsStored - 1;
+  if (bitsStored < 1 || bitsStored > bitsAllocated || highBit < bitsStored - 1 || highBit >= bitsAllocated) {
+    throw invalidArgument(field, `inconsistent Bits Stored ${bitsStored} / High Bit ${highBit} for Bits Allocated ${bitsAllocated}`);
+  }
+  const frames = numberOf(dataset.NumberOfFrames) ?? 1;
+  if (!Number.isInteger(frames) || frames < 1) throw invalidArgument(field, `Number of Frames ${frames} is not a positive integer`);
+  return {
+    rows, columns, frames, bitsAllocated, bitsStored, highBit,
+    signed: numberOf(dataset.PixelRepresentation) === 1,
+    monochrome1: photometric === "MONOCHROME1",
+  };
+}
+
+function chooseFrame(frames: number, frame: number | undefined, field: string): number {
+  if (frames === 1) return 0;
+  if (frame === undefined) {
+    throw invalidArgument(field, `the instance has ${frames} frames; set the frame (0 to ${frames - 1}) to translate one`);
+  }
+  if (!Number.isInteger(frame) || frame < 0 || frame >= frames) {
+    throw invalidArgument(field, `frame ${frame} is out of range: the instance has ${frames} frames (0 to ${frames - 1})`);
+  }
+  return frame;
+}
+
+function pixelDataOf(dataset: NaturalDataset, field: string): ArrayBuffer {
+  const value = dataset.PixelData;
+  const buffer = Array.isArray(value) ? value[0] : value;
+  if (!(buffer instanceof ArrayBuffer)) throw invalidArgument(field, "Pixel Data has no value");
+  return buffer;
+}
+
+/**
+ * dcmjs zero-fills a value cut short by the end of the file, so a truncated
+ * native file is found here: the Pixel Data element (tag, VR, declared length)
+ * must be followed by all of its bytes.
+ */
+function checkNativePixelDataComplete(bytes: Uint8Array, syntax: string, length: number, field: string): void {
+  let body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (syntax === TransferSyntax.deflatedLittle) {
+    const metaEnd = 144 + body.readUInt32LE(140); // after (0002,0000) UL, which dcmjs required
+    try {
+      body = inflateRawSync(body.subarray(metaEnd));
+    } catch (error) {
+      throw invalidArgument(field, `the deflated data set is truncated or corrupt (${(error as Error).message})`);
+    }
+  }
+  const big = syntax === TransferSyntax.explicitBig;
+  const tag = big ? [0x7f, 0xe0, 0x00, 0x10] : PIXEL_DATA_TAG;
+  const declared = Buffer.alloc(4);
+  if (big) declared.writeUInt32BE(length);
+  else declared.writeUInt32LE(length);
+  const headers = syntax === TransferSyntax.implicitLittle
+    ? [Buffer.from([...tag, ...declared])]
+    : ["OW", "OB", "UN"].map((vr) => Buffer.concat([Buffer.from(tag), Buffer.from(vr, "latin1"), Buffer.alloc(2), declared]));
+  for (const header of headers) {
+    const at = body.lastIndexOf(header);
+    if (at < 0) continue;
+    const missing = at + header.length + length - body.length;
+    if (missing > 0) {
+      throw invalidArgument(field, `truncated file: the Pixel Data element lacks its last ${missing} of ${length} bytes`);
+    }
+    return;
+  }
+}
+
+/** Encapsulated pixel data ends with a Sequence Delimitation Item; a file cut short lacks it. */
+function checkEncapsulatedComplete(bytes: Uint8Array, field: string): void {
+  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).lastIndexOf(SEQUENCE_DELIMITER) < 0) {
+    throw invalidArgument(field, "truncated file: the encapsulated Pixel Data has no sequence delimiter");
+  }
+}
+
+/** The stored values of one frame, masked to Bits Stored, sign-extended and (MONOCHROME1) inverted. */
+function readFrame(pixelData: ArrayBuffer, image: ImageLayout, frame: number, bigEndian: boolean, field: string): Float64Array {
+  const bytesPerSample = image.bitsAllocated / 8;
+  const perFrame = image.rows * image.columns;
+  const expected = perFrame * image.frames * bytesPerSample;
+  const actual = pixelData.byteLength;
+  if (actual !== expected && !(expected % 2 === 1 && actual === expected + 1)) {
+    throw invalidArgument(
+      field,
+      `Pixel Data has ${actual} bytes but Rows × Columns × Number of Frames × Bits Allocated/8 = ` +
+        `${image.rows} × ${image.columns} × ${image.frames} × ${bytesPerSample} = ${expected}`,
+    );
+  }
+  const view = new DataView(pixelData, frame * perFrame * bytesPerSample, perFrame * bytesPerSample);
+  const little = !bigEndian;
+  const read =
+    bytesPerSample === 1 ? (i: number) => view.getUint8(i)
+    : bytesPerSample === 2 ? (i: number) => view.getUint16(2 * i, little)
+    : (i: number) => view.getUint32(4 * i, little);
+  // Arithmetic rather than bit operators, which are 32-bit signed in JavaScript.
+  const shift = 2 ** (image.highBit + 1 - image.bitsStored);
+  const range = 2 ** image.bitsStored;
+  const half = range / 2;
+  const out = new Float64Array(perFrame);
+  for (let i = 0; i < perFrame; i++) {
+    let value = Math.floor(read(i) / shift) % range;
+    if (image.signed && value >= half) value -= range;
+    if (image.monochrome1) value = image.signed ? -1 - value : range - 1 - value;
+    out[i] = value;
+  }
+  return out;
+}
+
+/** An attribute of one frame: per-frame functional group, then shared, then the top level. */
+function inFrame(dataset: NaturalDataset, frame: number, macro: string, keyword: string): unknown {
+  for (const [groups, index] of [[dataset.PerFrameFunctionalGroupsSequence, frame], [dataset.SharedFunctionalGroupsSequence, 0]] as const) {
+    const group = itemOf(groups, index);
+    const value = itemOf(group?.[macro], 0)?.[keyword];
+    if (value !== undefined) return value;
+  }
+  return dataset[keyword];
+}
+
+function itemOf(sequence: unknown, index: number): NaturalDataset | undefined {
+  return Array.isArray(sequence) ? (sequence[index] as NaturalDataset | undefined) : undefined;
+}
+
+function sourceOf(dataset: NaturalDataset, image: ImageLayout, frame: number): DicomSource {
+  const carried: NaturalDataset = {};
+  for (const keyword of CARRIED_ATTRIBUTES) {
+    if (dataset[keyword] !== undefined) carried[keyword] = dataset[keyword];
+  }
+  for (const [keyword, macro] of GEOMETRY) {
+    const value = inFrame(dataset, frame, macro, keyword);
+    if (value !== undefined) carried[keyword] = value;
+  }
+  return {
+    sopClassUid: textOf(dataset.SOPClassUID) ?? "",
+    sopInstanceUid: textOf(dataset.SOPInstanceUID) ?? "",
+    modality: textOf(dataset.Modality) ?? "",
+    ...(image.frames > 1 ? { frame } : {}),
+    rows: image.rows,
+    columns: image.columns,
+    seriesNumber: numberOf(dataset.SeriesNumber),
+    instanceNumber: numberOf(dataset.InstanceNumber),
+    carried,
+  };
+}
+
+const firstOf = (value: unknown): unknown => (Array.isArray(value) ? value[0] : value);
+
+function numberOf(value: unknown): number | undefined {
+  const first = firstOf(value);
+  if (first === undefined || first === null || first === "") return undefined;
+  const number = Number(first);
+  return Number.isFinite(number) ? number : undefined;
+}
+
+function textOf(value: unknown): string | undefined {
+  const first = firstOf(value);
+  return typeof first === "string" ? first.trim() : undefined;
+}
+
+/** A standalone ArrayBuffer of exactly these bytes (dcmjs and the codecs take whole buffers). */
+function copyOf(bytes: Uint8Array): ArrayBuffer {
+  return bytes.slice().buffer;
+}
