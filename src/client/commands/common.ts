@@ -1,0 +1,58 @@
+import { readFileSync } from "node:fs";
+import { ConfigError, parseServerConfig, type ServerConfig } from "../../server/config.js";
+import type { OptionSpec } from "../args.js";
+import { UsageError } from "../args.js";
+import type { ClientOptions } from "../client.js";
+import { openService, type ServiceAccess } from "../service.js";
+
+/** Options every command that talks to the service shares. */
+export const CONNECTION_OPTIONS = {
+  target: {
+    type: "string",
+    placeholder: "host:port[,host:port]",
+    description: "the service to use; several addresses are balanced round-robin (default: run the service in this process)",
+  },
+  "models-dir": {
+    type: "string",
+    placeholder: "dir",
+    description: "models of the in-process service (ignored with --target)",
+    default: "models",
+  },
+  tls: { type: "boolean", description: "connect with TLS (system roots, or --ca)" },
+  ca: { type: "string", placeholder: "pem", description: "root certificate(s) for TLS" },
+  token: { type: "string", placeholder: "token", description: "bearer token (default: $MEDSYNTH_TOKEN)" },
+} satisfies Record<string, OptionSpec>;
+
+interface ConnectionValues {
+  target?: string;
+  "models-dir": string;
+  tls: boolean;
+  ca?: string;
+  token?: string;
+}
+
+export function clientOptionsFrom(values: ConnectionValues): ClientOptions {
+  const token = values.token ?? process.env.MEDSYNTH_TOKEN;
+  return {
+    tls: values.ca ? { ca: readFileSync(values.ca) } : values.tls,
+    ...(token ? { token } : {}),
+  };
+}
+
+/**
+ * The in-process server's configuration: MEDSYNTH_* environment and
+ * `serverArgs` flags, as `medsynth serve` reads them.
+ */
+export function embeddedConfig(modelsDir: string, serverArgs: string[] = []): ServerConfig {
+  try {
+    return parseServerConfig(["--models-dir", modelsDir, ...serverArgs], process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new UsageError(error.message.split("\n")[0]);
+    throw error;
+  }
+}
+
+/** --target, or the service in this process. */
+export function connect(values: ConnectionValues, serverArgs: string[] = []): Promise<ServiceAccess> {
+  return openService(values.target, embeddedConfig(values["models-dir"], serverArgs), clientOptionsFrom(values));
+}
