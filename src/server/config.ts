@@ -1,9 +1,15 @@
 import { parseArgs } from "node:util";
 import type { ExecutionDevice } from "../inference/ort-protocol.js";
 import type { LogLevel } from "./log.js";
+import { DEFAULT_LIMITS, type LimitsOptions } from "./limits.js";
 
-/** Service options. Every one is a flag (--max-batch) and an env variable (MEDSYNTH_MAX_BATCH). */
-export interface ServerConfig {
+/**
+ * Service options. Every one is a flag (--max-batch) and an env variable (MEDSYNTH_MAX_BATCH).
+ * Limits (--max-message-bytes, --max-streams, --max-streams-per-peer,
+ * --stream-idle-timeout-ms, --keepalive-time-ms, --keepalive-timeout-ms,
+ * --max-connection-age-ms) are documented in limits.ts.
+ */
+export interface ServerConfig extends LimitsOptions {
   /** Address to listen on (default 0.0.0.0). */
   host: string;
   /** gRPC port (default 50051; 0 picks a free one). */
@@ -32,6 +38,16 @@ export interface ServerConfig {
   metricsWorkers: number;
   /** On SIGTERM, how long open streams may take to finish before they are ended, ms (default 30000). */
   drainTimeoutMs: number;
+  /** Plaintext port serving only grpc.health.v1, for probes that cannot do TLS (default 0: none). */
+  healthPort: number;
+  /** PEM certificate chain; with tlsKey, the gRPC port speaks TLS (default "": plaintext). */
+  tlsCert: string;
+  /** PEM private key of tlsCert (default ""). */
+  tlsKey: string;
+  /** PEM CA bundle; when set, clients must present a certificate it signed (default "": no client certificates). */
+  tlsClientCa: string;
+  /** File of accepted bearer tokens, one per line or sha256:<hex> (default "": no token needed). */
+  authTokensFile: string;
   logLevel: LogLevel;
 }
 
@@ -50,6 +66,12 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxDimension: 4096,
   metricsWorkers: 1,
   drainTimeoutMs: 30_000,
+  healthPort: 0,
+  tlsCert: "",
+  tlsKey: "",
+  tlsClientCa: "",
+  authTokensFile: "",
+  ...DEFAULT_LIMITS,
   logLevel: "info",
 };
 
@@ -61,6 +83,9 @@ export class ConfigError extends Error {
 type Key = keyof ServerConfig;
 const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 const envName = (key: string) => `MEDSYNTH_${kebab(key).replace(/-/g, "_").toUpperCase()}`;
+
+/** Numeric options where 0 means "any free port" or "off". */
+const ZERO_ALLOWED = new Set<Key>(["port", "metricsPort", "maxDelayMs", "deviceId", "healthPort", "streamIdleTimeoutMs", "maxConnectionAgeMs"]);
 
 const CHOICES: Partial<Record<Key, readonly string[]>> = {
   device: ["cpu", "cuda", "auto"],
@@ -107,7 +132,7 @@ function parseValue(key: Key, raw: string, source: string): unknown {
   const fallback = DEFAULT_CONFIG[key];
   if (typeof fallback === "number") {
     const value = Number(raw);
-    const min = key === "port" || key === "metricsPort" || key === "maxDelayMs" || key === "deviceId" ? 0 : 1;
+    const min = ZERO_ALLOWED.has(key) ? 0 : 1;
     if (!Number.isInteger(value) || value < min || (key.endsWith("ort") && value > 65535)) {
       throw new ConfigError(`${source}=${raw}: expected an integer >= ${min}${key.endsWith("ort") ? " and <= 65535" : ""}`);
     }

@@ -10,9 +10,11 @@ import { inferenceRunner, type ModelOutput } from "../inference/runner.js";
 import { startTelemetry } from "../telemetry/telemetry.js";
 import { DEFAULT_CONFIG, type ServerConfig } from "./config.js";
 import { HealthService, ServingStatus } from "./health.js";
+import { serverChannelOptions, streamLimiter } from "./limits.js";
 import { createLogger, type Logger } from "./log.js";
 import type { QualityFn } from "./pipeline.js";
 import { addReflection } from "./reflection.js";
+import { healthOnlyInterceptor, loadAuthTokens, serverCredentials, tokenAuthInterceptor } from "./security.js";
 import { TranslatorService } from "./translator.js";
 
 export interface RunningServer {
@@ -46,6 +48,9 @@ export interface ServerHooks {
 export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: ServerHooks = {}): Promise<RunningServer> {
   const config: ServerConfig = { ...DEFAULT_CONFIG, ...overrides };
   const log = hooks.log ?? createLogger(config.logLevel);
+  // Bad TLS or token files fail here, before the slow model loading.
+  const credentials = serverCredentials(config);
+  const tokens = config.authTokensFile ? loadAuthTokens(config.authTokensFile) : undefined;
   const models = await loadModelSpecs(config.modelsDir);
   const pool = await OrtWorkerPool.start(models, { workers: config.workers, device: config.device, deviceId: config.deviceId });
   if (pool.fallbackReason) log.warn("CUDA unavailable, running on CPU", { reason: pool.fallbackReason });
@@ -92,20 +97,31 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   });
   const health = new HealthService([Translator.typeName]);
 
-  // One 4096² float32 slice plus its reference, with room for the envelope.
-  const maxMessage = 2 * config.maxDimension * config.maxDimension * 4 + (1 << 20);
-  const server = new Server({ "grpc.max_receive_message_length": maxMessage, "grpc.max_send_message_length": maxMessage });
+  // Filled once the health-only port is bound; calls there may only be health checks.
+  const healthPorts = new Set<number>();
+  const server = new Server({
+    ...serverChannelOptions(config),
+    // In order: probe-port guard, then authentication, then stream limits (unauthenticated calls take no slot).
+    interceptors: [healthOnlyInterceptor(healthPorts), ...(tokens ? [tokenAuthInterceptor(tokens)] : []), streamLimiter(config).interceptor],
+  });
   server.addService(serviceDefinition(Translator), translator.implementation);
   server.addService(serviceDefinition(Health), health.implementation);
   addReflection(server, [file_medsynth_v1_translator, file_grpc_health_v1_health]);
 
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${config.host}:${config.port}`, ServerCredentials.createInsecure(), (error, bound) =>
-      error ? reject(error) : resolve(bound),
-    ),
-  );
+  const bind = (port: number, portCredentials: ServerCredentials) =>
+    new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${config.host}:${port}`, portCredentials, (error, bound) => (error ? reject(error) : resolve(bound))),
+    );
+  const port = await bind(config.port, credentials);
+  if (config.healthPort > 0) healthPorts.add(await bind(config.healthPort, ServerCredentials.createInsecure()));
   health.setAll(ServingStatus.SERVING);
-  log.info("listening", { port, metricsPort: telemetry.metricsPort });
+  log.info("listening", {
+    port,
+    metricsPort: telemetry.metricsPort,
+    healthPort: config.healthPort || undefined,
+    tls: config.tlsClientCa ? "mutual" : config.tlsCert ? "server" : "off",
+    authTokens: tokens?.size ?? 0,
+  });
 
   const release = async () => {
     await pool.close();
