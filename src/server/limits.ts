@@ -1,0 +1,168 @@
+/**
+ * Resource limits of the gRPC server: message size, concurrent streams (over
+ * all callers and per caller), idle streams, keepalive and connection age.
+ * Each violation ends the call with a status whose message names the limit
+ * and its flag.
+ */
+import { ServerInterceptingCall, status, type ServerInterceptor, type ServerOptions } from "@grpc/grpc-js";
+
+const MiB = 1024 * 1024;
+
+/** Field names match the server config keys (flag --max-streams = maxStreams). */
+export interface LimitsOptions {
+  /**
+   * Largest message received or sent, bytes. Default 144 MiB: a 4096×4096
+   * float32 slice (64 MiB) plus a float32 reference of the same size, plus
+   * 16 MiB for the rest of the message (DICOM headers, envelope). Larger
+   * messages fail with RESOURCE_EXHAUSTED (from grpc-js).
+   */
+  maxMessageBytes: number;
+  /** Calls open at once over all callers (default 256); past it RESOURCE_EXHAUSTED. */
+  maxStreams: number;
+  /** Calls open at once from one client IP address (default 32); past it RESOURCE_EXHAUSTED. */
+  maxStreamsPerPeer: number;
+  /**
+   * A streaming call with no message received or sent for this long ends with
+   * DEADLINE_EXCEEDED, releasing its slot (default 300000 = 5 min; 0 = never).
+   */
+  streamIdleTimeoutMs: number;
+  /**
+   * The server pings each connection this often (default 60000), and drops
+   * it when the ping is not answered within keepaliveTimeoutMs (default
+   * 20000): streams of a vanished client (cable pulled, host rebooted) end
+   * and free their slots instead of staying open forever.
+   */
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+  /**
+   * Connections are asked to close (GOAWAY) after this long, so clients
+   * reconnect and re-resolve DNS and new replicas get streams; open streams
+   * finish first (default 0 = never; the Kubernetes config sets 5 min).
+   */
+  maxConnectionAgeMs: number;
+}
+
+export const DEFAULT_LIMITS: LimitsOptions = {
+  maxMessageBytes: 2 * 4096 * 4096 * 4 + 16 * MiB,
+  maxStreams: 256,
+  maxStreamsPerPeer: 32,
+  streamIdleTimeoutMs: 300_000,
+  keepaliveTimeMs: 60_000,
+  keepaliveTimeoutMs: 20_000,
+  maxConnectionAgeMs: 0,
+};
+
+/** grpc-js `new Server(options)` channel options for the limits (merge `interceptors` in). */
+export function serverChannelOptions(limits: LimitsOptions): ServerOptions {
+  return {
+    "grpc.max_receive_message_length": limits.maxMessageBytes,
+    "grpc.max_send_message_length": limits.maxMessageBytes,
+    "grpc.keepalive_time_ms": limits.keepaliveTimeMs,
+    "grpc.keepalive_timeout_ms": limits.keepaliveTimeoutMs,
+    // No grace limit: an aged connection's open streams run to their end.
+    ...(limits.maxConnectionAgeMs > 0 ? { "grpc.max_connection_age_ms": limits.maxConnectionAgeMs } : {}),
+  };
+}
+
+/** Health probes and reflection are never limited: a busy server must still answer its probes. */
+const isInfrastructureCall = (path: string): boolean =>
+  path.startsWith("/grpc.health.v1.") || path.startsWith("/grpc.reflection.");
+
+export interface StreamLimiter {
+  /** Install in `new Server({ interceptors: [...] })`, after authentication. */
+  readonly interceptor: ServerInterceptor;
+  /** Calls holding a slot now, over all callers. */
+  readonly active: number;
+}
+
+/**
+ * Counts open calls overall and per client IP; a call past either limit ends
+ * with RESOURCE_EXHAUSTED before its handler runs. Streaming calls idle for
+ * `streamIdleTimeoutMs` end with DEADLINE_EXCEEDED; the handler sees them
+ * cancelled. Calls for which `exempt(path)` is true (default: health and
+ * reflection) are neither counted nor timed.
+ */
+export function streamLimiter(
+  limits: Pick<LimitsOptions, "maxStreams" | "maxStreamsPerPeer" | "streamIdleTimeoutMs">,
+  exempt: (path: string) => boolean = isInfrastructureCall,
+): StreamLimiter {
+  let active = 0;
+  const perPeer = new Map<string, number>();
+
+  const refusal = (peer: string): string | undefined => {
+    if (active >= limits.maxStreams) {
+      return `server at its limit of ${limits.maxStreams} concurrent calls (--max-streams); retry later or on another replica`;
+    }
+    if ((perPeer.get(peer) ?? 0) >= limits.maxStreamsPerPeer) {
+      return `client ${peer} at its limit of ${limits.maxStreamsPerPeer} concurrent calls (--max-streams-per-peer); close finished streams or send more slices per stream`;
+    }
+    return undefined;
+  };
+
+  const interceptor: ServerInterceptor = (method, call) => {
+    if (exempt(method.path)) return new ServerInterceptingCall(call);
+    const peer = call.getConnectionInfo().remoteAddress ?? "unknown";
+    const streaming = method.requestStream || method.responseStream;
+    let held = false;
+    let idleTimer: NodeJS.Timeout | undefined;
+
+    const release = () => {
+      if (!held) return;
+      held = false;
+      clearTimeout(idleTimer);
+      active--;
+      const left = (perPeer.get(peer) ?? 1) - 1;
+      if (left === 0) perPeer.delete(peer);
+      else perPeer.set(peer, left);
+    };
+    const touch = () => {
+      if (!held || !streaming || limits.streamIdleTimeoutMs <= 0) return;
+      if (idleTimer) {
+        idleTimer.refresh();
+        return;
+      }
+      idleTimer = setTimeout(() => {
+        release();
+        call.sendStatus({
+          code: status.DEADLINE_EXCEEDED,
+          details: `stream idle for ${limits.streamIdleTimeoutMs} ms (nothing sent or answered); the server closes idle streams (--stream-idle-timeout-ms)`,
+        });
+      }, limits.streamIdleTimeoutMs);
+    };
+
+    return new ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, pass) => {
+            const refused = refusal(peer);
+            if (refused) return call.sendStatus({ code: status.RESOURCE_EXHAUSTED, details: refused });
+            held = true;
+            active++;
+            perPeer.set(peer, (perPeer.get(peer) ?? 0) + 1);
+            touch();
+            pass(metadata);
+          },
+          onReceiveMessage: (message, pass) => {
+            touch();
+            pass(message);
+          },
+          onCancel: release,
+        }),
+      sendMessage: (message, pass) => {
+        touch();
+        pass(message);
+      },
+      sendStatus: (finalStatus, pass) => {
+        release();
+        pass(finalStatus);
+      },
+    });
+  };
+
+  return {
+    interceptor,
+    get active() {
+      return active;
+    },
+  };
+}
