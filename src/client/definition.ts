@@ -14,10 +14,13 @@ const serializer =
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
 
+// protobuf-es returns `bytes` fields as views into what it decodes. Decoding a
+// plain Uint8Array copy (not grpc-js's pooled Buffer, whose slice() is a view)
+// gives image data that is standalone and behaves as Uint8Array everywhere.
 const deserializer =
   <D extends DescMessage>(schema: D) =>
   (bytes: Buffer): MessageShape<D> =>
-    fromBinary(schema, bytes);
+    fromBinary(schema, new Uint8Array(bytes));
 
 function methodDefinition(method: DescMethod): MethodDefinition<unknown, unknown> {
   return {
