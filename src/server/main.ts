@@ -23,26 +23,28 @@ export async function serve(argv: readonly string[]): Promise<void> {
     return;
   }
   const log = createLogger(config.logLevel);
-  let server;
-  try {
-    server = await startServer(config, { log });
-  } catch (error) {
-    log.error("failed to start", { error: (error as Error).message });
-    process.exitCode = 1;
-    return;
-  }
+  // Handlers go in before the (slow) start, so a SIGTERM during warm-up still drains rather than kills.
+  const starting = startServer(config, { log });
   const stop = (signal: string) => {
     log.info("signal received", { signal });
-    server.drain().then(
-      () => process.exit(0),
-      (error: Error) => {
-        log.error("drain failed", { error: error.message });
-        process.exit(1);
-      },
-    );
+    starting
+      .then((server) => server.drain())
+      .then(
+        () => process.exit(0),
+        (error: Error) => {
+          log.error("drain failed", { error: error.message });
+          process.exit(1);
+        },
+      );
   };
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));
+  try {
+    await starting;
+  } catch (error) {
+    log.error("failed to start", { error: (error as Error).message });
+    process.exit(1);
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await serve(process.argv.slice(2));

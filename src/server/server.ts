@@ -28,6 +28,8 @@ export interface RunningServer {
   readonly executionProvider: string;
   /** Streams open now. */
   readonly openStreams: number;
+  /** Slices waiting for a batch, all models together. */
+  readonly queueDepth: number;
   /**
    * Graceful stop: health NOT_SERVING, new calls refused with UNAVAILABLE,
    * open streams finish (up to drainTimeoutMs, then ended with UNAVAILABLE),
@@ -135,6 +137,9 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
     executionProvider: pool.executionProvider,
     get openStreams() {
       return translator.openStreams;
+    },
+    get queueDepth() {
+      return [...batchers.values()].reduce((sum, b) => sum + b.depth, 0);
     },
     drain: () =>
       (stopping ??= (async () => {

@@ -1,0 +1,102 @@
+import { create } from "@bufbuild/protobuf";
+import { credentials, makeGenericClientConstructor, type Client, type ClientDuplexStream } from "@grpc/grpc-js";
+import { serviceDefinition } from "../../src/client/definition.js";
+import {
+  Direction,
+  Encoding,
+  ImageSchema,
+  PixelType,
+  SliceSchema,
+  StreamOptionsSchema,
+  Translator,
+  TranslateRequestSchema,
+  type Image,
+  type Slice,
+  type StreamOptions,
+  type TranslateRequest,
+  type TranslateResponse,
+} from "../../src/gen/medsynth/v1/translator_pb.js";
+import { startServer, type RunningServer } from "../../src/server/server.js";
+import type { ServerConfig } from "../../src/server/config.js";
+import { createLogger } from "../../src/server/log.js";
+
+/** Tiny random-weight generators (64², made by training/) so tests run in seconds. */
+export const TINY_MODELS = "test/fixtures/models";
+
+/** A real server on an ephemeral loopback port, quiet unless something fails. */
+export function startTestServer(overrides: Partial<ServerConfig> = {}): Promise<RunningServer> {
+  return startServer(
+    { host: "127.0.0.1", port: 0, metricsPort: 0, modelsDir: TINY_MODELS, workers: 1, ...overrides },
+    { log: createLogger("error") },
+  );
+}
+
+const TranslatorClient = makeGenericClientConstructor(serviceDefinition(Translator), "Translator");
+
+export interface TranslatorTestClient extends Client {
+  translate(): ClientDuplexStream<TranslateRequest, TranslateResponse>;
+  [method: string]: unknown;
+}
+
+export function translatorClient(address: string): TranslatorTestClient {
+  return new TranslatorClient(address, credentials.createInsecure()) as unknown as TranslatorTestClient;
+}
+
+/** A head-like test image: an ellipse of `inside` in `outside`, with a brighter core. */
+export function headPixels(width: number, height: number, outside: number, inside: number, core: number): number[] {
+  const out: number[] = [];
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const dx = (x - width / 2) / (width * 0.4);
+      const dy = (y - height / 2) / (height * 0.45);
+      const r = dx * dx + dy * dy;
+      out.push(r < 0.25 ? core : r < 1 ? inside + ((x * 7 + y * 3) % 11) : outside);
+    }
+  }
+  return out;
+}
+
+export function rawImage(pixels: number[], width: number, height: number, pixelType: PixelType, intercept = 0): Image {
+  const bytes = new Uint8Array(pixels.length * (pixelType === PixelType.FLOAT32 ? 4 : pixelType === PixelType.UINT8 ? 1 : 2));
+  const view = new DataView(bytes.buffer);
+  pixels.forEach((v, i) => {
+    if (pixelType === PixelType.INT16) view.setInt16(2 * i, v, true);
+    else if (pixelType === PixelType.UINT16) view.setUint16(2 * i, v, true);
+    else if (pixelType === PixelType.FLOAT32) view.setFloat32(4 * i, v, true);
+    else view.setUint8(i, v);
+  });
+  return create(ImageSchema, { encoding: Encoding.RAW, data: bytes, width, height, pixelType, rescaleSlope: 1, rescaleIntercept: intercept });
+}
+
+/** An MR-like slice (uint16 scanner units). */
+export const mrImage = (width = 80, height = 96) =>
+  rawImage(headPixels(width, height, 0, 600, 900), width, height, PixelType.UINT16);
+
+/** A CT-like slice: int16 stored HU + 1024, intercept −1024. */
+export const ctImage = (width = 80, height = 96) =>
+  rawImage(headPixels(width, height, 0, 1024 + 35, 1024 + 900), width, height, PixelType.INT16, -1024);
+
+export const options = (direction: Direction, extra: { model?: string; outputEncoding?: Encoding; foregroundMetrics?: boolean } = {}) =>
+  create(TranslateRequestSchema, { kind: { case: "options", value: create(StreamOptionsSchema, { direction, ...extra }) } });
+
+export const sliceRequest = (index: number, image: Image | undefined, reference?: Image) =>
+  create(TranslateRequestSchema, {
+    kind: { case: "slice", value: create(SliceSchema, { index: BigInt(index), image, reference }) as Slice },
+  });
+
+/** Everything a stream answers, and how it ended. */
+export function collect(
+  call: ClientDuplexStream<TranslateRequest, TranslateResponse>,
+): Promise<{ responses: TranslateResponse[]; error?: { code: number; details: string } }> {
+  const responses: TranslateResponse[] = [];
+  return new Promise((resolve) => {
+    call.on("data", (r: TranslateResponse) => responses.push(r));
+    call.on("error", (error: { code: number; details: string }) => resolve({ responses, error }));
+    call.on("end", () => resolve({ responses }));
+  });
+}
+
+/** Reads a little-endian float32 RAW image. */
+export function floats(image: Image): Float32Array {
+  return new Float32Array(Uint8Array.from(image.data).buffer);
+}

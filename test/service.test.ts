@@ -1,0 +1,378 @@
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
+import { create } from "@bufbuild/protobuf";
+import { credentials, makeGenericClientConstructor, status, type ServiceError } from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { loadPackageDefinition, type GrpcObject } from "@grpc/grpc-js";
+import { serviceDefinition } from "../src/client/definition.js";
+import { Health, HealthCheckRequestSchema, HealthCheckResponse_ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
+import {
+  Direction,
+  Encoding,
+  ImageSchema,
+  PixelType,
+  TranslateSliceRequestSchema,
+  StreamOptionsSchema,
+  SliceSchema,
+  type ListModelsResponse,
+  type SliceResult,
+  type TranslateResponse,
+} from "../src/gen/medsynth/v1/translator_pb.js";
+import { encodeImage } from "../src/imaging/codec.js";
+import type { RunningServer } from "../src/server/server.js";
+import {
+  collect,
+  ctImage,
+  floats,
+  headPixels,
+  mrImage,
+  options,
+  rawImage,
+  sliceRequest,
+  startTestServer,
+  translatorClient,
+  type TranslatorTestClient,
+} from "./helpers/service.js";
+
+const call = <T>(client: TranslatorTestClient, method: string, request: unknown): Promise<T> =>
+  new Promise((resolve, reject) =>
+    (client[method] as (r: unknown, cb: (e: ServiceError | null, v: T) => void) => void).call(client, request, (e, v) =>
+      e ? reject(e) : resolve(v),
+    ),
+  );
+
+async function until(predicate: () => boolean, what: string, limitMs = 10_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+const resultOf = (r: TranslateResponse): SliceResult => {
+  if (r.kind.case !== "result") assert.fail(`expected a result, got ${r.kind.case}: ${r.kind.case === "error" ? r.kind.value.message : ""}`);
+  return r.kind.value;
+};
+
+describe("Translator service", () => {
+  let server: RunningServer;
+  let client: TranslatorTestClient;
+  before(async () => {
+    server = await startTestServer({ maxDelayMs: 20 });
+    client = translatorClient(server.address);
+  });
+  after(async () => {
+    client.close();
+    await server.close();
+  });
+
+  it("lists the loaded models with their execution provider", async () => {
+    const { models } = await call<ListModelsResponse>(client, "listModels", {});
+    const names = models.map((m) => m.name).sort();
+    assert.deepEqual(names, ["tiny-ct2mr", "tiny-mr2ct", "tiny-mr2ct-rgb"]);
+    const mr2ct = models.find((m) => m.name === "tiny-mr2ct")!;
+    assert.equal(mr2ct.direction, Direction.MR_TO_CT);
+    assert.equal(mr2ct.isDefault, true);
+    assert.equal(mr2ct.inputWidth, 64);
+    assert.equal(mr2ct.executionProvider, "cpu");
+    assert.equal(mr2ct.ready, true);
+    assert.equal(models.find((m) => m.name === "tiny-mr2ct-rgb")!.isDefault, false);
+  });
+
+  it("translates MR to CT: one answer per slice, in order, at the source size, in HU", async () => {
+    const stream = client.translate();
+    const done = collect(stream);
+    stream.write(options(Direction.MR_TO_CT));
+    const sizes = [[80, 96], [64, 64], [130, 70], [80, 96], [33, 200]];
+    sizes.forEach(([w, h], i) => stream.write(sliceRequest(100 + i, mrImage(w, h))));
+    stream.end();
+    const { responses, error } = await done;
+    assert.equal(error, undefined);
+    assert.equal(responses.length, sizes.length);
+    responses.forEach((r, i) => {
+      const result = resultOf(r);
+      assert.equal(result.index, BigInt(100 + i));
+      assert.equal(result.model, "tiny-mr2ct");
+      assert.equal(result.image!.encoding, Encoding.RAW);
+      assert.equal(result.image!.pixelType, PixelType.FLOAT32);
+      assert.deepEqual([result.image!.width, result.image!.height], sizes[i]);
+      const hu = floats(result.image!);
+      assert.equal(hu.length, sizes[i][0] * sizes[i][1]);
+      for (const v of hu) assert.ok(v >= -1024 && v <= 3071, `HU ${v} outside the model window`);
+      assert.equal(result.quality, undefined, "no reference, no quality");
+      assert.ok(result.timing!.batchSize >= 1);
+      assert.ok(result.timing!.totalMs >= result.timing!.inferenceMs);
+    });
+  });
+
+  it("translates CT to MR from PNG and answers in PNG by default", async () => {
+    const stream = client.translate();
+    const done = collect(stream);
+    stream.write(options(Direction.CT_TO_MR));
+    const hu = Float32Array.from(headPixels(72, 72, -1000, 35, 900));
+    const png = await encodeImage({ width: 72, height: 72, data: hu }, Encoding.PNG);
+    assert.equal(png.rescaleIntercept, -1000);
+    stream.write(sliceRequest(0, png));
+    stream.end();
+    const { responses } = await done;
+    const result = resultOf(responses[0]);
+    assert.equal(result.model, "tiny-ct2mr");
+    assert.equal(result.image!.encoding, Encoding.PNG);
+    assert.equal(result.image!.width, 72);
+  });
+
+  it("serves several concurrent streams in both directions, batching slices across them", async () => {
+    const streams = Array.from({ length: 4 }, (_, s) => {
+      const stream = client.translate();
+      const done = collect(stream);
+      const direction = s % 2 === 0 ? Direction.MR_TO_CT : Direction.CT_TO_MR;
+      stream.write(options(direction));
+      for (let i = 0; i < 8; i++) stream.write(sliceRequest(i, direction === Direction.MR_TO_CT ? mrImage() : ctImage()));
+      stream.end();
+      return done;
+    });
+    const outcomes = await Promise.all(streams);
+    let largestBatch = 0;
+    outcomes.forEach(({ responses, error }, s) => {
+      assert.equal(error, undefined);
+      assert.deepEqual(responses.map((r) => resultOf(r).index), Array.from({ length: 8 }, (_, i) => BigInt(i)));
+      for (const r of responses) {
+        const result = resultOf(r);
+        assert.equal(result.model, s % 2 === 0 ? "tiny-mr2ct" : "tiny-ct2mr");
+        largestBatch = Math.max(largestBatch, result.timing!.batchSize);
+      }
+    });
+    assert.ok(largestBatch > 1, `slices were never batched together (largest batch ${largestBatch})`);
+  });
+
+  it("answers bad slices with per-slice INVALID_ARGUMENT naming the field, and goes on", async () => {
+    const stream = client.translate();
+    const done = collect(stream);
+    stream.write(options(Direction.MR_TO_CT));
+    const good = mrImage(64, 64);
+    const bad: [string, ReturnType<typeof sliceRequest>][] = [
+      ["slice.image.data", sliceRequest(1, { ...good, data: good.data.subarray(1) })],
+      ["slice.image.width", sliceRequest(2, { ...good, width: 0 })],
+      ["slice.image.pixel_type", sliceRequest(3, { ...good, pixelType: 99 as PixelType })],
+      ["slice.image.data", sliceRequest(4, create(ImageSchema, { encoding: Encoding.PNG, data: new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]) }))],
+      ["slice.image.data", sliceRequest(5, rawImage([1, Number.NaN, 3, 4], 2, 2, PixelType.FLOAT32))],
+      ["slice.image", sliceRequest(6, undefined)],
+      ["slice.reference", sliceRequest(7, good, ctImage(32, 32))],
+      ["slice.image.width", sliceRequest(8, rawImage(new Array(5000).fill(1), 5000, 1, PixelType.UINT8))],
+      ["slice.image.encoding", sliceRequest(9, { ...good, encoding: 42 as Encoding })],
+    ];
+    stream.write(sliceRequest(0, good));
+    for (const [, request] of bad) stream.write(request);
+    stream.write(sliceRequest(10, good));
+    stream.end();
+    const { responses, error } = await done;
+    assert.equal(error, undefined);
+    assert.deepEqual(
+      responses.map((r) => r.kind.value!.index),
+      Array.from({ length: 11 }, (_, i) => BigInt(i)),
+    );
+    assert.equal(responses[0].kind.case, "result");
+    assert.equal(responses[10].kind.case, "result");
+    bad.forEach(([field], i) => {
+      const r = responses[i + 1];
+      assert.equal(r.kind.case, "error", `slice ${i + 1} should have failed`);
+      const e = r.kind.value as { code: number; message: string };
+      assert.equal(e.code, status.INVALID_ARGUMENT, e.message);
+      assert.ok(e.message.startsWith(`${field}`), `"${e.message}" should name ${field}`);
+    });
+  });
+
+  it("ends a stream whose first message is not options, or whose model is unknown", async () => {
+    const cases: [ReturnType<typeof options>, number][] = [
+      [sliceRequest(0, mrImage()), status.INVALID_ARGUMENT],
+      [options(Direction.UNSPECIFIED), status.INVALID_ARGUMENT],
+      [options(Direction.MR_TO_CT, { model: "no-such-model" }), status.NOT_FOUND],
+      [options(Direction.CT_TO_MR, { model: "tiny-mr2ct" }), status.INVALID_ARGUMENT],
+    ];
+    for (const [first, code] of cases) {
+      const stream = client.translate();
+      const done = collect(stream);
+      stream.write(first);
+      stream.end();
+      const { error } = await done;
+      assert.equal(error?.code, code, JSON.stringify(error));
+    }
+  });
+
+  it("replicates greyscale over a 3-channel model and averages its output", async () => {
+    const stream = client.translate();
+    const done = collect(stream);
+    stream.write(options(Direction.MR_TO_CT, { model: "tiny-mr2ct-rgb" }));
+    stream.write(sliceRequest(0, mrImage(50, 40)));
+    stream.end();
+    const result = resultOf((await done).responses[0]);
+    assert.equal(result.model, "tiny-mr2ct-rgb");
+    assert.equal(floats(result.image!).length, 50 * 40);
+  });
+
+  it("translates one slice with TranslateSlice and fails a bad one with the slice's status", async () => {
+    const request = (image = mrImage()) =>
+      create(TranslateSliceRequestSchema, {
+        options: create(StreamOptionsSchema, { direction: Direction.MR_TO_CT }),
+        slice: create(SliceSchema, { index: 7n, image }),
+      });
+    const result = await call<SliceResult>(client, "translateSlice", request());
+    assert.equal(result.index, 7n);
+    await assert.rejects(call(client, "translateSlice", request({ ...mrImage(), width: 3 })), (e: ServiceError) => {
+      assert.equal(e.code, status.INVALID_ARGUMENT);
+      assert.match(e.details, /^slice\.image\.data/);
+      return true;
+    });
+  });
+
+  it("reports health for the server and the Translator service", async () => {
+    const Client = makeGenericClientConstructor(serviceDefinition(Health), "Health");
+    const health = new Client(server.address, credentials.createInsecure()) as unknown as Record<string, Function>;
+    const check = (service: string) =>
+      new Promise<{ status: number }>((resolve, reject) =>
+        health.check(create(HealthCheckRequestSchema, { service }), (e: Error | null, r: { status: number }) => (e ? reject(e) : resolve(r))),
+      );
+    assert.equal((await check("")).status, HealthCheckResponse_ServingStatus.SERVING);
+    assert.equal((await check("medsynth.v1.Translator")).status, HealthCheckResponse_ServingStatus.SERVING);
+    await assert.rejects(check("nope"), (e: ServiceError) => e.code === status.NOT_FOUND);
+    (health as unknown as { close(): void }).close();
+  });
+
+  it("answers server reflection with the contract's services and files", async () => {
+    const definition = loadSync("node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto", {
+      keepCase: true,
+      longs: String,
+      oneofs: true,
+    });
+    const pkg = loadPackageDefinition(definition) as GrpcObject;
+    const Reflection = ((pkg.grpc as GrpcObject).reflection as GrpcObject).v1 as GrpcObject;
+    const ServerReflection = Reflection.ServerReflection as unknown as new (a: string, c: unknown) => {
+      ServerReflectionInfo(): import("@grpc/grpc-js").ClientDuplexStream<object, Record<string, any>>;
+      close(): void;
+    };
+    const reflection = new ServerReflection(server.address, credentials.createInsecure());
+    const ask = (request: object) =>
+      new Promise<Record<string, any>>((resolve, reject) => {
+        const stream = reflection.ServerReflectionInfo();
+        stream.on("data", resolve);
+        stream.on("error", reject);
+        stream.write(request);
+        stream.end();
+      });
+    const listed = await ask({ list_services: "" });
+    const services = listed.list_services_response.service.map((s: { name: string }) => s.name);
+    assert.ok(services.includes("medsynth.v1.Translator"), services.join(","));
+    assert.ok(services.includes("grpc.health.v1.Health"), services.join(","));
+    const file = await ask({ file_containing_symbol: "medsynth.v1.Translator" });
+    assert.ok(file.file_descriptor_response.file_descriptor_proto.length >= 1);
+    reflection.close();
+  });
+});
+
+describe("Translator service under pressure", () => {
+  it("takes a cancelled stream's queued slices out of the queue", async () => {
+    const server = await startTestServer({ maxDelayMs: 60_000, maxBatch: 64 });
+    const client = translatorClient(server.address);
+    try {
+      const stream = client.translate();
+      stream.on("error", () => undefined);
+      stream.write(options(Direction.MR_TO_CT));
+      for (let i = 0; i < 5; i++) stream.write(sliceRequest(i, mrImage()));
+      await until(() => server.queueDepth === 5, "5 queued slices");
+      stream.cancel();
+      await until(() => server.queueDepth === 0 && server.openStreams === 0, "the queue to empty");
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+
+  it("answers RESOURCE_EXHAUSTED at once past maxQueue, and every slice still gets one answer", async () => {
+    const server = await startTestServer({ maxDelayMs: 500, maxBatch: 64, maxQueue: 4 });
+    const client = translatorClient(server.address);
+    try {
+      const stream = client.translate();
+      const done = collect(stream);
+      stream.write(options(Direction.MR_TO_CT));
+      for (let i = 0; i < 7; i++) stream.write(sliceRequest(i, mrImage()));
+      stream.end();
+      const { responses } = await done;
+      assert.deepEqual(responses.map((r) => r.kind.value!.index), [0n, 1n, 2n, 3n, 4n, 5n, 6n]);
+      assert.deepEqual(responses.map((r) => r.kind.case), ["result", "result", "result", "result", "error", "error", "error"]);
+      for (const r of responses.slice(4)) assert.equal((r.kind.value as { code: number }).code, status.RESOURCE_EXHAUSTED);
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+
+  it("stops reading a stream whose in-flight window is full (HTTP/2 backpressure reaches the sender)", async () => {
+    const server = await startTestServer({ window: 2, maxDelayMs: 0 });
+    const client = translatorClient(server.address);
+    try {
+      const stream = client.translate();
+      stream.on("error", () => undefined);
+      stream.pause(); // the client does not read its answers
+      stream.write(options(Direction.MR_TO_CT));
+      const big = mrImage(512, 512); // 512 KiB per slice
+      let sent = 0;
+      while (stream.write(sliceRequest(sent, big)) && sent < 200) sent++;
+      assert.ok(sent < 200, "the sender was never pushed back");
+      stream.cancel();
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+
+  it("drains on SIGTERM: refuses new streams, answers every accepted slice, exits 0", async () => {
+    const child = spawn(process.execPath, [
+      new URL("../src/server/main.js", import.meta.url).pathname,
+      "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0", "--models-dir", "test/fixtures/models",
+      "--workers", "1", "--max-delay-ms", "30",
+    ], { stdio: ["ignore", "pipe", "inherit"] });
+    const logs: Record<string, unknown>[] = [];
+    let buffered = "";
+    child.stdout!.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split("\n");
+      buffered = lines.pop()!;
+      for (const line of lines) logs.push(JSON.parse(line));
+    });
+    try {
+      await until(() => logs.some((l) => l.msg === "listening"), "the server to listen", 30_000);
+      const port = logs.find((l) => l.msg === "listening")!.port as number;
+      const client = translatorClient(`127.0.0.1:${port}`);
+      const stream = client.translate();
+      const done = collect(stream);
+      stream.write(options(Direction.MR_TO_CT));
+      const total = 12;
+      let answered = 0;
+      stream.on("data", () => answered++);
+      for (let i = 0; i < total / 2; i++) stream.write(sliceRequest(i, mrImage()));
+      await until(() => answered > 0, "the stream to be accepted and answering");
+      child.kill("SIGTERM");
+      await until(() => logs.some((l) => l.msg === "draining"), "the drain to start");
+      // The open stream goes on; a new one is refused.
+      for (let i = total / 2; i < total; i++) stream.write(sliceRequest(i, mrImage()));
+      const refused = client.translate();
+      const refusedDone = collect(refused);
+      refused.write(options(Direction.MR_TO_CT));
+      refused.end();
+      assert.equal((await refusedDone).error?.code, status.UNAVAILABLE);
+      stream.end();
+      const { responses, error } = await done;
+      assert.equal(error, undefined);
+      assert.deepEqual(responses.map((r) => resultOf(r).index), Array.from({ length: total }, (_, i) => BigInt(i)));
+      client.close();
+      const [code] = await once(child, "exit");
+      assert.equal(code, 0);
+      assert.ok(logs.some((l) => l.msg === "drained"));
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+});
