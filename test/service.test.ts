@@ -21,7 +21,8 @@ import {
   type SliceResult,
   type TranslateResponse,
 } from "../src/gen/medsynth/v1/translator_pb.js";
-import { encodeImage } from "../src/imaging/codec.js";
+import { decodeImage, encodeImage } from "../src/imaging/codec.js";
+import { computeQuality } from "../src/metrics/quality.js";
 import type { RunningServer } from "../src/server/server.js";
 import {
   collect,
@@ -106,6 +107,30 @@ describe("Translator service", () => {
       assert.ok(result.timing!.batchSize >= 1);
       assert.ok(result.timing!.totalMs >= result.timing!.inferenceMs);
     });
+  });
+
+  it("returns Quality for slices with a reference, equal to the metrics of the returned image", async () => {
+    const stream = client.translate();
+    const done = collect(stream);
+    stream.write(options(Direction.MR_TO_CT, { foregroundMetrics: true }));
+    const reference = ctImage(96, 96);
+    stream.write(sliceRequest(0, mrImage(96, 96), reference));
+    stream.write(sliceRequest(1, mrImage(96, 96)));
+    stream.end();
+    const { responses } = await done;
+    const withReference = resultOf(responses[0]);
+    assert.equal(resultOf(responses[1]).quality, undefined);
+    const q = withReference.quality!;
+    assert.ok(q.psnr > 0 && Number.isFinite(q.psnr));
+    assert.ok(withReference.timing!.metricsMs > 0);
+    const synthetic = { width: 96, height: 96, data: floats(withReference.image!) };
+    const referenceHu = (await decodeImage(reference, "reference")).raster;
+    const expected = computeQuality(synthetic, referenceHu, { window: "fixed", low: -1024, high: 3071 }, { foreground: true });
+    for (const key of ["psnr", "ssim", "uqi", "vif", "mae"] as const) {
+      assert.ok(Math.abs(q[key] - expected.quality[key]) <= 1e-9 * Math.max(1, Math.abs(expected.quality[key])), key);
+      assert.ok(Math.abs(withReference.foregroundQuality![key] - expected.foreground![key]) <= 1e-9 * Math.max(1, Math.abs(expected.foreground![key])), `foreground ${key}`);
+    }
+    assert.notEqual(withReference.foregroundQuality!.psnr, q.psnr, "the mask changes the result");
   });
 
   it("translates CT to MR from PNG and answers in PNG by default", async () => {

@@ -16,26 +16,13 @@ import {
 } from "../gen/medsynth/v1/translator_pb.js";
 import { decodeImage, encodeImage, type DecodedImage } from "../imaging/codec.js";
 import type { Raster } from "../imaging/raster.js";
-import type { WindowSpec } from "../imaging/window.js";
+import type { QualityReport, TargetWindow } from "../metrics/quality.js";
 import type { ModelSpec } from "../inference/registry.js";
 import type { ModelOutput } from "../inference/runner.js";
 import { fromModelOutput, outputRange, toModelInput } from "../inference/transforms.js";
 
-export interface QualityValues {
-  psnr: number;
-  ssim: number;
-  uqi: number;
-  vif: number;
-  mae: number;
-}
-
 /** Computes Quality off the event loop; may take ownership of the rasters' buffers. */
-export type QualityFn = (
-  synthetic: Raster,
-  reference: Raster,
-  target: WindowSpec,
-  foreground: boolean,
-) => Promise<{ quality: QualityValues; foreground?: QualityValues }>;
+export type QualityFn = (synthetic: Raster, reference: Raster, target: TargetWindow, foreground: boolean) => Promise<QualityReport>;
 
 /** What one stream (or one TranslateSlice call) translates with. */
 export interface StreamContext {

@@ -6,6 +6,7 @@ import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health
 import { file_medsynth_v1_translator, Translator } from "../gen/medsynth/v1/translator_pb.js";
 import { OrtWorkerPool } from "../inference/ort-pool.js";
 import { loadModelSpecs } from "../inference/registry.js";
+import { MetricsPool } from "../metrics/pool.js";
 import { inferenceRunner, type ModelOutput } from "../inference/runner.js";
 import { startTelemetry } from "../telemetry/telemetry.js";
 import { DEFAULT_CONFIG, type ServerConfig } from "./config.js";
@@ -42,8 +43,6 @@ export interface RunningServer {
 
 export interface ServerHooks {
   log?: Logger;
-  /** Quality computation (the metrics worker pool). */
-  quality?: QualityFn;
 }
 
 /** Loads the models, warms up the workers, then binds and reports SERVING. */
@@ -79,9 +78,9 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   }
   telemetry.observeQueueDepth(() => [...batchers].map(([name, batcher]) => [name, batcher.depth]));
 
-  const quality: QualityFn =
-    hooks.quality ??
-    (() => Promise.reject(new Error("quality metrics are not available in this build")));
+  const metrics = new MetricsPool({ workers: config.metricsWorkers });
+  const quality: QualityFn = (synthetic, reference, target, foreground) =>
+    metrics.compute(synthetic, reference, target, { foreground });
   const translator = new TranslatorService({
     models,
     batchers,
@@ -126,7 +125,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   });
 
   const release = async () => {
-    await pool.close();
+    await Promise.all([pool.close(), metrics.close()]);
     await telemetry.shutdown();
   };
   let stopping: Promise<void> | undefined;
