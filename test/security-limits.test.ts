@@ -1,0 +1,149 @@
+// Limits on the real server (tiny fixture models), driven by a real gRPC
+// client on loopback: concurrent streams overall and per peer, idle streams,
+// message size; and the channel options the limits become.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
+import { status } from "@grpc/grpc-js";
+import { Direction, PixelType, type TranslateRequest, type TranslateResponse } from "../src/gen/medsynth/v1/translator_pb.js";
+import { HealthCheckResponse_ServingStatus as ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
+import { checkHealth } from "../src/server/healthcheck.js";
+import { DEFAULT_LIMITS, serverChannelOptions } from "../src/server/limits.js";
+import type { RunningServer } from "../src/server/server.js";
+import {
+  collect,
+  mrImage,
+  options,
+  rawImage,
+  sliceRequest,
+  startTestServer,
+  translatorClient,
+  type TranslatorTestClient,
+} from "./helpers/service.js";
+import type { ClientDuplexStream } from "@grpc/grpc-js";
+
+type Stream = ClientDuplexStream<TranslateRequest, TranslateResponse>;
+
+/** Opens a Translate stream and waits for the answer to its first slice: the server admitted it. */
+async function admittedStream(client: TranslatorTestClient): Promise<Stream> {
+  const call = client.translate();
+  call.write(options(Direction.MR_TO_CT));
+  call.write(sliceRequest(0, mrImage()));
+  const [answer] = (await once(call, "data")) as [TranslateResponse];
+  assert.equal(answer.kind.case, "result");
+  return call;
+}
+
+/** Half-closes a stream and waits until the server has ended it. */
+async function finish(call: Stream): Promise<void> {
+  const ended = collect(call);
+  call.end();
+  const { error } = await ended;
+  assert.equal(error, undefined, `stream ended with ${error?.details}`);
+}
+
+describe("concurrent stream limits", () => {
+  let server: RunningServer;
+  let client: TranslatorTestClient;
+  before(async () => {
+    server = await startTestServer({ maxStreams: 3, maxStreamsPerPeer: 2, streamIdleTimeoutMs: 0 });
+    client = translatorClient(server.address);
+  });
+  after(async () => {
+    client?.close();
+    await server?.close();
+  });
+
+  it("refuses a peer's stream past --max-streams-per-peer with RESOURCE_EXHAUSTED, and admits it again once one ends", async () => {
+    const first = await admittedStream(client);
+    const second = await admittedStream(client);
+    const refused = await collect(client.translate());
+    assert.equal(refused.error?.code, status.RESOURCE_EXHAUSTED);
+    assert.match(refused.error.details, /client 127\.0\.0\.1 at its limit of 2 concurrent calls \(--max-streams-per-peer\)/);
+    // Probes are never limited.
+    assert.equal(await checkHealth(server.address), ServingStatus.SERVING);
+
+    await finish(first);
+    const third = await admittedStream(client);
+    await finish(second);
+    await finish(third);
+  });
+});
+
+describe("overall limit, idle streams and message size", () => {
+  let server: RunningServer;
+  let client: TranslatorTestClient;
+  const idleMs = 500;
+  before(async () => {
+    server = await startTestServer({ maxStreams: 1, maxStreamsPerPeer: 4, streamIdleTimeoutMs: idleMs, maxMessageBytes: 64 * 1024 });
+    client = translatorClient(server.address);
+  });
+  after(async () => {
+    client?.close();
+    await server?.close();
+  });
+
+  it("refuses a stream past --max-streams, and ends an idle stream with DEADLINE_EXCEEDED, freeing its slot", async () => {
+    const open = await admittedStream(client);
+    const idleSince = Date.now();
+    const ended = collect(open);
+    const refused = await collect(client.translate());
+    assert.equal(refused.error?.code, status.RESOURCE_EXHAUSTED);
+    assert.match(refused.error.details, /server at its limit of 1 concurrent calls \(--max-streams\)/);
+
+    const { error } = await ended;
+    assert.equal(error?.code, status.DEADLINE_EXCEEDED);
+    assert.match(error.details, new RegExp(`stream idle for ${idleMs} ms .*--stream-idle-timeout-ms`));
+    assert.ok(Date.now() - idleSince >= idleMs - 20, "not before the idle timeout");
+    // The service saw the stream end (its session is gone), and the slot is free again.
+    for (let waited = 0; server.openStreams > 0 && waited < 2000; waited += 10) await sleep(10);
+    assert.equal(server.openStreams, 0);
+    await finish(await admittedStream(client));
+  });
+
+  it("keeps a stream that sends slices more often than the idle timeout", async () => {
+    const call = client.translate();
+    const answers = collect(call);
+    call.write(options(Direction.MR_TO_CT));
+    const slices = 6;
+    for (let index = 0; index < slices; index++) {
+      call.write(sliceRequest(index, mrImage()));
+      await sleep(idleMs / 5);
+    }
+    call.end();
+    const { responses, error } = await answers;
+    assert.equal(error, undefined);
+    assert.deepEqual(
+      responses.map((r) => (r.kind.case === "result" ? Number(r.kind.value.index) : -1)),
+      [...Array(slices).keys()],
+    );
+  });
+
+  it("fails a stream whose message exceeds --max-message-bytes with RESOURCE_EXHAUSTED", async () => {
+    const side = 160; // 160² float32 = 100 KiB > 64 KiB
+    const big = rawImage(new Array<number>(side * side).fill(500), side, side, PixelType.FLOAT32);
+    const call = client.translate();
+    const ended = collect(call);
+    call.write(options(Direction.MR_TO_CT));
+    call.write(sliceRequest(0, big));
+    const { error } = await ended;
+    assert.equal(error?.code, status.RESOURCE_EXHAUSTED);
+    assert.match(error.details, /larger than max/);
+    // The server goes on serving.
+    await finish(await admittedStream(client));
+  });
+});
+
+describe("limits as grpc-js server options", () => {
+  it("carry message size and keepalive, and connection age only when set", () => {
+    const options = serverChannelOptions(DEFAULT_LIMITS);
+    assert.ok(DEFAULT_LIMITS.maxMessageBytes >= 2 * 4096 * 4096 * 4, "a 4096² float32 slice plus its reference fits");
+    assert.equal(options["grpc.max_receive_message_length"], DEFAULT_LIMITS.maxMessageBytes);
+    assert.equal(options["grpc.max_send_message_length"], DEFAULT_LIMITS.maxMessageBytes);
+    assert.equal(options["grpc.keepalive_time_ms"], DEFAULT_LIMITS.keepaliveTimeMs);
+    assert.equal(options["grpc.keepalive_timeout_ms"], DEFAULT_LIMITS.keepaliveTimeoutMs);
+    assert.equal("grpc.max_connection_age_ms" in options, false);
+    assert.equal(serverChannelOptions({ ...DEFAULT_LIMITS, maxConnectionAgeMs: 300_000 })["grpc.max_connection_age_ms"], 300_000);
+  });
+});
