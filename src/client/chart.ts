@@ -14,11 +14,13 @@ const PLOT = { width: PANEL.width - PANEL.left - 10, height: PANEL.height - 70 }
 const escapeXml = (text: string) => text.replace(/[<>&"]/g, (c) => `&#${c.charCodeAt(0)};`);
 const fixed = (value: number) => Number(value.toFixed(1));
 
-/** The smallest of 1, 2, 2.5, 5 × 10^k that is ≥ value, so axes end on a round number. */
-export function niceCeil(value: number): number {
-  if (!(value > 0)) return 1;
-  const power = 10 ** Math.floor(Math.log10(value));
-  return ([1, 2, 2.5, 5, 10].find((step) => step * power >= value * (1 - 1e-9)) ?? 10) * power;
+/** A round axis for values up to `max`: a step of 1, 2, 2.5 or 5 × 10^k and the top tick, at most five steps. */
+export function niceAxis(max: number): { top: number; step: number } {
+  if (!(max > 0)) return { top: 1, step: 0.2 };
+  const rough = max / 5;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = ([1, 2, 2.5, 5, 10].find((m) => m * power >= rough * (1 - 1e-9)) ?? 10) * power;
+  return { top: Number((Math.ceil(max / step - 1e-9) * step).toPrecision(12)), step };
 }
 
 /** Percentile p on HdrHistogram's axis: log10(1 / (1 − p)), so 90, 99, 99.9 are evenly spaced; max sits one step past 99.9. */
@@ -26,13 +28,13 @@ function percentileAxis(p: number): number {
   return p >= 100 ? 3.5 : Math.min(3, Math.log10(100 / (100 - p)));
 }
 
-function axes(x0: number, yMax: number, yLabel: string): string[] {
+function axes(x0: number, { top, step }: { top: number; step: number }, yLabel: string): string[] {
   const parts: string[] = [];
   const bottom = PANEL.top + PLOT.height;
-  for (let i = 0; i <= 4; i++) {
-    const y = fixed(bottom - (i / 4) * PLOT.height);
+  for (let i = 0; i * step <= top + 1e-9; i++) {
+    const y = fixed(bottom - ((i * step) / top) * PLOT.height);
     parts.push(`<line x1="${x0}" y1="${y}" x2="${x0 + PLOT.width}" y2="${y}" stroke="#ddd"/>`);
-    parts.push(`<text x="${x0 - 6}" y="${y + 4}" text-anchor="end">${+((yMax * i) / 4).toPrecision(4)}</text>`);
+    parts.push(`<text x="${x0 - 6}" y="${y + 4}" text-anchor="end">${+(i * step).toPrecision(6)}</text>`);
   }
   parts.push(`<line x1="${x0}" y1="${PANEL.top}" x2="${x0}" y2="${bottom}" stroke="#333"/>`);
   parts.push(`<line x1="${x0}" y1="${bottom}" x2="${x0 + PLOT.width}" y2="${bottom}" stroke="#333"/>`);
@@ -55,9 +57,10 @@ export function benchChart(title: string, series: readonly ChartSeries[], rawThr
   const height = PANEL.height + 30;
 
   // Left: latency distribution.
-  const latencyMax = niceCeil(Math.max(0, ...series.flatMap((s) => s.latencyCurve.map(([, ms]) => ms))));
+  const latencyAxis = niceAxis(Math.max(0, ...series.flatMap((s) => s.latencyCurve.map(([, ms]) => ms))));
+  const latencyMax = latencyAxis.top;
   const x0 = PANEL.left;
-  parts.push(...axes(x0, latencyMax, "latency (ms)"));
+  parts.push(...axes(x0, latencyAxis, "latency (ms)"));
   for (const [p, label] of [[0, "0%"], [90, "90%"], [99, "99%"], [99.9, "99.9%"], [100, "max"]] as const) {
     const x = fixed(x0 + (percentileAxis(p) / 3.5) * PLOT.width);
     parts.push(`<text x="${x}" y="${bottom + 16}" text-anchor="middle">${label}</text>`);
@@ -75,8 +78,9 @@ export function benchChart(title: string, series: readonly ChartSeries[], rawThr
 
   // Right: throughput bars.
   const x1 = PANEL.width + PANEL.gap + PANEL.left - 40;
-  const throughputMax = niceCeil(Math.max(rawThroughput ?? 0, ...series.map((s) => s.throughput)));
-  parts.push(...axes(x1, throughputMax, "slices / s"));
+  const throughputAxis = niceAxis(Math.max(rawThroughput ?? 0, ...series.map((s) => s.throughput)) * 1.08);
+  const throughputMax = throughputAxis.top;
+  parts.push(...axes(x1, throughputAxis, "slices / s"));
   const slot = PLOT.width / Math.max(1, series.length);
   series.forEach((s, i) => {
     const h = (s.throughput / throughputMax) * PLOT.height;

@@ -17,6 +17,7 @@ import {
   type TranslateRequest,
   type TranslateResponse,
 } from "../gen/medsynth/v1/translator_pb.js";
+import { bearerMetadata, channelCredentials, type ClientTlsFiles } from "../server/security.js";
 import { serviceDefinition } from "./definition.js";
 import { directionOf, type DirectionName } from "./direction.js";
 import { toTranslatorError } from "./errors.js";
@@ -26,17 +27,9 @@ export const DEFAULT_WINDOW = 16;
 /** Largest message either side accepts: a 4096×4096 float32 slice plus its reference. */
 const MAX_MESSAGE_BYTES = 160 * 1024 * 1024;
 
-export interface TlsOptions {
-  /** PEM root certificates; default: the system's. */
-  ca?: Buffer | string;
-  /** PEM client certificate and key, for mutual TLS. */
-  cert?: Buffer | string;
-  key?: Buffer | string;
-}
-
 export interface ClientOptions {
-  /** TLS: `true` for the system roots, or certificates; default plaintext (loopback, dev). */
-  tls?: boolean | TlsOptions;
+  /** TLS: `true` for the system roots, or PEM file paths (ca, and cert + key for mTLS); default plaintext (loopback, dev). */
+  tls?: boolean | ClientTlsFiles;
   /** Channel credentials built elsewhere; wins over `tls`. */
   credentials?: grpc.ChannelCredentials;
   /** Sent as `authorization: Bearer <token>` on every call. */
@@ -113,15 +106,10 @@ export function resolveTarget(target: string | readonly string[]): string {
   );
 }
 
-function toPem(value: Buffer | string | undefined): Buffer | null {
-  return value === undefined ? null : Buffer.from(value);
-}
-
-function channelCredentials(options: ClientOptions): grpc.ChannelCredentials {
+function credentialsOf(options: ClientOptions): grpc.ChannelCredentials {
   if (options.credentials) return options.credentials;
   if (!options.tls) return grpc.credentials.createInsecure();
-  const tls = options.tls === true ? {} : options.tls;
-  return grpc.credentials.createSsl(toPem(tls.ca), toPem(tls.key), toPem(tls.cert));
+  return channelCredentials(options.tls === true ? {} : options.tls);
 }
 
 /** Counts slices in flight: `acquire` waits while `size` are out, and rejects once `signal` aborts. */
@@ -168,18 +156,15 @@ function creditGate(size: number) {
 export function createClient(target: string | readonly string[], options: ClientOptions = {}): TranslatorClient {
   const resolved = resolveTarget(target);
   const definition = serviceDefinition(Translator);
-  const channel = new grpc.Client(resolved, channelCredentials(options), {
+  const channel = new grpc.Client(resolved, credentialsOf(options), {
     "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
     "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
     "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
     ...options.channelOptions,
   });
 
-  const metadata = (): grpc.Metadata => {
-    const md = new grpc.Metadata();
-    if (options.token) md.set("authorization", `Bearer ${options.token}`);
-    return md;
-  };
+  // Metadata rather than call credentials: grpc-js refuses those on plaintext channels (loopback, dev).
+  const metadata = (): grpc.Metadata => (options.token ? bearerMetadata(options.token) : new grpc.Metadata());
   const callOptions = (): grpc.CallOptions =>
     options.deadlineMs === undefined ? {} : { deadline: Date.now() + options.deadlineMs };
   const streamOptions = (translate: TranslateOptions) =>

@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { ConfigError, parseServerConfig, type ServerConfig } from "../../server/config.js";
 import type { OptionSpec } from "../args.js";
 import { UsageError } from "../args.js";
@@ -18,8 +17,10 @@ export const CONNECTION_OPTIONS = {
     description: "models of the in-process service (ignored with --target)",
     default: "models",
   },
-  tls: { type: "boolean", description: "connect with TLS (system roots, or --ca)" },
-  ca: { type: "string", placeholder: "pem", description: "root certificate(s) for TLS" },
+  tls: { type: "boolean", description: "connect with TLS (the system's roots unless --tls-ca)" },
+  "tls-ca": { type: "string", placeholder: "pem", description: "CA that signed the server's certificate (implies --tls)" },
+  "tls-cert": { type: "string", placeholder: "pem", description: "client certificate, for servers that require mTLS (with --tls-key)" },
+  "tls-key": { type: "string", placeholder: "pem", description: "client certificate's key" },
   token: { type: "string", placeholder: "token", description: "bearer token (default: $MEDSYNTH_TOKEN)" },
 } satisfies Record<string, OptionSpec>;
 
@@ -27,16 +28,17 @@ interface ConnectionValues {
   target?: string;
   "models-dir": string;
   tls: boolean;
-  ca?: string;
+  "tls-ca"?: string;
+  "tls-cert"?: string;
+  "tls-key"?: string;
   token?: string;
 }
 
 export function clientOptionsFrom(values: ConnectionValues): ClientOptions {
   const token = values.token ?? process.env.MEDSYNTH_TOKEN;
-  return {
-    tls: values.ca ? { ca: readFileSync(values.ca) } : values.tls,
-    ...(token ? { token } : {}),
-  };
+  const files = { ca: values["tls-ca"], cert: values["tls-cert"], key: values["tls-key"] };
+  const tls = values.tls || Object.values(files).some(Boolean);
+  return { ...(tls ? { tls: files } : {}), ...(token ? { token } : {}) };
 }
 
 /**
