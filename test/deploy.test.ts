@@ -15,6 +15,7 @@ import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { ConfigMap, Namespace, Service, ServiceAccount } from "kubernetes-models/v1";
 import type { IContainer, IProbe } from "kubernetes-models/v1";
+import { parseServerConfig, usage } from "../src/server/config.js";
 
 const K8S = "deploy/k8s";
 const SECURE = join(K8S, "secure");
@@ -277,6 +278,19 @@ test("the secure overlay mounts the TLS and token files its config names, and th
   assert.equal(c.readinessProbe?.grpc?.port, Number(overlayConfig.MEDSYNTH_HEALTH_PORT));
 });
 
+test("the ConfigMap (base and secure overlay) is configuration the server accepts", () => {
+  const { config } = base();
+  const known = new Set(usage().match(/MEDSYNTH_[A-Z0-9_]+/g));
+  const literals = kustomization(SECURE).configMapGenerator?.flatMap((g) => g.literals ?? []) ?? [];
+  const secure = { ...config, ...parseEnv(literals.join("\n")) };
+  for (const key of Object.keys(secure)) assert.ok(known.has(key), `${key} is a server option`);
+  const parsed = parseServerConfig([], config);
+  assert.equal(parsed.drainTimeoutMs, Number(config.MEDSYNTH_DRAIN_TIMEOUT_MS));
+  assert.equal(parsed.healthPort, Number(config.MEDSYNTH_HEALTH_PORT));
+  assert.equal(parsed.device, "cuda");
+  assert.equal(parseServerConfig([], secure).tlsClientCa, secure.MEDSYNTH_TLS_CLIENT_CA);
+});
+
 // ---- Dockerfile -------------------------------------------------------------
 
 interface Stage {
@@ -362,9 +376,11 @@ test("both runtime images run the compiled entry points the tests run, as a non-
     const [user] = only(stage, "USER");
     assert.match(args(user)[0], /^[1-9]\d*:[1-9]\d*$/, `${stage.name}: numeric non-root USER (runAsNonRoot can check it)`);
     const env = new Map(
-      only(stage, "ENV").flatMap((i) => (i instanceof Env ? i.getProperties().map((p) => [p.getName(), p.getValue()]) : [])),
+      only(stage, "ENV").flatMap((i) => (i instanceof Env ? i.getProperties().map((p) => [p.getName(), p.getValue() ?? ""]) : [])),
     );
     assert.equal(env.get("MEDSYNTH_DEVICE"), stage.name === "gpu" ? "auto" : "cpu");
+    const imageConfig = Object.fromEntries([...env].filter(([key]) => key.startsWith("MEDSYNTH_")));
+    assert.doesNotThrow(() => parseServerConfig([], imageConfig), `${stage.name}: ENV is configuration the server accepts`);
     const exposed = only(stage, "EXPOSE").flatMap(args).map(Number);
     assert.deepEqual(exposed, [Number(env.get("MEDSYNTH_PORT")), Number(env.get("MEDSYNTH_METRICS_PORT"))]);
     // The image and the Kubernetes config agree on ports and on where models are.
