@@ -16,6 +16,9 @@ import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { ConfigMap, Namespace, Service, ServiceAccount } from "kubernetes-models/v1";
 import type { IContainer, IProbe } from "kubernetes-models/v1";
 import { parseServerConfig, usage } from "../src/server/config.js";
+import { createClient } from "../src/client/client.js";
+import { freePort } from "./helpers/net.js";
+import { mrImage, startTestServer } from "./helpers/service.js";
 
 const K8S = "deploy/k8s";
 const SECURE = join(K8S, "secure");
@@ -242,6 +245,27 @@ test("the HPA scales the Deployment on metrics that the prometheus-adapter rules
     assert.ok(series && new RegExp(rule.name.matches).test(series), `${name}: rule matches its series`);
     assert.match(rule.seriesQuery, /pod!=""/);
     assert.match(rule.metricsQuery, /<<\.GroupBy>>/);
+  }
+});
+
+test("the server exports the series the prometheus-adapter rules read", async () => {
+  const metricsPort = await freePort();
+  const server = await startTestServer({ metricsPort });
+  try {
+    const client = createClient(server.address);
+    try {
+      for await (const answer of client.translate({ direction: "mr2ct" }, [{ index: 0n, image: mrImage() }])) void answer;
+    } finally {
+      client.close();
+    }
+    const exposition = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const [values] = readYaml("deploy/prometheus-adapter/values.yaml") as [{ rules: { custom: { seriesQuery: string }[] } }];
+    for (const { seriesQuery } of values.rules.custom) {
+      const series = /^(medsynth_[a-z_]+)\{/.exec(seriesQuery)?.[1];
+      assert.match(exposition, new RegExp(`^${series}[{ ]`, "m"), `/metrics has ${series}`);
+    }
+  } finally {
+    await server.close();
   }
 });
 

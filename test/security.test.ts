@@ -5,9 +5,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { once } from "node:events";
 import { writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { credentials, status, type ChannelCredentials } from "@grpc/grpc-js";
@@ -28,19 +26,10 @@ import {
   serverCredentials,
 } from "../src/server/security.js";
 import { makeTestPki, type TestPki } from "./helpers/certs.js";
+import { freePort } from "./helpers/net.js";
 import { mrImage, startTestServer, TINY_MODELS } from "./helpers/service.js";
 
 const run = promisify(execFile);
-
-/** A port that was free a moment ago (for the health port, which has no "pick one" value). */
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, "127.0.0.1");
-  await once(probe, "listening");
-  const { port } = probe.address() as { port: number };
-  probe.close();
-  await once(probe, "close");
-  return port;
-}
 
 /** ListModels through the client library; resolves with the status code (OK = 0). */
 async function listModelsStatus(address: string, options: ClientOptions): Promise<number> {
