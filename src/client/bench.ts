@@ -65,6 +65,8 @@ export interface BenchReport {
   rawSkipped?: string;
   levels: BenchLevel[];
   best: { concurrency: number; throughput: number; ratioToRaw: number | null };
+  /** Added by `npm run bench`: median ms of all five quality metrics on a 256×256 slice, and its share of one slice's inference. */
+  qualityMetrics?: { medianMs: number; shareOfInference: number | null; detail: unknown };
 }
 
 /** A head-like slice in physical units: skull ring and brain in air (CT, HU) or bright tissue on dark (MR). */

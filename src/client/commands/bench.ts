@@ -1,4 +1,4 @@
-import { formatBench, runBench, writeBenchFiles } from "../bench.js";
+import { formatBench, runBench, writeBenchFiles, type BenchOptions } from "../bench.js";
 import {
   oneOf,
   parseCommand,
@@ -9,6 +9,7 @@ import {
   UsageError,
   type CommandSpec,
   type OptionSpec,
+  type ParsedValues,
 } from "../args.js";
 import type { DirectionName } from "../direction.js";
 import { CONNECTION_OPTIONS, clientOptionsFrom, embeddedConfig } from "./common.js";
@@ -55,16 +56,13 @@ export const benchSpec = {
   ],
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
-export async function benchCommand(argv: string[]): Promise<number> {
-  const parsed = parseCommand(benchSpec, argv);
-  if (!parsed) return 0;
-  const { values } = parsed;
+/** BenchOptions from parsed `bench` flags (shared by the CLI and `npm run bench`). */
+export function benchOptionsFrom(values: ParsedValues<typeof benchSpec.options>): BenchOptions {
   if (values.embedded && values.target) throw new UsageError("--embedded and --target exclude each other");
   if (values.duration && values.count) throw new UsageError("--duration and --count exclude each other");
   const serverArgs = SERVER_FLAGS.flatMap((flag) => (values[flag] === undefined ? [] : [`--${flag}`, values[flag]!]));
-  const rawDuration = values["raw-duration"] === "0" ? 0 : parseDuration(values["raw-duration"], "raw-duration");
   const count = values.count === undefined ? undefined : parseInteger(values.count, "count");
-  const report = await runBench({
+  return {
     target: values.target,
     server: embeddedConfig(values["models-dir"], serverArgs),
     client: clientOptionsFrom(values),
@@ -77,11 +75,17 @@ export async function benchCommand(argv: string[]): Promise<number> {
     warmup: parseInteger(values.warmup, "warmup", 0),
     inFlight: parseInteger(values["in-flight"], "in-flight"),
     input: values.input,
-    rawDurationMs: rawDuration,
+    rawDurationMs: values["raw-duration"] === "0" ? 0 : parseDuration(values["raw-duration"], "raw-duration"),
     log: (line) => process.stderr.write(`${line}\n`),
-  });
+  };
+}
+
+export async function benchCommand(argv: string[]): Promise<number> {
+  const parsed = parseCommand(benchSpec, argv);
+  if (!parsed) return 0;
+  const report = await runBench(benchOptionsFrom(parsed.values));
   process.stdout.write(formatBench(report));
-  const files = await writeBenchFiles(report, values.out);
+  const files = await writeBenchFiles(report, parsed.values.out);
   process.stdout.write(`wrote ${files.join(", ")}\n`);
   // Error statuses are results here (overload is what a bench looks for), not a failed run.
   return 0;
