@@ -1,0 +1,49 @@
+"""Paired phantom training slices, normalised to the generators' [-1, 1] input/output convention, and crops."""
+import os
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .intensity import CT_HIGH, CT_LOW, mr_window
+from .phantom import SIZE, subject_series
+
+TRAIN_SUBJECTS_FIRST = 1  # training subjects are 1..N; held-out test subjects are >= 101
+
+
+def mr_to_signed(mr: np.ndarray) -> np.ndarray:
+    """MR -> [-1, 1] by its own 0.5-99.5 percentile window (clipped)."""
+    lo, hi = mr_window(mr)
+    return np.clip((mr - lo) / (hi - lo) * 2 - 1, -1, 1).astype(np.float32)
+
+
+def ct_to_signed(ct: np.ndarray) -> np.ndarray:
+    return np.clip((ct - CT_LOW) / (CT_HIGH - CT_LOW) * 2 - 1, -1, 1).astype(np.float32)
+
+
+def build_training_set(subjects: int, slices: int, cache_dir: str) -> np.ndarray:
+    """(n, 2, SIZE, SIZE) float16 array of [mr, ct] in [-1, 1], cached on disk by its parameters."""
+    path = os.path.join(cache_dir, f'phantom-train-{subjects}x{slices}.npy')
+    if os.path.exists(path):
+        return np.load(path)
+    data = np.empty((subjects * slices, 2, SIZE, SIZE), dtype=np.float16)
+    ids = range(TRAIN_SUBJECTS_FIRST, TRAIN_SUBJECTS_FIRST + subjects)
+    for k, sid in enumerate(tqdm(ids, desc='phantom subjects', unit='subject')):
+        for i, (_, mr, ct) in enumerate(subject_series(sid, slices)):
+            data[k * slices + i, 0] = mr_to_signed(mr)
+            data[k * slices + i, 1] = ct_to_signed(ct)
+    os.makedirs(cache_dir, exist_ok=True)
+    np.save(path, data)
+    return data
+
+
+def random_crops(data: np.ndarray, batch: int, crop: int, rng: np.random.Generator):
+    """Paired random crops with random left-right flips: (mr, ct) tensors of shape (batch, 1, crop, crop)."""
+    idx = rng.integers(0, len(data), size=batch)
+    top = rng.integers(0, SIZE - crop + 1, size=batch)
+    left = rng.integers(0, SIZE - crop + 1, size=batch)
+    out = np.stack([data[i, :, t:t + crop, l:l + crop] for i, t, l in zip(idx, top, left)]).astype(np.float32)
+    flip = rng.random(batch) < 0.5
+    out[flip] = out[flip, :, :, ::-1]
+    out = torch.from_numpy(np.ascontiguousarray(out))
+    return out[:, :1], out[:, 1:]
