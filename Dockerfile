@@ -37,6 +37,9 @@ RUN ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node \
  && test -f node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so
 
 # ---- cpu: CPU-only runtime ---------------------------------------------------
+# The gpu stage repeats this stage's tail: stages share instructions only
+# through a common FROM, and the two bases differ. test/deploy.test.ts checks
+# that both tails agree (entry points, user, ports, health check, config).
 FROM ${NODE_IMAGE} AS cpu
 WORKDIR /app
 RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent medsynth
