@@ -39,9 +39,10 @@ def build_training_set(subjects: int, slices: int, cache_dir: str) -> np.ndarray
 
 def random_crops(data: np.ndarray, batch: int, crop: int, rng: np.random.Generator):
     """Paired random crops with random left-right flips: (mr, ct) tensors of shape (batch, 1, crop, crop)."""
+    height, width = data.shape[-2:]
     idx = rng.integers(0, len(data), size=batch)
-    top = rng.integers(0, SIZE - crop + 1, size=batch)
-    left = rng.integers(0, SIZE - crop + 1, size=batch)
+    top = rng.integers(0, height - crop + 1, size=batch)
+    left = rng.integers(0, width - crop + 1, size=batch)
     out = np.stack([data[i, :, t:t + crop, l:l + crop] for i, t, l in zip(idx, top, left)]).astype(np.float32)
     flip = rng.random(batch) < 0.5
     out[flip] = out[flip, :, :, ::-1]

@@ -4,7 +4,7 @@ Objective (as CycleGAN): LSGAN adversarial + lambda * cycle L1 (+ optional ident
 lambda_identity * lambda as in the reference implementation), plus an optional supervised L1 term for paired
 data. Adam (lr 2e-4, beta1 0.5), batch 2, lr constant for the first half of the steps then linear decay to 0.
 
-Usage: /usr/bin/python3 -m training.train --run-dir training/runs/demo --steps 2000 [--init-from G_A.pth
+Usage: /usr/bin/python3 -m training.train --run-dir training/runs/demo --steps 2000 [--data pairs.npy] [--init-from G_A.pth
        --init-from-b G_B.pth --freeze encoder,resblocks] [--resume]"""
 import argparse
 import dataclasses
@@ -45,8 +45,9 @@ class TrainConfig:
     init_from: str | None = None       # CycleGAN generator checkpoint for G_A (MR->CT), e.g. latest_net_G_A.pth
     init_from_b: str | None = None     # for G_B (CT->MR); defaults to init_from
     freeze: tuple = ()                 # any of 'encoder', 'resblocks'
-    subjects: int = 20
-    slices: int = 24
+    data: str | None = None            # (n, 2, H, W) .npy of [mr, ct] in [-1, 1]; default: the phantom
+    subjects: int = 20                 # phantom training subjects (1..subjects)
+    slices: int = 24                   # phantom slices per subject
     seed: int = 0
     checkpoint_every: int = 250
     threads: int = 1                   # 1 beats 2 on a busy shared 2-core machine (OpenMP oversubscription)
@@ -176,7 +177,9 @@ def train(cfg: TrainConfig, resume: bool = False, data: np.ndarray | None = None
     random.seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     os.makedirs(cfg.run_dir, exist_ok=True)
-    if data is None:
+    if data is None and cfg.data:
+        data = np.load(cfg.data, mmap_mode='r')
+    elif data is None:
         data = build_training_set(cfg.subjects, cfg.slices, os.path.join(os.path.dirname(cfg.run_dir), 'cache'))
     model = CycleGAN(cfg)
     start, elapsed = 0, 0.0
