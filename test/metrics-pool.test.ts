@@ -1,19 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { readdirSync } from "node:fs";
 import type { Raster } from "../src/imaging/raster.js";
 import { computeQuality, MetricsPool, type TargetWindow } from "../src/metrics/index.js";
+import { readF32 } from "./metrics-fixtures.js";
 
 const CT: TargetWindow = { window: "fixed", low: -1024, high: 3071 };
 const MR: TargetWindow = { window: "percentile", low: 0.5, high: 99.5 };
 
-function fixture(file: string): Raster {
-  const bytes = readFileSync(join(process.cwd(), "test/fixtures/metrics/ct_hu", file));
-  const data = new Float32Array(256 * 256);
-  new Uint8Array(data.buffer).set(bytes);
-  return { width: 256, height: 256, data };
-}
+const fixture = (file: string): Raster => readF32(`ct_hu/${file}`, 256, 256);
 
 const copy = (r: Raster): Raster => ({ width: r.width, height: r.height, data: r.data.slice() });
 

@@ -1,10 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import type { Raster } from "../src/imaging/raster.js";
 import { percentiles } from "../src/imaging/window.js";
 import { computeQuality, foregroundMask, ssim, uqi, vifp, type QualityValues } from "../src/metrics/index.js";
+import { readF32 } from "./metrics-fixtures.js";
 
 const CT: { window: "fixed"; low: number; high: number } = { window: "fixed", low: -1024, high: 3071 };
 const MR: { window: "percentile"; low: number; high: number } = { window: "percentile", low: 0.5, high: 99.5 };
@@ -15,12 +14,7 @@ function raster(width: number, height: number, f: (r: number, c: number) => numb
   return { width, height, data };
 }
 
-function fixture(name: string, file: string): Raster {
-  const bytes = readFileSync(join(process.cwd(), "test/fixtures/metrics", name, file));
-  const data = new Float32Array(256 * 256);
-  new Uint8Array(data.buffer).set(bytes);
-  return { width: 256, height: 256, data };
-}
+const fixture = (name: string, file: string): Raster => readF32(`${name}/${file}`, 256, 256);
 
 const close = (got: number, expected: number, tolerance: number, what: string): void =>
   assert.ok(Math.abs(got - expected) <= tolerance, `${what}: got ${got}, expected ${expected}`);

@@ -2,9 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { mae, psnr, ssim, uqi, vifp, type Plane } from "../src/metrics/kernels.js";
-
-const FIXTURES = join(process.cwd(), "test/fixtures/metrics");
+import { psnr, ssim, uqi, vifp } from "../src/metrics/kernels.js";
+import { METRIC_FIXTURES, readF32 } from "./metrics-fixtures.js";
 
 interface FixtureCase {
   name: string;
@@ -16,16 +15,7 @@ interface FixtureCase {
   expected: Record<"psnr" | "ssim" | "ssim_gaussian" | "uqi" | "uqi_sewar" | "vifp", number | string>;
 }
 
-const index = JSON.parse(readFileSync(join(FIXTURES, "index.json"), "utf8")) as { cases: FixtureCase[] };
-
-function readPlane(path: string, width: number, height: number): Plane {
-  const bytes = readFileSync(join(FIXTURES, path));
-  assert.equal(bytes.length, 4 * width * height, `${path} size`);
-  // Copy into an aligned buffer; the file is little-endian like every supported host.
-  const data = new Float32Array(width * height);
-  new Uint8Array(data.buffer).set(bytes);
-  return { width, height, data };
-}
+const index = JSON.parse(readFileSync(join(METRIC_FIXTURES, "index.json"), "utf8")) as { cases: FixtureCase[] };
 
 const expectedNumber = (v: number | string): number => (typeof v === "number" ? v : Number(v));
 
@@ -40,8 +30,8 @@ function assertClose(got: number, expected: number, what: string): void {
 
 for (const c of index.cases) {
   test(`fixture ${c.name}: psnr, ssim, ssim_gaussian, uqi, vifp match the reference values`, () => {
-    const reference = readPlane(c.ref, c.width, c.height);
-    const distorted = readPlane(c.img, c.width, c.height);
+    const reference = readF32(c.ref, c.width, c.height);
+    const distorted = readF32(c.img, c.width, c.height);
     const got = {
       psnr: psnr(reference, distorted, c.data_range),
       ssim: ssim(reference, distorted, c.data_range),

@@ -9,7 +9,7 @@
  * A metric whose window does not fit the image returns NaN, as does VIF on a
  * constant reference (its denominator is 0).
  */
-import { boxMoments, gaussianTaps, horizontalRunningSum, verticalRunningSum, weightedMoments, filterAndHalve } from "./filters.js";
+import { boxMoments, filterAndHalve, gaussianTaps, horizontalRunningSum, MOMENTS, verticalRunningSum, weightedMoments } from "./filters.js";
 import { scratch, Slot } from "./scratch.js";
 
 /** An image: `height` rows of `width` samples, row-major. `Raster` is one. */
@@ -112,12 +112,13 @@ export function ssim(reference: Plane, distorted: Plane, dataRange: number, opti
   const c1 = (0.01 * dataRange) ** 2;
   const c2 = (0.03 * dataRange) ** 2;
   const n = m.width * m.height;
+  const v = m.data;
   let total = 0;
-  for (let i = 0; i < n; i++) {
-    const mx = m.x[i] * meanScale, my = m.y[i] * meanScale;
-    const vx = covScale * (m.xx[i] * meanScale - mx * mx);
-    const vy = covScale * (m.yy[i] * meanScale - my * my);
-    const cxy = covScale * (m.xy[i] * meanScale - mx * my);
+  for (let o = 0; o < MOMENTS * n; o += MOMENTS) {
+    const mx = v[o] * meanScale, my = v[o + 1] * meanScale;
+    const vx = covScale * (v[o + 2] * meanScale - mx * mx);
+    const vy = covScale * (v[o + 3] * meanScale - my * my);
+    const cxy = covScale * (v[o + 4] * meanScale - mx * my);
     total += ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2));
   }
   return total / n;
@@ -149,6 +150,7 @@ export function uqi(reference: Plane, distorted: Plane): number {
   const y = float64(distorted, Slot.Y);
   const changes = neighbourChanges(x, y, w, h);
   const m = boxMoments(x, y, w, h, UQI_SIZE);
+  const v = m.data;
   const inv = 1 / (UQI_SIZE * UQI_SIZE);
   const cw = w - 7; // row length of `changes`
   const corner = (UQI_SIZE - 1) * (w + 1);
@@ -157,9 +159,9 @@ export function uqi(reference: Plane, distorted: Plane): number {
   let total = 0;
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
-      const i = r * m.width + c;
+      const o = MOMENTS * (r * m.width + c);
       const p = r * w + c;
-      const mx = m.x[i] * inv, my = m.y[i] * inv;
+      const mx = v[o] * inv, my = v[o + 1] * inv;
       const d2 = mx * mx + my * my;
       if (changes[r * cw + c] === 0 && x[p + corner] === x[p] && y[p + corner] === y[p]) {
         // Both windows constant: exact means, the img_qi.m convention.
@@ -168,8 +170,8 @@ export function uqi(reference: Plane, distorted: Plane): number {
         total += s === 0 ? 1 : (2 * a * b) / s;
         continue;
       }
-      const d1 = m.xx[i] * inv - mx * mx + (m.yy[i] * inv - my * my);
-      const cov = m.xy[i] * inv - mx * my;
+      const d1 = v[o + 2] * inv - mx * mx + (v[o + 3] * inv - my * my);
+      const cov = v[o + 4] * inv - mx * my;
       const den = d1 * d2;
       if (den !== 0) total += (4 * cov * mx * my) / den;
       else if (d1 === 0 && d2 !== 0) total += (2 * mx * my) / d2;
@@ -197,7 +199,7 @@ function neighbourChanges(x: Float64Array, y: Float64Array, w: number, h: number
     }
   }
   const block = 7;
-  const rowSums = scratch(Slot.H0, dh * (dw - block + 1));
+  const rowSums = scratch(Slot.Rows, dh * (dw - block + 1));
   horizontalRunningSum(flags, rowSums, dw, dh, block);
   verticalRunningSum(rowSums, flags, dw - block + 1, dh - block + 1, block);
   return flags;
@@ -243,12 +245,12 @@ export function vifp(reference: Plane, distorted: Plane): number {
       y = nextY;
     }
     const m = weightedMoments(x, y, w, h, g);
-    const n = m.width * m.height;
-    for (let i = 0; i < n; i++) {
-      const mx = m.x[i], my = m.y[i];
-      let vx = m.xx[i] - mx * mx;
-      let vy = m.yy[i] - my * my;
-      const cov = m.xy[i] - mx * my;
+    const v = m.data;
+    for (let o = 0, end = MOMENTS * m.width * m.height; o < end; o += MOMENTS) {
+      const mx = v[o], my = v[o + 1];
+      let vx = v[o + 2] - mx * mx;
+      let vy = v[o + 3] - my * my;
+      const cov = v[o + 4] - mx * my;
       if (vx < 0) vx = 0;
       if (vy < 0) vy = 0;
       let gain = cov / (vx + VIF_EPS);

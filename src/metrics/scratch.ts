@@ -34,20 +34,12 @@ export const Slot = {
   Y: 1,
   NextX: 2,
   NextY: 3,
-  /** Horizontal-pass results, one per moment. */
-  H0: 4,
-  H1: 5,
-  H2: 6,
-  H3: 7,
-  H4: 8,
-  /** Window moments (filter outputs), one per moment. */
-  M0: 9,
-  M1: 10,
-  M2: 11,
-  M3: 12,
-  M4: 13,
+  /** Horizontal-pass results (filters.ts). */
+  Rows: 4,
+  /** Window moments, the filters' output. */
+  Moments: 5,
   /** UQI: count of neighbour differences per block. */
-  Changes: 14,
+  Changes: 6,
 } as const;
 
 /** Float32 slots (quality.ts): the window-mapped images and their foreground crops. */
