@@ -1,0 +1,198 @@
+import assert from "node:assert/strict";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { gzipSync } from "node:zlib";
+import { createClient, isSliceError, type SliceInit, type TranslatorClient } from "../src/client/client.js";
+import { create } from "@bufbuild/protobuf";
+import { Encoding, ImageSchema, PixelType, type Quality, type SliceResult } from "../src/gen/medsynth/v1/translator_pb.js";
+import { decodeImage } from "../src/imaging/codec.js";
+import { axialLayout, extractSlice, readNifti } from "../src/imaging/nifti.js";
+import type { Raster } from "../src/imaging/raster.js";
+import type { RunningServer } from "../src/server/server.js";
+import { readCsv, runCli } from "./helpers/cli.js";
+import { nifti1, NIFTI_INT16 } from "./helpers/nifti.js";
+import { startTestServer } from "./helpers/service.js";
+
+const SUBJECT = "models/testdata/subject-101";
+const RESCALE = { ct: -1024, mr: 0 }; // models/testdata/index.json: CT stored as HU + 1024
+const METRICS = ["psnr", "ssim", "uqi", "vif", "mae"] as const;
+const DIRECTIONS = [
+  { direction: "mr2ct", source: "mr", target: "ct" },
+  { direction: "ct2mr", source: "ct", target: "mr" },
+] as const;
+
+const pngSlice = (modality: "ct" | "mr", dir: string, file: string) => ({
+  encoding: Encoding.PNG,
+  data: readFileSync(join(dir, file)),
+  rescaleIntercept: RESCALE[modality],
+});
+const raw = (raster: Raster) => ({
+  encoding: Encoding.RAW,
+  pixelType: PixelType.FLOAT32,
+  width: raster.width,
+  height: raster.height,
+  data: new Uint8Array(raster.data.buffer, raster.data.byteOffset, raster.data.byteLength),
+});
+const physical = async (modality: "ct" | "mr", path: string) =>
+  (await decodeImage(create(ImageSchema, pngSlice(modality, "", path)), "test")).raster;
+
+/** What the service answers for these slices when asked directly (RAW output). */
+async function answers(client: TranslatorClient, direction: "mr2ct" | "ct2mr", slices: SliceInit[]): Promise<SliceResult[]> {
+  const results: SliceResult[] = [];
+  for await (const answer of client.translate({ direction, outputEncoding: Encoding.RAW }, slices)) {
+    assert.ok(!isSliceError(answer), `slice ${answer.index} failed`);
+    results.push(answer);
+  }
+  return results;
+}
+
+function assertCsvMatches(csvPath: string, expected: { name: string; quality: Quality | undefined }[]): void {
+  const rows = readCsv(csvPath);
+  assert.equal(rows.length, expected.length);
+  rows.forEach((row, n) => {
+    assert.equal(row.index, String(n));
+    assert.equal(row.name, expected[n].name);
+    for (const metric of METRICS) assert.equal(Number(row[metric]), expected[n].quality![metric], `${row.name} ${metric}`);
+  });
+}
+
+describe("medsynth translate against a real server", () => {
+  let server: RunningServer;
+  let client: TranslatorClient;
+  let work: string;
+
+  before(async () => {
+    // One slice per batch, so the CLI's answers and the test's own answers are computed identically.
+    server = await startTestServer({ maxBatch: 1 });
+    client = createClient(server.address);
+    work = mkdtempSync(join(tmpdir(), "medsynth-cli-"));
+  });
+  after(async () => {
+    client.close();
+    await server.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  for (const { direction, source, target } of DIRECTIONS) {
+    it(`translates a PNG folder ${direction} with references: PNG out, CSV values are the service's`, async () => {
+      const out = join(work, `png-${direction}`);
+      const run = await runCli(["translate", `${SUBJECT}/${source}`, "-d", direction, "-r", `${SUBJECT}/${target}`, "-o", out, "--target", server.address]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, new RegExp(`translated 24/24 slices ${direction} with tiny-${direction}`));
+      assert.match(run.stdout, /metrics over 24 slices \(mean ± std\): PSNR/);
+
+      const files = readdirSync(`${SUBJECT}/${source}`).sort();
+      const expected = await answers(
+        client,
+        direction,
+        files.map((file, n) => ({
+          index: BigInt(n),
+          image: pngSlice(source, `${SUBJECT}/${source}`, file),
+          reference: pngSlice(target, `${SUBJECT}/${target}`, file),
+        })),
+      );
+      assertCsvMatches(join(out, "metrics.csv"), expected.map((r, n) => ({ name: files[n].replace(".png", ""), quality: r.quality })));
+
+      // Written with the project's PNG convention: stored = round(physical − intercept).
+      const written = await physical(target, join(out, files[5]));
+      const answer = new Float32Array(expected[5].image!.data.slice().buffer);
+      assert.equal(written.data.length, 256 * 256);
+      for (let i = 0; i < answer.length; i += 97) {
+        const stored = Math.min(65535, Math.max(0, Math.round(answer[i] - RESCALE[target])));
+        assert.equal(written.data[i], stored + RESCALE[target]);
+      }
+      const index = JSON.parse(readFileSync(join(out, "index.json"), "utf8"));
+      assert.equal(index.slices.length, 24);
+      assert.deepEqual(index.failed, []);
+      assert.deepEqual(index.png, { rescale_slope: 1, rescale_intercept: RESCALE[target] });
+    });
+  }
+
+  it("writes RAW float32 slices that are exactly the service's images", async () => {
+    const out = join(work, "raw");
+    const run = await runCli(["translate", `${SUBJECT}/ct`, "-d", "ct2mr", "-o", out, "--format", "raw", "--target", server.address, "-q"]);
+    assert.equal(run.code, 0, run.stderr);
+    const files = readdirSync(`${SUBJECT}/ct`).sort().slice(0, 3);
+    const expected = await answers(client, "ct2mr", files.map((file, n) => ({ index: BigInt(n), image: pngSlice("ct", `${SUBJECT}/ct`, file) })));
+    files.forEach((file, n) => assert.deepEqual(new Uint8Array(readFileSync(join(out, file.replace(".png", ".raw")))), expected[n].image!.data));
+    assert.equal(readdirSync(out).filter((f) => f.endsWith(".csv")).length, 0, "no references, no metrics CSV");
+  });
+
+  for (const { direction, source, target } of DIRECTIONS) {
+    it(`translates a NIfTI volume ${direction} with a reference volume, keeping the header geometry`, async () => {
+      const files = readdirSync(`${SUBJECT}/mr`).sort().slice(8, 14);
+      // RAS+ volume whose axial view is the PNG slices: voxel (i, j, k) = pixel (255 − j, 255 − i) of slice k.
+      const volume = async (modality: "ct" | "mr") => {
+        const values = new Array<number>(256 * 256 * files.length);
+        for (const [k, file] of files.entries()) {
+          const slice = await physical(modality, `${SUBJECT}/${modality}/${file}`);
+          for (let j = 0; j < 256; j++) {
+            for (let i = 0; i < 256; i++) values[i + 256 * (j + 256 * k)] = slice.data[(255 - j) * 256 + (255 - i)] - RESCALE[modality];
+          }
+        }
+        const srow = [[0.9, 0, 0, -115], [0, 0.9, 0, -115], [0, 0, 4.3, -40]];
+        return gzipSync(nifti1({ dims: [256, 256, files.length], datatype: NIFTI_INT16, values, slope: 1, inter: RESCALE[modality], srow }));
+      };
+      const input = join(work, `${source}-${direction}.nii.gz`);
+      const reference = join(work, `${target}-${direction}.nii.gz`);
+      writeFileSync(input, await volume(source));
+      writeFileSync(reference, await volume(target));
+      const out = join(work, `nifti-${direction}`);
+
+      const run = await runCli(["translate", input, "-d", direction, "-r", reference, "-o", out, "--target", server.address]);
+      assert.equal(run.code, 0, run.stderr);
+      const outputPath = join(out, `${source}-${direction}-synthetic-${target}.nii.gz`);
+      assert.match(run.stdout, new RegExp(`wrote ${outputPath.replace(/[.]/g, "\\.")}`));
+
+      const expected = await answers(
+        client,
+        direction,
+        await Promise.all(
+          files.map(async (file, k) => ({
+            index: BigInt(k),
+            image: raw(await physical(source, `${SUBJECT}/${source}/${file}`)),
+            reference: raw(await physical(target, `${SUBJECT}/${target}/${file}`)),
+          })),
+        ),
+      );
+      const stem = `${source}-${direction}`;
+      assertCsvMatches(join(out, "metrics.csv"), expected.map((r, k) => ({ name: `${stem}-${String(k).padStart(3, "0")}`, quality: r.quality })));
+
+      const original = readNifti(readFileSync(input));
+      const synthetic = readNifti(readFileSync(outputPath));
+      assert.deepEqual(synthetic.dims, original.dims);
+      assert.deepEqual(synthetic.affine, original.affine);
+      const layout = axialLayout(synthetic.dims, synthetic.affine);
+      for (const [k, answer] of expected.entries()) {
+        assert.deepEqual(extractSlice(synthetic.data, layout, k).data, new Float32Array(answer.image!.data.slice().buffer), `slice ${k}`);
+      }
+    });
+  }
+
+  it("exits 1 with a summary when a slice fails, and still writes the good ones", async () => {
+    const input = join(work, "mixed");
+    mkdirSync(input);
+    copyFileSync(`${SUBJECT}/mr/000.png`, join(input, "a.png"));
+    writeFileSync(join(input, "b.png"), Buffer.from("not a png at all"));
+    copyFileSync(`${SUBJECT}/mr/001.png`, join(input, "c.png"));
+    const out = join(work, "mixed-out");
+    const run = await runCli(["translate", input, "-d", "mr2ct", "-o", out, "--target", server.address]);
+    assert.equal(run.code, 1);
+    assert.match(run.stdout, /translated 2\/3 slices/);
+    assert.match(run.stderr, /1 of 3 slices failed:\n {2}INVALID_ARGUMENT x1, e\.g\. b: slice\.image\.data/);
+    assert.deepEqual(readdirSync(out).sort(), ["a.png", "c.png", "index.json"]);
+    assert.equal(JSON.parse(readFileSync(join(out, "index.json"), "utf8")).failed[0].name, "b");
+  });
+
+  it("exits 2 with the problem and a pointer to --help on a usage error", async () => {
+    const run = await runCli(["translate", `${SUBJECT}/mr`, "-o", join(work, "x")]);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /--direction is required/);
+    assert.match(run.stderr, /medsynth translate --help/);
+    const help = await runCli(["translate", "--help"]);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /Usage: medsynth translate <input>/);
+  });
+});
