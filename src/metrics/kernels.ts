@@ -113,8 +113,9 @@ export function ssim(reference: Plane, distorted: Plane, dataRange: number, opti
   const c2 = (0.03 * dataRange) ** 2;
   const n = m.width * m.height;
   const v = m.data;
+  const step = MOMENTS; // a local: imported bindings are re-read inside loops
   let total = 0;
-  for (let o = 0; o < MOMENTS * n; o += MOMENTS) {
+  for (let o = 0, end = step * n; o < end; o += step) {
     const mx = v[o] * meanScale, my = v[o + 1] * meanScale;
     const vx = covScale * (v[o + 2] * meanScale - mx * mx);
     const vy = covScale * (v[o + 3] * meanScale - my * my);
@@ -151,6 +152,7 @@ export function uqi(reference: Plane, distorted: Plane): number {
   const changes = neighbourChanges(x, y, w, h);
   const m = boxMoments(x, y, w, h, UQI_SIZE);
   const v = m.data;
+  const step = MOMENTS;
   const inv = 1 / (UQI_SIZE * UQI_SIZE);
   const cw = w - 7; // row length of `changes`
   const corner = (UQI_SIZE - 1) * (w + 1);
@@ -159,7 +161,7 @@ export function uqi(reference: Plane, distorted: Plane): number {
   let total = 0;
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
-      const o = MOMENTS * (r * m.width + c);
+      const o = step * (r * m.width + c);
       const p = r * w + c;
       const mx = v[o] * inv, my = v[o + 1] * inv;
       const d2 = mx * mx + my * my;
@@ -246,7 +248,8 @@ export function vifp(reference: Plane, distorted: Plane): number {
     }
     const m = weightedMoments(x, y, w, h, g);
     const v = m.data;
-    for (let o = 0, end = MOMENTS * m.width * m.height; o < end; o += MOMENTS) {
+    const step = MOMENTS;
+    for (let o = 0, end = step * m.width * m.height; o < end; o += step) {
       const mx = v[o], my = v[o + 1];
       let vx = v[o + 2] - mx * mx;
       let vy = v[o + 3] - my * my;

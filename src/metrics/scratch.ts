@@ -6,8 +6,13 @@
  */
 type Typed = Float64Array | Float32Array | Int32Array | Uint8Array;
 
-/** Slot-indexed buffers that grow as needed; a call gets exactly `length` elements. */
-function arena<T extends Typed>(make: (length: number) => T): (slot: number, length: number) => T {
+/**
+ * Slot-indexed buffers that grow as needed. `exact`: a call gets exactly
+ * `length` elements (a subarray view when the buffer is longer); otherwise
+ * the whole buffer, at least `length` long, and callers index [0, length)
+ * (saves a view object per call in the hot path).
+ */
+function arena<T extends Typed>(make: (length: number) => T, exact: boolean): (slot: number, length: number) => T {
   const buffers: T[] = [];
   return (slot, length) => {
     let buffer = buffers[slot];
@@ -15,14 +20,16 @@ function arena<T extends Typed>(make: (length: number) => T): (slot: number, len
       buffer = make(length);
       buffers[slot] = buffer;
     }
-    return buffer.length === length ? buffer : (buffer.subarray(0, length) as T);
+    return !exact || buffer.length === length ? buffer : (buffer.subarray(0, length) as T);
   };
 }
 
-export const scratch = arena((n) => new Float64Array(n));
-export const scratch32 = arena((n) => new Float32Array(n));
-export const scratchU8 = arena((n) => new Uint8Array(n));
-export const scratchI32 = arena((n) => new Int32Array(n));
+/** Float64 work buffers of the kernels and filters: at least `length` long. */
+export const scratch = arena((n) => new Float64Array(n), false);
+/** Exactly `length` long: these become image planes. */
+export const scratch32 = arena((n) => new Float32Array(n), true);
+export const scratchU8 = arena((n) => new Uint8Array(n), true);
+export const scratchI32 = arena((n) => new Int32Array(n), false);
 
 /**
  * Float64 slots (kernels and filters). Inputs, intermediates and outputs of
