@@ -60,7 +60,7 @@ export interface LoadResult {
   serverMs: { queue: number; inference: number; metrics: number; total: number };
 }
 
-/** Percentiles the latency curve is sampled at; max is appended as 100. */
+/** Percentiles the latency curve is sampled at; 100 is the maximum. */
 export const CURVE_PERCENTILES = [0, 10, 25, 50, 75, 90, 95, 97.5, 99, 99.5, 99.9, 100];
 
 interface Sent {
@@ -149,6 +149,8 @@ export async function runLoad(client: TranslatorClient, options: LoadOptions): P
   const ok = statuses.OK ?? 0;
   const elapsedS = firstMeasuredAt === undefined ? 0 : Math.max(0, lastAnswerAt - firstMeasuredAt) / 1000;
   const ms = (us: number) => us / 1000;
+  // Percentiles are their bucket's upper bound (3 significant digits); the maximum is exact, so it caps them.
+  const at = (p: number) => ms(Math.min(histogram.getValueAtPercentile(p), histogram.maxValue));
   const batched = Object.entries(batchSizes).reduce((sum, [size, n]) => sum + Number(size) * n, 0);
   const result: LoadResult = {
     concurrency,
@@ -158,13 +160,13 @@ export async function runLoad(client: TranslatorClient, options: LoadOptions): P
     elapsedS,
     throughput: elapsedS > 0 ? ok / elapsedS : 0,
     latencyMs: {
-      p50: ms(histogram.getValueAtPercentile(50)),
-      p90: ms(histogram.getValueAtPercentile(90)),
-      p99: ms(histogram.getValueAtPercentile(99)),
+      p50: at(50),
+      p90: at(90),
+      p99: at(99),
       max: ms(histogram.maxValue),
       mean: ms(histogram.mean),
     },
-    latencyCurve: CURVE_PERCENTILES.map((p) => [p, ms(p === 100 ? histogram.maxValue : histogram.getValueAtPercentile(p))]),
+    latencyCurve: CURVE_PERCENTILES.map((p) => [p, at(p)]),
     batchSizes,
     meanBatchSize: ok > 0 ? batched / ok : 0,
     serverMs: {

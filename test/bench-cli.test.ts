@@ -1,0 +1,120 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import sharp from "sharp";
+import type { BenchLevel, BenchReport } from "../src/client/bench.js";
+import type { RunningServer } from "../src/server/server.js";
+import { runCli } from "./helpers/cli.js";
+import { startTestServer, TINY_MODELS } from "./helpers/service.js";
+
+function assertWellFormedLevel(level: BenchLevel, count: number, maxBatch: number): void {
+  const total = Object.values(level.statuses).reduce((a, b) => a + b, 0);
+  assert.equal(level.measured, count);
+  assert.equal(total, count, JSON.stringify(level.statuses));
+  assert.equal(level.statuses.OK, count);
+  assert.ok(level.elapsedS > 0 && level.throughput > 0);
+  assert.ok(Math.abs(level.throughput - count / level.elapsedS) < 1e-9);
+  const { p50, p90, p99, max, mean } = level.latencyMs;
+  assert.ok(0 < p50 && p50 <= p90 && p90 <= p99 && p99 <= max, JSON.stringify(level.latencyMs));
+  assert.ok(mean > 0 && mean <= max);
+  level.latencyCurve.forEach(([p, ms], n) => {
+    if (n > 0) assert.ok(p > level.latencyCurve[n - 1][0] && ms >= level.latencyCurve[n - 1][1]);
+  });
+  assert.equal(level.latencyCurve.at(-1)![1], max);
+  const batched = Object.entries(level.batchSizes);
+  assert.equal(batched.reduce((sum, [, n]) => sum + n, 0), count, "every OK answer carried its batch size");
+  assert.ok(batched.every(([size]) => Number(size) >= 1 && Number(size) <= maxBatch));
+  assert.ok(level.meanBatchSize >= 1 && level.meanBatchSize <= maxBatch);
+  assert.ok(level.serverMs.inference > 0 && level.serverMs.total >= level.serverMs.inference);
+}
+
+async function assertChart(path: string, levels: number): Promise<void> {
+  const svg = readFileSync(path, "utf8");
+  assert.equal(svg.match(/<polyline /g)?.length, levels);
+  const { info } = await sharp(Buffer.from(svg)).png().toBuffer({ resolveWithObject: true });
+  assert.ok(info.width > 0 && info.height > 0);
+}
+
+describe("medsynth bench", () => {
+  let server: RunningServer;
+  let out: string;
+
+  before(async () => {
+    server = await startTestServer({ maxBatch: 8 });
+    out = mkdtempSync(join(tmpdir(), "medsynth-bench-"));
+  });
+  after(async () => {
+    await server.close();
+    rmSync(out, { recursive: true, force: true });
+  });
+
+  it("--count writes a well-formed report and chart, with raw ONNX Runtime throughput and the ratio", async () => {
+    const dir = join(out, "closed");
+    const run = await runCli([
+      "bench", "--target", server.address, "--count", "40", "--concurrency", "1,4", "--warmup", "4",
+      "--models-dir", TINY_MODELS, "--workers", "1", "--max-batch", "8", "--raw-duration", "1s", "--out", dir,
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /streams\s+slices\/s\s+vs raw\s+p50 ms\s+p90 ms\s+p99 ms\s+max ms\s+mean batch\s+loop p99 ms\s+statuses/);
+    assert.match(run.stdout, /raw ONNX Runtime in-process: [\d.]+ slices\/s \(batch 8, 1 workers, cpu/);
+    assert.match(run.stdout, /service\/raw ratio \d\.\d{3}/);
+
+    const report: BenchReport = JSON.parse(readFileSync(join(dir, "bench.json"), "utf8"));
+    assert.equal(report.tool, "medsynth bench");
+    assert.equal(report.target, server.address);
+    assert.deepEqual(report.model, { name: "tiny-mr2ct", direction: "mr2ct", width: 64, height: 64, executionProvider: "cpu" });
+    assert.equal(report.server, null);
+    assert.equal(report.load.mode, "closed loop");
+    assert.equal(report.raw!.model, "tiny-mr2ct");
+    assert.equal(report.raw!.batchSize, 8);
+    assert.ok(report.raw!.slicesPerSecond > 0 && report.raw!.batches > 0);
+    assert.deepEqual(report.levels.map((l) => l.concurrency), [1, 4]);
+    for (const level of report.levels) {
+      assertWellFormedLevel(level, 40, 8);
+      assert.equal(level.eventLoopDelayMs, null, "the server is in another process's hands");
+      assert.equal(level.ratioToRaw, level.throughput / report.raw!.slicesPerSecond);
+    }
+    // One stream with one slice in flight: the server can only ever batch one slice.
+    assert.deepEqual(report.levels[0].batchSizes, { "1": 40 });
+    const best = report.levels.reduce((a, b) => (b.throughput > a.throughput ? b : a));
+    assert.deepEqual(report.best, { concurrency: best.concurrency, throughput: best.throughput, ratioToRaw: best.ratioToRaw });
+    await assertChart(join(dir, "bench.svg"), 2);
+  });
+
+  it("--rate runs an open loop on the schedule, latency counted from it", async () => {
+    const dir = join(out, "open");
+    const run = await runCli([
+      "bench", "--target", server.address, "--count", "30", "--rate", "40", "--concurrency", "2", "--warmup", "0", "--raw-duration", "0", "--out", dir,
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const report: BenchReport = JSON.parse(readFileSync(join(dir, "bench.json"), "utf8"));
+    assert.equal(report.load.mode, "open loop");
+    assert.equal(report.load.rate, 40);
+    assert.equal(report.raw, null);
+    assert.equal(report.rawSkipped, "turned off");
+    const [level] = report.levels;
+    assertWellFormedLevel(level, 30, 8);
+    assert.equal(level.ratioToRaw, null);
+    // 30 slices at 40/s leave over 29/40 s: the run cannot be shorter, nor (answers keeping up) much faster than the rate.
+    assert.ok(level.elapsedS >= 29 / 40, `elapsed ${level.elapsedS}`);
+    assert.ok(level.throughput <= 40 * 1.05, `throughput ${level.throughput}`);
+  });
+
+  it("--embedded runs the service in-process and reports its event-loop delay", async () => {
+    const dir = join(out, "embedded");
+    const run = await runCli([
+      "bench", "--embedded", "--models-dir", TINY_MODELS, "--workers", "1", "--count", "12", "--concurrency", "3",
+      "--direction", "ct2mr", "--raw-duration", "0", "--out", dir,
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const report: BenchReport = JSON.parse(readFileSync(join(dir, "bench.json"), "utf8"));
+    assert.equal(report.target, "embedded");
+    assert.equal(report.model.name, "tiny-ct2mr");
+    assert.equal(report.server!.workers, 1);
+    const [level] = report.levels;
+    assertWellFormedLevel(level, 12, report.server!.maxBatch);
+    assert.ok(level.eventLoopDelayMs && level.eventLoopDelayMs.p99 > 0 && level.eventLoopDelayMs.p99 <= level.eventLoopDelayMs.max);
+  });
+});
