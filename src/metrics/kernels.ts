@@ -100,11 +100,11 @@ const SSIM_GAUSSIAN_TAPS = gaussianTaps(5, 1.5);
 export function ssim(reference: Plane, distorted: Plane, dataRange: number, options: SsimOptions = {}): number {
   checkPair(reference, distorted);
   const { width: w, height: h } = reference;
-  const k = options.gaussian === true ? SSIM_GAUSSIAN_TAPS.length : 7;
+  const gaussian = options.gaussian === true;
+  const k = gaussian ? SSIM_GAUSSIAN_TAPS.length : 7;
   if (w < k || h < k) return NaN;
   const x = float64(reference, Slot.X);
   const y = float64(distorted, Slot.Y);
-  const gaussian = options.gaussian === true;
   // Box moments are window sums; weighted ones are already means.
   const m = gaussian ? weightedMoments(x, y, w, h, SSIM_GAUSSIAN_TAPS) : boxMoments(x, y, w, h, k);
   const meanScale = gaussian ? 1 : 1 / (k * k);
