@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -20,6 +20,20 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cli
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+export interface CliProcess {
+  child: ChildProcess;
+  /** What it wrote to stderr so far. */
+  stderr(): string;
+}
+
+/** Starts `medsynth <args>` in the background (e.g. `serve`); the caller ends it. */
+export function spawnCli(args: string[]): CliProcess {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: process.cwd(), stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  return { child, stderr: () => stderr };
 }
 
 /** A CSV the CLI wrote (no quoted cells), as one object per row. */
