@@ -1,0 +1,179 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { after, before, describe, it } from "node:test";
+import { createClient, isSliceError, status, TranslatorError, type SliceInit, type TranslatorClient } from "../src/index.js";
+import { Encoding } from "../src/gen/medsynth/v1/translator_pb.js";
+import type { RunningServer } from "../src/server/server.js";
+import { makeTestPki, type TestPki } from "./helpers/certs.js";
+import { runCli } from "./helpers/cli.js";
+import { freePort } from "./helpers/net.js";
+import { startTestServer } from "./helpers/service.js";
+
+const image = { encoding: Encoding.PNG, data: readFileSync("models/testdata/subject-101/mr/012.png") };
+const slice = (n: number): SliceInit => ({ index: BigInt(n), image });
+
+async function rejectsWith(promise: Promise<unknown>, code: status): Promise<TranslatorError> {
+  const error = await promise.then(
+    () => assert.fail("expected a TranslatorError"),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof TranslatorError, String(error));
+  assert.equal(error.code, code, error.message);
+  return error;
+}
+
+async function drain(answers: AsyncIterable<unknown>): Promise<number> {
+  let n = 0;
+  for await (const _ of answers) n++;
+  return n;
+}
+
+describe("client library", () => {
+  let server: RunningServer;
+  let client: TranslatorClient;
+
+  before(async () => {
+    server = await startTestServer({ maxBatch: 4 });
+    client = createClient(server.address);
+  });
+  after(async () => {
+    client.close();
+    await server.close();
+  });
+
+  it("lists the served models", async () => {
+    const models = await client.listModels();
+    assert.deepEqual(models.map((m) => m.name).sort(), ["tiny-ct2mr", "tiny-mr2ct", "tiny-mr2ct-rgb"]);
+    assert.ok(models.every((m) => m.ready && m.executionProvider === "cpu"));
+  });
+
+  it("reads the input only as the stream takes it: never more than the window ahead of the answers", async () => {
+    const window = 3;
+    let pulled = 0;
+    let answered = 0;
+    let maxAhead = 0;
+    async function* source(): AsyncGenerator<SliceInit> {
+      for (let n = 0; n < 20; n++) {
+        pulled++;
+        maxAhead = Math.max(maxAhead, pulled - answered);
+        yield slice(n);
+      }
+    }
+    for await (const answer of client.translate({ direction: "mr2ct", window }, source())) {
+      assert.equal(Number(answer.index), answered, "answers come in order");
+      answered++;
+      await sleep(5); // a slow consumer
+    }
+    assert.equal(answered, 20);
+    // One slice may be pulled while it waits for a place in the window.
+    assert.ok(maxAhead <= window + 1, `pulled ${maxAhead} ahead of the answers`);
+  });
+
+  it("stops reading and closes the input when the consumer stops early", async () => {
+    let pulled = 0;
+    let closed = false;
+    async function* endless(): AsyncGenerator<SliceInit> {
+      try {
+        for (let n = 0; n < 10_000; n++) {
+          pulled++;
+          yield slice(n);
+        }
+      } finally {
+        closed = true;
+      }
+    }
+    let answered = 0;
+    for await (const _ of client.translate({ direction: "mr2ct", window: 4 }, endless())) {
+      if (++answered === 3) break;
+    }
+    await sleep(50);
+    assert.ok(closed, "the source was closed");
+    assert.ok(pulled <= 3 + 4 + 1, `pulled ${pulled}`);
+  });
+
+  it("yields SliceError values for bad slices and goes on", async () => {
+    const answers = [];
+    for await (const answer of client.translate({ direction: "mr2ct" }, [slice(0), { index: 1n, image: { encoding: Encoding.PNG, data: new Uint8Array([1, 2, 3]) } }, slice(2)])) {
+      answers.push(answer);
+    }
+    assert.deepEqual(answers.map((a) => [Number(a.index), isSliceError(a)]), [[0, false], [1, true], [2, false]]);
+    const error = answers[1];
+    assert.ok(isSliceError(error) && error.code === status.INVALID_ARGUMENT && error.message.startsWith("slice.image.data"));
+  });
+
+  it("throws typed errors carrying the gRPC code", async () => {
+    await rejectsWith(drain(client.translate({ direction: "mr2ct", model: "no-such-model" }, [slice(0)])), status.NOT_FOUND);
+    await rejectsWith(drain(client.translate({ direction: "ct2mr", model: "tiny-mr2ct" }, [slice(0)])), status.INVALID_ARGUMENT);
+    const bad = await rejectsWith(client.translateSlice({ direction: "mr2ct" }, { index: 0n }), status.INVALID_ARGUMENT);
+    assert.match(bad.details, /slice\.image/);
+    const result = await client.translateSlice({ direction: "mr2ct", outputEncoding: Encoding.RAW }, slice(7));
+    assert.equal(result.index, 7n);
+    assert.equal(result.image!.data.length, 256 * 256 * 4);
+  });
+
+  it("passes the input's own failure through, and cancels on abort", async () => {
+    async function* failing(): AsyncGenerator<SliceInit> {
+      yield slice(0);
+      throw new Error("scanner disconnected");
+    }
+    await assert.rejects(drain(client.translate({ direction: "mr2ct" }, failing())), /scanner disconnected/);
+
+    const abort = new AbortController();
+    async function* slow(): AsyncGenerator<SliceInit> {
+      yield slice(0);
+      await sleep(10_000, undefined, { signal: abort.signal }).catch(() => {});
+    }
+    setTimeout(() => abort.abort(), 100);
+    await rejectsWith(drain(client.translate({ direction: "mr2ct", signal: abort.signal }, slow())), status.CANCELLED);
+  });
+
+  it("reports a server that is not there as UNAVAILABLE or a passed deadline", async () => {
+    const nowhere = createClient(`127.0.0.1:${await freePort()}`, { deadlineMs: 1_000 });
+    try {
+      const error = await nowhere.listModels().then(() => assert.fail("no server should answer"), (e: unknown) => e);
+      assert.ok(error instanceof TranslatorError && [status.UNAVAILABLE, status.DEADLINE_EXCEEDED].includes(error.code), String(error));
+      await assert.rejects(nowhere.waitForReady(300), /no server ready at 127\.0\.0\.1:\d+ within 300 ms/);
+    } finally {
+      nowhere.close();
+    }
+  });
+});
+
+describe("client and CLI over TLS with a bearer token", () => {
+  const token = "medsynth-test-token-0123456789abcdef";
+  let pki: TestPki;
+  let server: RunningServer;
+  let dir: string;
+
+  before(async () => {
+    pki = makeTestPki();
+    dir = mkdtempSync(join(tmpdir(), "medsynth-tls-"));
+    writeFileSync(join(dir, "tokens"), `${token}\n`);
+    server = await startTestServer({ tlsCert: pki.serverCert, tlsKey: pki.serverKey, authTokensFile: join(dir, "tokens") });
+  });
+  after(async () => {
+    await server.close();
+    pki.remove();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("connects with the CA and the token, and is refused without the token", async () => {
+    const target = `localhost:${server.port}`;
+    const anonymous = createClient(target, { tls: { ca: pki.caCert } });
+    const authorised = createClient(target, { tls: { ca: pki.caCert }, token });
+    try {
+      await rejectsWith(anonymous.listModels(), status.UNAUTHENTICATED);
+      assert.equal((await authorised.listModels()).length, 3);
+    } finally {
+      anonymous.close();
+      authorised.close();
+    }
+    const out = join(dir, "out");
+    const run = await runCli(["translate", "models/testdata/subject-101/mr", "-d", "mr2ct", "-o", out, "--target", target, "--tls-ca", pki.caCert], { MEDSYNTH_TOKEN: token });
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /translated 24\/24 slices/);
+  });
+});
