@@ -1,15 +1,18 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
+import { once } from "node:events";
 import { monitorEventLoopDelay } from "node:perf_hooks";
+import { Worker } from "node:worker_threads";
 import type { ServerConfig } from "../server/config.js";
 import type { ModelInfo } from "../gen/medsynth/v1/translator_pb.js";
 import { axialLayout, extractSlice, readNifti } from "../imaging/nifti.js";
 import type { Raster } from "../imaging/raster.js";
 import { benchChart } from "./chart.js";
-import type { ClientOptions, SliceInit } from "./client.js";
+import type { ClientOptions } from "./client.js";
 import { directionName, modalitiesOf, type DirectionName } from "./direction.js";
-import { runLoad, type LoadResult } from "./loadgen.js";
+import type { LoadResult } from "./loadgen.js";
+import type { LoadWorkerData, LoadWorkerReply } from "./loadgen-worker.js";
 import type { RawThroughput } from "./raw-throughput.js";
 import { textTable, type Table } from "./report.js";
 import { openService } from "./service.js";
@@ -105,6 +108,18 @@ async function benchImages(input: string | undefined, model: ModelInfo, directio
   return { images, label: `${files.length} ${files[0].kind.toUpperCase()} slices of ${input}` };
 }
 
+/** One load level in a worker thread (see loadgen-worker.ts). */
+async function runLoadInWorker(data: LoadWorkerData): Promise<LoadResult> {
+  const worker = new Worker(new URL("./loadgen-worker.js", import.meta.url), { workerData: data });
+  try {
+    const [reply] = (await once(worker, "message")) as [LoadWorkerReply];
+    if (!reply.ok) throw new Error(`load generator: ${reply.message}`);
+    return reply.result;
+  } finally {
+    await worker.terminate();
+  }
+}
+
 /**
  * One bench run on one model: raw ONNX Runtime throughput in this process
  * (same workers, threads and batch size as the service), then every
@@ -159,15 +174,19 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       log(`load: ${concurrency} stream(s), ${options.count !== undefined ? `${options.count} slices` : `${(options.durationMs ?? 0) / 1000} s`}${options.rate ? ` at ${options.rate}/s` : ""}`);
       const loop = service.embedded ? monitorEventLoopDelay({ resolution: 10 }) : undefined;
       loop?.enable();
-      const result = await runLoad(service.client, {
-        concurrency,
-        count: options.count,
-        durationMs: options.durationMs,
-        rate: options.rate,
-        warmup: options.warmup,
-        inFlight: options.inFlight,
-        translate: { direction: modelDirection, model: model.name },
-        slice: (index) => ({ index, image: images[Number(index % BigInt(images.length))] }) satisfies SliceInit,
+      const result = await runLoadInWorker({
+        target: service.address,
+        client: { tls: options.client?.tls, token: options.client?.token },
+        load: {
+          concurrency,
+          count: options.count,
+          durationMs: options.durationMs,
+          rate: options.rate,
+          warmup: options.warmup,
+          inFlight: options.inFlight,
+          translate: { direction: modelDirection, model: model.name },
+        },
+        images,
       });
       loop?.disable();
       levels.push({

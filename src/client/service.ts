@@ -6,6 +6,8 @@ export interface ServiceAccess {
   client: TranslatorClient;
   /** "embedded" or the target. */
   target: string;
+  /** What to dial: the target, or the embedded server's loopback address. */
+  address: string;
   /** The embedded server's configuration (undefined with a target). */
   embedded: ServerConfig | undefined;
   close(): Promise<void>;
@@ -29,7 +31,7 @@ export async function openService(
       client.close();
       throw error;
     }
-    return { client, target, embedded: undefined, close: async () => client.close() };
+    return { client, target, address: target, embedded: undefined, close: async () => client.close() };
   }
   // Loaded only here: the server pulls in ONNX Runtime, which a --target run never needs.
   const [{ startServer }, { createLogger }] = await Promise.all([import("../server/server.js"), import("../server/log.js")]);
@@ -40,6 +42,7 @@ export async function openService(
   return {
     client,
     target: "embedded",
+    address: running.address,
     embedded: config,
     close: async () => {
       client.close();
