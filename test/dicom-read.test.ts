@@ -250,6 +250,20 @@ describe("decodeDicom: bad files are INVALID_ARGUMENT naming the problem", () =>
     await assertFault(() => decodeDicom(file, FIELD), status.INVALID_ARGUMENT, "slice.image.data", /colour image \(Photometric Interpretation RGB, 3 samples/);
   });
 
+  it("a deflated data set that inflates past the limit (a zip bomb)", async () => {
+    const file = makeInstance({
+      modality: "CT", rows: ROWS, columns: COLUMNS, pixels: ctStored, transferSyntax: TS.deflatedLittle,
+      attributes: { DataSetTrailingPadding: [new ArrayBuffer(200_000)] },
+    });
+    assert.ok(file.length < 2000, `${file.length} bytes deflated`);
+    await assertFault(() => decodeDicom(file, FIELD, { maxDimension: 16 }), status.INVALID_ARGUMENT, "slice.image.data", /inflates to more than 4096 bytes/);
+  });
+
+  it("more frames than the decoded-size limit allows", async () => {
+    const file = makeInstance({ modality: "CT", rows: 4, columns: 4, frames: 40, pixels: new Int16Array(4 * 4 * 40) });
+    await assertFault(() => decodeDicom(file, FIELD, { maxDimension: 8, frame: 0 }), status.INVALID_ARGUMENT, "slice.image.data", /40 frames of 4 × 4 decode to 1280 bytes, more than the limit of 1024/);
+  });
+
   it("too large for the configured limit", async () => {
     await assertFault(() => decodeDicom(good(), FIELD, { maxDimension: 8 }), status.INVALID_ARGUMENT, "slice.image.data", /Rows 12 exceeds the limit of 8/);
   });

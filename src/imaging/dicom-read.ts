@@ -34,14 +34,16 @@ export interface DicomSource {
 export interface DicomDecodeOptions {
   /** Frame of a multi-frame instance (0-based); required for those, ignored otherwise. */
   frame?: number;
-  /** Field that names the frame in errors (default "slice.frame"). */
-  frameField?: string;
-  /** Largest accepted Rows or Columns (default 4096). */
+  /**
+   * Largest accepted Rows or Columns (default 4096). It also bounds what a
+   * file may decode to (a deflated data set, or all frames of its pixel
+   * data): 16 × maxDimension² bytes, i.e. four full-size 32-bit frames.
+   */
   maxDimension?: number;
 }
 
 /** Attributes a derived instance carries over unchanged (PS3.3 Patient, General Study, Frame of Reference, Image Plane). */
-export const CARRIED_ATTRIBUTES = [
+const CARRIED_ATTRIBUTES = [
   "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientSize",
   "PatientWeight", "PatientIdentityRemoved", "DeidentificationMethod",
   "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber", "StudyDescription",
@@ -65,6 +67,10 @@ const IMAGE_SOP_CLASSES = new Set([
 ]);
 
 const DEFAULT_MAX_DIMENSION = 4096;
+/** The Slice field that picks a frame. */
+const FRAME_FIELD = "slice.frame";
+/** (0002,0010) Transfer Syntax UID, explicit VR "UI", as the meta header stores it. */
+const TRANSFER_SYNTAX_ELEMENT = Buffer.from([0x02, 0x00, 0x10, 0x00, 0x55, 0x49]);
 const PIXEL_DATA_TAG = [0xe0, 0x7f, 0x10, 0x00];
 const SEQUENCE_DELIMITER = Uint8Array.of(0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0);
 
@@ -81,13 +87,18 @@ export async function decodeDicom(
   options: DicomDecodeOptions = {},
 ): Promise<{ raster: Raster; source: DicomSource }> {
   const dataField = `${field}.data`;
+  const maxDimension = options.maxDimension ?? DEFAULT_MAX_DIMENSION;
+  const maxDecodedBytes = 16 * maxDimension * maxDimension;
+  checkPreamble(bytes, dataField);
+  // A deflated data set is inflated here first, under the size limit, before dcmjs inflates it without one.
+  const body = inflatedBody(bytes, maxDecodedBytes, dataField);
   const { dataset, syntax } = readPart10(bytes, dataField);
-  const image = checkImage(dataset, dataField, options.maxDimension ?? DEFAULT_MAX_DIMENSION);
-  const frame = chooseFrame(image.frames, options.frame, options.frameField ?? "slice.frame");
+  const image = checkImage(dataset, dataField, maxDimension, maxDecodedBytes);
+  const frame = chooseFrame(image.frames, options.frame);
 
   let pixels: NaturalDataset = dataset;
   if (isNative(syntax)) {
-    checkNativePixelDataComplete(bytes, syntax, pixelDataOf(dataset, dataField).byteLength, dataField);
+    checkNativePixelDataComplete(body, syntax, pixelDataOf(dataset, dataField).byteLength, dataField);
   } else {
     checkEncapsulatedComplete(bytes, dataField);
     const decompressed = await decompressPart10(copyOf(bytes), syntax, dataField);
@@ -106,14 +117,41 @@ export async function decodeDicom(
   };
 }
 
-/** Parses a Part-10 file; no preamble, no meta header or an unreadable file is INVALID_ARGUMENT. */
-function readPart10(bytes: Uint8Array, field: string): { dataset: NaturalDataset; syntax: string } {
+function checkPreamble(bytes: Uint8Array, field: string): void {
   if (bytes.length < 132 || Buffer.from(bytes.subarray(128, 132)).toString("latin1") !== "DICM") {
     throw invalidArgument(
       field,
       "not a DICOM Part-10 file: no 128-byte preamble followed by \"DICM\"; send the file as stored, with its File Meta Information",
     );
   }
+}
+
+/**
+ * The data set's bytes: the file itself, or for the deflated syntax the
+ * inflated data set (at most `limit` bytes). The Transfer Syntax UID is read
+ * from the meta header directly, since dcmjs would inflate while parsing.
+ */
+function inflatedBody(bytes: Uint8Array, limit: number, field: string): Buffer {
+  const file = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // (0002,0000) UL group length first, as dcmjs also requires.
+  if (file.length < 144 || file.readUInt32LE(132) !== 0x00000002) return file;
+  const metaEnd = 144 + file.readUInt32LE(140);
+  const at = file.subarray(0, Math.min(metaEnd, file.length)).indexOf(TRANSFER_SYNTAX_ELEMENT, 132);
+  if (at < 0 || at + 8 > file.length) return file;
+  const syntax = file.toString("latin1", at + 8, at + 8 + file.readUInt16LE(at + 6)).replace(/[\0 ]+$/, "");
+  if (syntax !== TransferSyntax.deflatedLittle) return file;
+  try {
+    return inflateRawSync(file.subarray(metaEnd), { maxOutputLength: limit });
+  } catch (error) {
+    const detail = (error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE"
+      ? `inflates to more than ${limit} bytes (16 × the largest accepted dimension squared)`
+      : `is truncated or corrupt (${(error as Error).message})`;
+    throw invalidArgument(field, `the deflated data set ${detail}`);
+  }
+}
+
+/** Parses a Part-10 file (preamble already checked); a missing meta header or an unreadable file is INVALID_ARGUMENT. */
+function readPart10(bytes: Uint8Array, field: string): { dataset: NaturalDataset; syntax: string } {
   let meta: NaturalDataset;
   let dataset: NaturalDataset;
   try {
@@ -140,7 +178,7 @@ interface ImageLayout {
 }
 
 /** The SOP class and Image Pixel module checks that come before any pixel is read. */
-function checkImage(dataset: NaturalDataset, field: string, maxDimension: number): ImageLayout {
+function checkImage(dataset: NaturalDataset, field: string, maxDimension: number, maxDecodedBytes: number): ImageLayout {
   const sopClass = textOf(dataset.SOPClassUID) ?? "";
   if (!IMAGE_SOP_CLASSES.has(sopClass)) {
     const name = DicomMetaDictionary.sopClassNamesByUID[sopClass];
@@ -180,6 +218,10 @@ function checkImage(dataset: NaturalDataset, field: string, maxDimension: number
   }
   const frames = numberOf(dataset.NumberOfFrames) ?? 1;
   if (!Number.isInteger(frames) || frames < 1) throw invalidArgument(field, `Number of Frames ${frames} is not a positive integer`);
+  const decodedBytes = rows * columns * frames * (bitsAllocated / 8);
+  if (decodedBytes > maxDecodedBytes) {
+    throw invalidArgument(field, `${frames} frames of ${rows} × ${columns} decode to ${decodedBytes} bytes, more than the limit of ${maxDecodedBytes}`);
+  }
   return {
     rows, columns, frames, bitsAllocated, bitsStored, highBit,
     signed: numberOf(dataset.PixelRepresentation) === 1,
@@ -187,7 +229,8 @@ function checkImage(dataset: NaturalDataset, field: string, maxDimension: number
   };
 }
 
-function chooseFrame(frames: number, frame: number | undefined, field: string): number {
+function chooseFrame(frames: number, frame: number | undefined): number {
+  const field = FRAME_FIELD;
   if (frames === 1) return 0;
   if (frame === undefined) {
     throw invalidArgument(field, `the instance has ${frames} frames; set the frame (0 to ${frames - 1}) to translate one`);
@@ -210,16 +253,7 @@ function pixelDataOf(dataset: NaturalDataset, field: string): ArrayBuffer {
  * native file is found here: the Pixel Data element (tag, VR, declared length)
  * must be followed by all of its bytes.
  */
-function checkNativePixelDataComplete(bytes: Uint8Array, syntax: string, length: number, field: string): void {
-  let body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (syntax === TransferSyntax.deflatedLittle) {
-    const metaEnd = 144 + body.readUInt32LE(140); // after (0002,0000) UL, which dcmjs required
-    try {
-      body = inflateRawSync(body.subarray(metaEnd));
-    } catch (error) {
-      throw invalidArgument(field, `the deflated data set is truncated or corrupt (${(error as Error).message})`);
-    }
-  }
+function checkNativePixelDataComplete(body: Buffer, syntax: string, length: number, field: string): void {
   const big = syntax === TransferSyntax.explicitBig;
   const tag = big ? [0x7f, 0xe0, 0x00, 0x10] : PIXEL_DATA_TAG;
   const declared = Buffer.alloc(4);
