@@ -177,6 +177,8 @@ describe("createDerivedSeries: input that was not DICOM", () => {
       assert.match(parsed.string("x00204000") ?? "", /geometry unknown/);
     }
     assert.notEqual(other.string("x0020000d"), files[0].string("x0020000d"));
+    // An index too large for Instance Number (IS, 32-bit) falls back to the position in the series.
+    assert.equal(dicomParser.parseDicom(series.encode(syntheticCt(3), { instanceNumber: 2 ** 40 })).intString("x00200013"), 3);
     assert.ok(files[0].string("x0020000d")?.startsWith(`${ROOT}.`));
   });
 });

@@ -31,7 +31,7 @@ export interface DerivedSeriesOptions {
 export interface DerivedSlice {
   /** The DICOM instance the slice was translated from; absent when the input was RAW or PNG. */
   source?: DicomSource;
-  /** Instance Number (default: the source's, else the slice's position in the series, from 1). */
+  /** Instance Number (default, or when not a 32-bit integer: the source's, else the slice's position in the series, from 1). */
   instanceNumber?: number;
 }
 
@@ -128,7 +128,7 @@ export function createDerivedSeries(options: DerivedSeriesOptions): DerivedSerie
       const { source } = slice;
       encoded += 1;
       seriesNumber ??= (source?.seriesNumber ?? 0) + 1000;
-      const instanceNumber = slice.instanceNumber ?? source?.instanceNumber ?? encoded;
+      const instanceNumber = [slice.instanceNumber, source?.instanceNumber].find(isInstanceNumber) ?? encoded;
       const sopInstanceUid = newUid(uidRoot);
       const instanceTime = now();
 
@@ -252,6 +252,10 @@ function writePart10(dataset: NaturalDataset, sopClassUid: string, sopInstanceUi
   file.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
   return new Uint8Array(file.write());
 }
+
+/** Instance Number is IS: a 32-bit signed integer. */
+const isInstanceNumber = (value: number | undefined): value is number =>
+  value !== undefined && Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31;
 
 const clamp = (value: number, low: number, high: number): number => Math.min(high, Math.max(low, value));
 
