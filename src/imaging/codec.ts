@@ -2,6 +2,7 @@ import sharp, { type Metadata } from "sharp";
 import { create } from "@bufbuild/protobuf";
 import { invalidArgument, unimplemented } from "../errors.js";
 import { Encoding, ImageSchema, PixelType, type Image } from "../gen/medsynth/v1/translator_pb.js";
+import { decodeDicom, type DerivedSeries, type DerivedSlice, type DicomSource } from "./dicom.js";
 import type { Raster } from "./raster.js";
 
 /** Largest accepted width or height, unless the caller sets `maxDimension`. */
@@ -18,6 +19,8 @@ export interface DecodedImage {
   raster: Raster;
   /** Which encoding the image came in, so the answer can default to it. */
   encoding: Encoding;
+  /** For ENCODING_DICOM: what a derived instance needs from the source. Holds patient data: never log it. */
+  dicom?: DicomSource;
 }
 
 const BYTES_PER_SAMPLE: Partial<Record<PixelType, number>> = {
@@ -45,8 +48,10 @@ export async function decodeImage(
       return { raster: decodeRaw(image, field, maxDimension), encoding: Encoding.RAW };
     case Encoding.PNG:
       return { raster: await decodePng(image, field, maxDimension), encoding: Encoding.PNG };
-    case Encoding.DICOM:
-      throw unimplemented(`${field}.encoding`, "ENCODING_DICOM is not supported yet; send RAW or PNG");
+    case Encoding.DICOM: {
+      const { raster, source } = await decodeDicom(image.data, field, { frame: options.frame, maxDimension });
+      return { raster, encoding: Encoding.DICOM, dicom: source };
+    }
     default:
       throw invalidArgument(
         `${field}.encoding`,
@@ -166,7 +171,11 @@ async function decodePng(image: Image, field: string, maxDimension: number): Pro
  * the smaller of 0 and the minimum (so CT gets −1024 for air) and a slope of 1
  * unless the range does not fit 16 bits.
  */
-export async function encodeImage(raster: Raster, encoding: Encoding): Promise<Image> {
+export async function encodeImage(
+  raster: Raster,
+  encoding: Encoding,
+  dicom?: { series: DerivedSeries; slice: DerivedSlice },
+): Promise<Image> {
   const { width, height, data } = raster;
   switch (encoding) {
     case Encoding.RAW: {
@@ -192,7 +201,9 @@ export async function encodeImage(raster: Raster, encoding: Encoding): Promise<I
       });
     }
     case Encoding.DICOM:
-      throw unimplemented("options.output_encoding", "ENCODING_DICOM output is not supported yet; ask for RAW or PNG");
+      // The instance carries its own pixel description and rescale.
+      if (!dicom) throw unimplemented("options.output_encoding", "ENCODING_DICOM output is only made by the service");
+      return create(ImageSchema, { encoding, data: dicom.series.encode(raster, dicom.slice), width, height });
     default:
       throw invalidArgument("options.output_encoding", `unknown encoding ${encoding}`);
   }

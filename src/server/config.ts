@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import type { ExecutionDevice } from "../inference/ort-protocol.js";
 import type { LogLevel } from "./log.js";
+import { checkUidRoot } from "../imaging/dicom.js";
 import { DEFAULT_LIMITS, type LimitsOptions } from "./limits.js";
 
 /**
@@ -48,6 +49,10 @@ export interface ServerConfig extends LimitsOptions {
   tlsClientCa: string;
   /** File of accepted bearer tokens, one per line or sha256:<hex> (default "": no token needed). */
   authTokensFile: string;
+  /** Root of the UIDs of derived DICOM instances (default 2.25, the UUID-derived root; use your organisation's). */
+  dicomUidRoot: string;
+  /** De-identify DICOM output: off (default) or basic-profile (PS3.15 Basic Application Level Confidentiality Profile). */
+  deidentify: "off" | "basic-profile";
   logLevel: LogLevel;
 }
 
@@ -71,6 +76,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
   tlsKey: "",
   tlsClientCa: "",
   authTokensFile: "",
+  dicomUidRoot: "2.25",
+  deidentify: "off",
   ...DEFAULT_LIMITS,
   logLevel: "info",
 };
@@ -90,6 +97,7 @@ const ZERO_ALLOWED = new Set<Key>(["port", "metricsPort", "maxDelayMs", "deviceI
 const CHOICES: Partial<Record<Key, readonly string[]>> = {
   device: ["cpu", "cuda", "auto"],
   logLevel: ["debug", "info", "warn", "error"],
+  deidentify: ["off", "basic-profile"],
 };
 
 /** Usage text for --help: every option, its env variable and its default. */
@@ -137,6 +145,13 @@ function parseValue(key: Key, raw: string, source: string): unknown {
       throw new ConfigError(`${source}=${raw}: expected an integer >= ${min}${key.endsWith("ort") ? " and <= 65535" : ""}`);
     }
     return value;
+  }
+  if (key === "dicomUidRoot") {
+    try {
+      checkUidRoot(raw);
+    } catch (error) {
+      throw new ConfigError(`${source}=${raw}: ${(error as Error).message}`);
+    }
   }
   const choices = CHOICES[key];
   if (choices && !choices.includes(raw)) throw new ConfigError(`${source}=${raw}: expected one of ${choices.join(", ")}`);

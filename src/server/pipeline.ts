@@ -15,6 +15,7 @@ import {
   type SliceResult,
 } from "../gen/medsynth/v1/translator_pb.js";
 import { decodeImage, encodeImage, type DecodedImage } from "../imaging/codec.js";
+import type { DerivedSeries } from "../imaging/dicom.js";
 import type { Raster } from "../imaging/raster.js";
 import type { QualityReport, TargetWindow } from "../metrics/quality.js";
 import type { ModelSpec } from "../inference/registry.js";
@@ -31,10 +32,14 @@ export interface StreamContext {
   /** UNSPECIFIED answers in the input's encoding. */
   outputEncoding: Encoding;
   foreground: boolean;
+  /** The stream's derived series: every DICOM answer is an instance of it. */
+  derivedSeries: DerivedSeries;
 }
 
 export interface PipelineDeps {
   maxDimension: number;
+  /** UID root of derived instances, and whether they are de-identified (PS3.15 basic profile). */
+  dicom: { uidRoot: string; deidentify: boolean };
   quality: QualityFn;
   tracer: Tracer;
   onQueueWait(model: string, ms: number): void;
@@ -110,7 +115,12 @@ async function finish(
   const synthetic = fromModelOutput(output.output, output.channels, ctx.model, range, source);
   const encoding = ctx.outputEncoding === Encoding.UNSPECIFIED ? prepared.image.encoding : ctx.outputEncoding;
   // Encode before the metrics: the metrics pool takes the synthetic buffer by transfer.
-  const image = await encodeImage(synthetic, encoding);
+  const dicom = prepared.image.dicom;
+  const image = await encodeImage(synthetic, encoding, {
+    series: ctx.derivedSeries,
+    // Without a DICOM source the slices are numbered in the order the caller indexed them.
+    slice: { source: dicom, instanceNumber: dicom ? undefined : Number(slice.index) + 1 },
+  });
   let metricsMs = 0;
   let quality;
   let foregroundQuality;

@@ -90,6 +90,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
     log,
     pipeline: {
       maxDimension: config.maxDimension,
+      dicom: { uidRoot: config.dicomUidRoot, deidentify: config.deidentify === "basic-profile" },
       quality,
       tracer: telemetry.tracer,
       onQueueWait: telemetry.queueWait,

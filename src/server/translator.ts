@@ -24,6 +24,7 @@ import {
   type TranslateResponse,
   type TranslateSliceRequest,
 } from "../gen/medsynth/v1/translator_pb.js";
+import { createDerivedSeries } from "../imaging/dicom.js";
 import type { ModelSpec } from "../inference/registry.js";
 import type { ModelOutput } from "../inference/runner.js";
 import type { Telemetry } from "../telemetry/telemetry.js";
@@ -75,6 +76,12 @@ function resolveStream(deps: TranslatorDeps, options: StreamOptions | undefined)
     batcher: deps.batchers.get(model.name)!,
     outputEncoding: options.outputEncoding,
     foreground: options.foregroundMetrics,
+    derivedSeries: createDerivedSeries({
+      direction: directionName(model.direction),
+      modelName: model.name,
+      modelVersion: model.version,
+      ...deps.pipeline.dicom,
+    }),
   };
 }
 
