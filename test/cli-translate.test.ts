@@ -14,6 +14,7 @@ import type { RunningServer } from "../src/server/server.js";
 import { readCsv, runCli } from "./helpers/cli.js";
 import { nifti1, NIFTI_INT16 } from "./helpers/nifti.js";
 import { startTestServer } from "./helpers/service.js";
+import { makeInstance } from "./dicom-fixtures.js";
 
 const SUBJECT = "models/testdata/subject-101";
 const RESCALE = { ct: -1024, mr: 0 }; // models/testdata/index.json: CT stored as HU + 1024
@@ -170,6 +171,38 @@ describe("medsynth translate against a real server", () => {
       }
     });
   }
+
+  it("translates a DICOM folder (files found by extension or by their DICM marker) to derived DICOM instances", async () => {
+    const files = readdirSync(`${SUBJECT}/mr`).sort().slice(10, 13);
+    const mrDir = join(work, "dicom-mr");
+    const ctDir = join(work, "dicom-ct");
+    mkdirSync(mrDir);
+    mkdirSync(ctDir);
+    for (const [n, file] of files.entries()) {
+      const mr = await physical("mr", `${SUBJECT}/mr/${file}`);
+      const ct = await physical("ct", `${SUBJECT}/ct/${file}`);
+      const instance = (modality: "MR" | "CT", pixels: Uint16Array | Int16Array) =>
+        makeInstance({ modality, rows: 256, columns: 256, pixels, ...(modality === "CT" ? { rescaleSlope: 1, rescaleIntercept: -1024 } : {}), attributes: { InstanceNumber: n + 1 } });
+      writeFileSync(join(mrDir, `IM${n + 1}`), instance("MR", Uint16Array.from(mr.data)));
+      writeFileSync(join(ctDir, `IM${n + 1}.dcm`), instance("CT", Int16Array.from(ct.data, (hu) => hu + 1024)));
+    }
+    const out = join(work, "dicom-out");
+    const run = await runCli(["translate", mrDir, "-d", "mr2ct", "-r", ctDir, "-o", out, "--target", server.address]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /translated 3\/3 slices mr2ct .*\(dicom\)/);
+    const names = ["IM1", "IM2", "IM3"];
+    for (const name of names) assert.equal(readFileSync(join(out, `${name}.dcm`)).subarray(128, 132).toString("latin1"), "DICM");
+    const expected = await answers(
+      client,
+      "mr2ct",
+      names.map((name, n) => ({
+        index: BigInt(n),
+        image: { encoding: Encoding.DICOM, data: readFileSync(join(mrDir, name)) },
+        reference: { encoding: Encoding.DICOM, data: readFileSync(join(ctDir, `${name}.dcm`)) },
+      })),
+    );
+    assertCsvMatches(join(out, "metrics.csv"), expected.map((r, n) => ({ name: names[n], quality: r.quality })));
+  });
 
   it("exits 1 with a summary when a slice fails, and still writes the good ones", async () => {
     const input = join(work, "mixed");
