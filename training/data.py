@@ -1,4 +1,5 @@
 """Paired phantom training slices, normalised to the generators' [-1, 1] input/output convention, and crops."""
+import hashlib
 import os
 
 import numpy as np
@@ -6,6 +7,7 @@ import torch
 from tqdm import tqdm
 
 from .intensity import CT_HIGH, CT_LOW, mr_window
+from . import phantom
 from .phantom import SIZE, subject_series
 
 TRAIN_SUBJECTS_FIRST = 1  # training subjects are 1..N; held-out test subjects are >= 101
@@ -23,7 +25,9 @@ def ct_to_signed(ct: np.ndarray) -> np.ndarray:
 
 def build_training_set(subjects: int, slices: int, cache_dir: str) -> np.ndarray:
     """(n, 2, SIZE, SIZE) float16 array of [mr, ct] in [-1, 1], cached on disk by its parameters."""
-    path = os.path.join(cache_dir, f'phantom-train-{subjects}x{slices}.npy')
+    with open(phantom.__file__, 'rb') as f:
+        version = hashlib.sha256(f.read()).hexdigest()[:12]  # a changed phantom never reuses a stale cache
+    path = os.path.join(cache_dir, f'phantom-train-{subjects}x{slices}-{version}.npy')
     if os.path.exists(path):
         return np.load(path)
     data = np.empty((subjects * slices, 2, SIZE, SIZE), dtype=np.float16)

@@ -26,7 +26,7 @@ TISSUES = {
 MR_WM = 800.0
 MR_NOISE = 0.012      # Rician sigma as a fraction of WM signal
 BIAS_AMPLITUDE = 0.02  # peak multiplicative bias-field deviation
-CT_NOISE_HU = 10.0
+CT_NOISE_HU = 6.0    # real head CT measured ~6 HU pixel noise in brain (shared/real, 0.48 mm pixels)
 
 
 @dataclass

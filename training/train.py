@@ -38,6 +38,7 @@ class TrainConfig:
     lambda_cycle: float | None = None  # overrides the preset
     lambda_identity: float = 0.0       # fraction of lambda_cycle, as in CycleGAN's --lambda_identity
     lambda_supervised: float = 0.0     # paired L1 weight; 0 = pure (unpaired) CycleGAN
+    lambda_gan: float = 1.0            # adversarial weight; 0 with lambda_cycle 0 = supervised-only warm-up
     ngf: int = 32
     n_blocks: int = 6
     ndf: int = 64
@@ -117,13 +118,18 @@ class CycleGAN:
         return self.mse(pred, torch.full_like(pred, 1.0 if real else 0.0))
 
     def step(self, mr: torch.Tensor, ct: torch.Tensor) -> dict:
+        """One optimisation step of both generators and (when adversarial) both discriminators; terms with
+        zero weight are not computed at all."""
         cfg, lam = self.cfg, self.cfg.cycle_weight
         fake_ct, fake_mr = self.G_A(mr), self.G_B(ct)
-        rec_mr, rec_ct = self.G_B(fake_ct), self.G_A(fake_mr)
-        for d in (self.D_A, self.D_B):
-            d.requires_grad_(False)
-        losses = {'G_A': self._gan(self.D_A(fake_ct), True), 'G_B': self._gan(self.D_B(fake_mr), True),
-                  'cyc': lam * (self.l1(rec_mr, mr) + self.l1(rec_ct, ct))}
+        losses = {}
+        if cfg.lambda_gan > 0:
+            for d in (self.D_A, self.D_B):
+                d.requires_grad_(False)
+            losses['G_A'] = cfg.lambda_gan * self._gan(self.D_A(fake_ct), True)
+            losses['G_B'] = cfg.lambda_gan * self._gan(self.D_B(fake_mr), True)
+        if lam > 0:
+            losses['cyc'] = lam * (self.l1(self.G_B(fake_ct), mr) + self.l1(self.G_A(fake_mr), ct))
         if cfg.lambda_identity > 0:
             losses['idt'] = lam * cfg.lambda_identity * (self.l1(self.G_A(ct), ct) + self.l1(self.G_B(mr), mr))
         if cfg.lambda_supervised > 0:
@@ -131,6 +137,8 @@ class CycleGAN:
         self.opt_G.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         self.opt_G.step()
+        if cfg.lambda_gan == 0:
+            return {k: float(v) for k, v in losses.items()}
         for d in (self.D_A, self.D_B):
             d.requires_grad_(True)
         d_losses = {
