@@ -21,6 +21,7 @@ from tqdm import tqdm
 from .data import build_training_set, random_crops
 from .networks import NLayerDiscriminator, ResnetGenerator, init_weights, load_cyclegan_generator
 
+PHANTOM_CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'runs', 'cache')
 # The method's cycle-consistency weight by the category of the generic model fine-tuned from.
 LAMBDA_PRESETS = {'artistic': 9.0, 'animals': 10.0, 'landscapes': 10.0, 'photography': 10.0,
                   'satellite': 11.0, 'maps': 11.0, 'urban': 11.0}
@@ -188,7 +189,7 @@ def train(cfg: TrainConfig, resume: bool = False, data: np.ndarray | None = None
     if data is None and cfg.data:
         data = np.load(cfg.data, mmap_mode='r')
     elif data is None:
-        data = build_training_set(cfg.subjects, cfg.slices, os.path.join(os.path.dirname(cfg.run_dir), 'cache'))
+        data = build_training_set(cfg.subjects, cfg.slices, PHANTOM_CACHE)
     model = CycleGAN(cfg)
     start, elapsed = 0, 0.0
     ckpt = os.path.join(cfg.run_dir, 'checkpoint.pt')
@@ -201,7 +202,7 @@ def train(cfg: TrainConfig, resume: bool = False, data: np.ndarray | None = None
     with open(os.path.join(cfg.run_dir, 'config.json'), 'w') as f:
         json.dump({**dataclasses.asdict(cfg), 'lambda': cfg.cycle_weight}, f, indent=2)
     began = time.monotonic()
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc='cyclegan', unit='step')
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=os.path.basename(cfg.run_dir), unit='step')
     log = open(os.path.join(cfg.run_dir, 'losses.jsonl'), 'a')
     for step in bar:
         model.set_lr(cfg.lr * lr_factor(step, cfg.steps))
