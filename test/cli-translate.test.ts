@@ -81,10 +81,11 @@ describe("medsynth translate against a real server", () => {
       const out = join(work, `png-${direction}`);
       const run = await runCli(["translate", `${SUBJECT}/${source}`, "-d", direction, "-r", `${SUBJECT}/${target}`, "-o", out, "--target", server.address]);
       assert.equal(run.code, 0, run.stderr);
-      assert.match(run.stdout, new RegExp(`translated 24/24 slices ${direction} with tiny-${direction}`));
-      assert.match(run.stdout, /metrics over 24 slices \(mean ± std\): PSNR/);
-
       const files = readdirSync(`${SUBJECT}/${source}`).sort();
+      const n = files.length;
+      assert.match(run.stdout, new RegExp(`translated ${n}/${n} slices ${direction} with tiny-${direction}`));
+      assert.match(run.stdout, new RegExp(`metrics over ${n} slices \\(mean ± std\\): PSNR`));
+
       const expected = await answers(
         client,
         direction,
@@ -105,7 +106,7 @@ describe("medsynth translate against a real server", () => {
         assert.equal(written.data[i], stored + RESCALE[target]);
       }
       const index = JSON.parse(readFileSync(join(out, "index.json"), "utf8"));
-      assert.equal(index.slices.length, 24);
+      assert.equal(index.slices.length, n);
       assert.deepEqual(index.failed, []);
       assert.deepEqual(index.png, { rescale_slope: 1, rescale_intercept: RESCALE[target] });
     });
