@@ -18,14 +18,17 @@ from .testdata import TEST_SUBJECTS
 from .train import TrainConfig, train
 
 SIZE = 256
-ARCHITECTURE = dict(ngf=32, n_blocks=6, ndf=32, batch=2, crop=128, subjects=24, slices=24, seed=0)
+# Whole 256x256 slices, not crops: instance norm removes each image's own mean and scale, so an all-air crop
+# and an all-brain crop of CT look alike to the generator; whole slices always carry the head's context and
+# give the statistics the generator sees at inference.
+ARCHITECTURE = dict(ngf=32, n_blocks=6, ndf=32, batch=2, crop=256, subjects=24, slices=24, seed=0)
 # Stage 1 fits both generators to the paired slices with L1 alone (no discriminators, no cycle: half the cost
 # of a CycleGAN step); stage 2 fine-tunes them from there with the CycleGAN objective plus the paired term,
 # as the method fine-tunes from a pre-trained CycleGAN.
 STAGES = {
-    'warmup': dict(steps=1500, lambda_gan=0.0, lambda_cycle=0.0, lambda_supervised=1.0, checkpoint_every=100),
-    'cyclegan': dict(steps=400, category='photography', lambda_identity=0.0, lambda_supervised=50.0,
-                     checkpoint_every=50),
+    'warmup': dict(steps=500, lambda_gan=0.0, lambda_cycle=0.0, lambda_supervised=1.0, checkpoint_every=50),
+    'cyclegan': dict(steps=100, category='photography', lambda_identity=0.0, lambda_supervised=50.0,
+                     checkpoint_every=25),
 }
 MODELS = {  # direction: (generator attribute, model name, description)
     'mr2ct': ('G_A', 'mr2ct-phantom', 'MR (T1-weighted) to synthetic CT; trained on a digital head phantom, '
@@ -58,8 +61,8 @@ def main() -> None:
     for direction, (attr, name, description) in MODELS.items():
         provenance = {
             'data': {'source': 'digital head phantom, training/phantom.py (no patient data)',
-                     'train_subjects': f'1..{cfg.subjects} ({cfg.slices} axial slices each, {cfg.crop}x{cfg.crop} '
-                                       'random crops, left-right flips)',
+                     'train_subjects': f'1..{cfg.subjects} ({cfg.slices} axial slices each, whole slices, '
+                                       'random left-right flips)',
                      'held_out_subjects': [f'subject-{s}' for s in TEST_SUBJECTS],
                      'mr_noise_rician_sigma_of_wm': MR_NOISE, 'mr_bias_amplitude': BIAS_AMPLITUDE,
                      'ct_noise_hu': CT_NOISE_HU},
