@@ -39,7 +39,7 @@ async function main(argv: string[]): Promise<number> {
     report.raw
       ? `  raw ONNX Runtime throughput   ${report.raw.slicesPerSecond.toFixed(2)} slices/s (batch ${report.raw.batchSize}, ${report.raw.workers} workers)`
       : `  raw ONNX Runtime throughput   skipped (${report.rawSkipped})`,
-    `  service throughput            ${report.levels.map((l) => `${l.throughput.toFixed(2)} @${l.concurrency}`).join(", ")} slices/s @streams`,
+    `  service throughput            ${report.levels.map((l) => l.throughput.toFixed(2)).join(" / ")} slices/s at ${report.levels.map((l) => l.concurrency).join(" / ")} streams`,
     report.best.ratioToRaw === null
       ? "  service/raw ratio             n/a"
       : `  service/raw ratio             ${report.best.ratioToRaw.toFixed(3)} at ${best.concurrency} streams (${verdict(report.best.ratioToRaw >= GOALS.ratio)} the goal >= ${GOALS.ratio})`,
