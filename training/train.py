@@ -32,7 +32,7 @@ class TrainConfig:
     run_dir: str
     steps: int = 2000
     batch: int = 2
-    crop: int = 128
+    crop: int = 256                    # whole slices by default (see build_default_models: instance norm)
     lr: float = 2e-4
     beta1: float = 0.5
     category: str = 'photography'      # picks lambda (cycle weight) from LAMBDA_PRESETS
