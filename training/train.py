@@ -47,6 +47,7 @@ class TrainConfig:
     init_from: str | None = None       # CycleGAN generator checkpoint for G_A (MR->CT), e.g. latest_net_G_A.pth
     init_from_b: str | None = None     # for G_B (CT->MR); defaults to init_from
     freeze: tuple = ()                 # any of 'encoder', 'resblocks'
+    generators: tuple = ('G_A', 'G_B')  # which generators train; one alone trains on the paired L1 term only
     data: str | None = None            # (n, 2, H, W) .npy of [mr, ct] in [-1, 1]; default: the phantom
     subjects: int = 20                 # phantom training subjects (1..subjects)
     slices: int = 24                   # phantom slices per subject
@@ -107,6 +108,11 @@ class CycleGAN:
         self.G_B = make_generator(cfg, cfg.init_from_b or cfg.init_from)  # CT -> MR
         for g in (self.G_A, self.G_B):
             freeze(g, cfg.freeze)
+        if len(cfg.generators) == 1:  # the adversarial, cycle and identity terms need both generators
+            if cfg.lambda_gan > 0 or cfg.cycle_weight > 0 or cfg.lambda_identity > 0 or cfg.lambda_supervised <= 0:
+                raise ValueError(f'training {cfg.generators[0]} alone uses the paired L1 term only: set '
+                                 'lambda_gan 0, lambda_cycle 0, lambda_identity 0 and lambda_supervised > 0')
+            getattr(self, 'G_B' if cfg.generators == ('G_A',) else 'G_A').requires_grad_(False)
         self.D_A = init_weights(NLayerDiscriminator(cfg.channels, cfg.ndf))  # judges CT (outputs of G_A)
         self.D_B = init_weights(NLayerDiscriminator(cfg.channels, cfg.ndf))  # judges MR (outputs of G_B)
         trainable = lambda *nets: [p for n in nets for p in n.parameters() if p.requires_grad]
@@ -122,7 +128,8 @@ class CycleGAN:
         """One optimisation step of both generators and (when adversarial) both discriminators; terms with
         zero weight are not computed at all."""
         cfg, lam = self.cfg, self.cfg.cycle_weight
-        fake_ct, fake_mr = self.G_A(mr), self.G_B(ct)
+        fake_ct = self.G_A(mr) if 'G_A' in cfg.generators else None
+        fake_mr = self.G_B(ct) if 'G_B' in cfg.generators else None
         losses = {}
         if cfg.lambda_gan > 0:
             for d in (self.D_A, self.D_B):
@@ -134,7 +141,8 @@ class CycleGAN:
         if cfg.lambda_identity > 0:
             losses['idt'] = lam * cfg.lambda_identity * (self.l1(self.G_A(ct), ct) + self.l1(self.G_B(mr), mr))
         if cfg.lambda_supervised > 0:
-            losses['sup'] = cfg.lambda_supervised * (self.l1(fake_ct, ct) + self.l1(fake_mr, mr))
+            pairs = [(fake, real) for fake, real in ((fake_ct, ct), (fake_mr, mr)) if fake is not None]
+            losses['sup'] = cfg.lambda_supervised * sum(self.l1(fake, real) for fake, real in pairs)
         self.opt_G.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         self.opt_G.step()
@@ -227,6 +235,8 @@ def parse_args(argv=None) -> tuple:
         name = '--' + field.name.replace('_', '-')
         if field.name == 'freeze':
             p.add_argument(name, default='', help="comma-separated: encoder,resblocks")
+        elif field.name == 'generators':
+            p.add_argument(name, default='G_A,G_B', help='comma-separated: which of G_A,G_B train')
         elif field.name == 'category':
             p.add_argument(name, default=defaults.category, choices=sorted(LAMBDA_PRESETS))
         elif field.name == 'run_dir':
@@ -239,7 +249,8 @@ def parse_args(argv=None) -> tuple:
     p.add_argument('--resume', action='store_true', help='continue from run-dir/checkpoint.pt')
     args = vars(p.parse_args(argv))
     resume = args.pop('resume')
-    args['freeze'] = tuple(x for x in args['freeze'].split(',') if x)
+    for key in ('freeze', 'generators'):
+        args[key] = tuple(x for x in args[key].split(',') if x)
     return TrainConfig(**args), resume
 
 
