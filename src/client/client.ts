@@ -36,7 +36,7 @@ export interface ClientOptions {
   token?: string;
   /** Deadline of each unary call and of each whole stream, in ms; default none. */
   deadlineMs?: number;
-  /** Slices in flight per stream (sent, not yet answered); default 16. */
+  /** Slices out per stream (sent, and not yet answered and taken); default 16. */
   window?: number;
   /** Extra grpc-js channel options. */
   channelOptions?: grpc.ChannelOptions;
@@ -64,9 +64,10 @@ export interface TranslatorClient {
   readonly target: string;
   /**
    * Streams `slices` to the service and yields one SliceResult or SliceError
-   * per slice, in order. At most `window` slices are in flight, and the next
-   * slice is read from `slices` only when the stream can take it, so a
-   * slow service slows the reading instead of filling memory.
+   * per slice, in order. At most `window` slices are out (sent, and not yet
+   * answered and taken by the caller), and the next slice is read from
+   * `slices` only when it can be sent, so a slow service or a slow caller
+   * slows the reading instead of filling memory.
    * Throws TranslatorError when the stream fails as a whole.
    */
   translate(options: TranslateOptions, slices: AsyncIterable<SliceInit> | Iterable<SliceInit>): AsyncIterable<SliceResult | SliceError>;
@@ -214,9 +215,17 @@ export function createClient(target: string | readonly string[], options: Client
     let sourceError: unknown;
     void (async () => {
       await send(create(TranslateRequestSchema, { kind: { case: "options", value: streamOptions(translateOptions) } }));
-      for await (const slice of slices) {
-        await credits.acquire(stop.signal);
-        await send(create(TranslateRequestSchema, { kind: { case: "slice", value: create(SliceSchema, slice) } }));
+      const source = Symbol.asyncIterator in slices ? slices[Symbol.asyncIterator]() : slices[Symbol.iterator]();
+      try {
+        // A place in the window first, then the next slice: the source is read only when it can be sent.
+        for (;;) {
+          await credits.acquire(stop.signal);
+          const next = await source.next();
+          if (next.done) break;
+          await send(create(TranslateRequestSchema, { kind: { case: "slice", value: create(SliceSchema, next.value) } }));
+        }
+      } finally {
+        await source.return?.();
       }
       call.end();
     })().catch((error: unknown) => {
@@ -228,9 +237,9 @@ export function createClient(target: string | readonly string[], options: Client
 
     try {
       for await (const response of call as AsyncIterable<TranslateResponse>) {
+        // The place frees once the caller has taken the answer, so a slow caller slows the sending too.
+        if (response.kind.case !== undefined) yield response.kind.value;
         credits.release();
-        if (response.kind.case === undefined) continue;
-        yield response.kind.value;
       }
     } catch (error) {
       if (sourceError !== undefined) throw sourceError;
