@@ -21,6 +21,9 @@ export interface InferenceOutput {
   inferenceMs: number;
 }
 
+/** Inference threads yield to the event loop (Linux nice value; 0 is normal). */
+const WORKER_NICENESS = 10;
+
 /** Raised when the pool cannot start; the message says what to change. */
 export class InferenceStartError extends Error {
   override name = "InferenceStartError";
@@ -74,6 +77,7 @@ export class OrtWorkerPool {
       device: options.device ?? "cpu",
       deviceId: options.deviceId ?? 0,
       intraOpThreads: options.intraOpThreads ?? Math.max(1, Math.floor(availableParallelism() / workers)),
+      niceness: WORKER_NICENESS,
     };
     const started = Array.from({ length: workers }, () => startWorker(init));
     const results = await Promise.allSettled(started);

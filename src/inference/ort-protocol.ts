@@ -17,6 +17,8 @@ export interface WorkerInit {
   device: ExecutionDevice;
   deviceId: number;
   intraOpThreads: number;
+  /** Nice value of the worker thread and its ORT threads (Linux). */
+  niceness: number;
 }
 
 export type WorkerReady =

@@ -3,12 +3,25 @@
  * blocks its thread for the whole inference, which is why it lives here and
  * not on the event loop.
  */
+import { setPriority } from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import ort from "onnxruntime-node";
 import type { RunReply, RunRequest, WorkerInit, WorkerModel, WorkerReady } from "./ort-protocol.js";
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
+
+// Inference saturates every core; the event loop must still get the CPU the
+// moment it has work, or every stream's latency suffers. On Linux a priority
+// set without a pid applies to the calling thread, and the ORT threads created
+// below inherit it. Elsewhere this lowers the whole process, so skip it there.
+if (process.platform === "linux") {
+  try {
+    setPriority(init.niceness);
+  } catch {
+    // Not permitted (e.g. a seccomp profile): run at normal priority.
+  }
+}
 
 async function openSessions(provider: "cpu" | "cuda"): Promise<Map<string, ort.InferenceSession>> {
   const options: ort.InferenceSession.SessionOptions = {
