@@ -125,8 +125,8 @@ class CycleGAN:
         return self.mse(pred, torch.full_like(pred, 1.0 if real else 0.0))
 
     def step(self, mr: torch.Tensor, ct: torch.Tensor) -> dict:
-        """One optimisation step of both generators and (when adversarial) both discriminators; terms with
-        zero weight are not computed at all."""
+        """One optimisation step of the trained generators and (when adversarial) both discriminators; terms
+        with zero weight are not computed at all."""
         cfg, lam = self.cfg, self.cfg.cycle_weight
         fake_ct = self.G_A(mr) if 'G_A' in cfg.generators else None
         fake_mr = self.G_B(ct) if 'G_B' in cfg.generators else None
