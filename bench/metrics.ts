@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { isEntryPoint } from "../src/entry-point.js";
 import type { Raster } from "../src/imaging/raster.js";
 import { computeQuality, mae, psnr, ssim, uqi, vifp, type TargetWindow } from "../src/metrics/index.js";
 
@@ -91,7 +91,7 @@ export async function benchMetrics(options: MetricsBenchOptions = {}): Promise<M
   };
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (isEntryPoint(import.meta.url)) {
   const result = await benchMetrics();
   console.log(`quality metrics, ${result.width}x${result.height}, one thread, median of ${result.iterations} runs:`);
   for (const [name, ms] of Object.entries(result.medianMs)) console.log(`  ${name.padEnd(20)} ${ms.toFixed(2)} ms`);

@@ -3,8 +3,7 @@
  * `medsynth`: run the service, translate folders and volumes, evaluate
  * models, load-test a deployment. NOT FOR CLINICAL USE.
  */
-import { realpathSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { isEntryPoint } from "../entry-point.js";
 import { UsageError } from "./args.js";
 
 interface Command {
@@ -71,8 +70,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const invokedDirectly = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
-if (invokedDirectly) {
+if (isEntryPoint(import.meta.url)) {
   const code = await main(process.argv.slice(2));
   // `serve` keeps running (its server holds the event loop); the others are done.
   if (process.argv[2] !== "serve") process.exit(code);

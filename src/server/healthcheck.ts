@@ -15,6 +15,7 @@ import {
   HealthCheckRequestSchema,
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from "../gen/grpc/health/v1/health_pb.js";
+import { isEntryPoint } from "../entry-point.js";
 import { channelCredentials } from "./security.js";
 
 export interface HealthCheckOptions {
@@ -84,7 +85,7 @@ async function main(argv: string[]): Promise<number> {
   return status === ServingStatus.SERVING ? 0 : 1;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isEntryPoint(import.meta.url)) {
   process.exitCode = await main(process.argv.slice(2)).catch((error: unknown) => {
     const reason = error instanceof UsageError ? error.message : ((error as ServiceError).details ?? (error as Error).message);
     process.stderr.write(`healthcheck: ${reason}\n`);

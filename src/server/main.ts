@@ -3,6 +3,7 @@
  * `npm start -- [flags]`: the service on the models in --models-dir (default:
  * the embedded phantom models). SIGTERM/SIGINT drain, then exit 0.
  */
+import { isEntryPoint } from "../entry-point.js";
 import { ConfigError, parseServerConfig, usage } from "./config.js";
 import { createLogger } from "./log.js";
 import { startServer } from "./server.js";
@@ -47,4 +48,4 @@ export async function serve(argv: readonly string[]): Promise<void> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await serve(process.argv.slice(2));
+if (isEntryPoint(import.meta.url)) await serve(process.argv.slice(2));
