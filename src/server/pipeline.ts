@@ -38,8 +38,6 @@ export interface StreamContext {
 
 export interface PipelineDeps {
   maxDimension: number;
-  /** UID root of derived instances, and whether they are de-identified (PS3.15 basic profile). */
-  dicom: { uidRoot: string; deidentify: boolean };
   quality: QualityFn;
   tracer: Tracer;
   onQueueWait(model: string, ms: number): void;
@@ -126,7 +124,9 @@ async function finish(
   let foregroundQuality;
   if (reference) {
     const started = performance.now();
-    const report = await deps.quality(synthetic, reference, ctx.model.intensity.output, ctx.foreground);
+    // The output was mapped into the target window just above (for MR: the
+    // reference's percentiles); hand that range on rather than resolving it again.
+    const report = await deps.quality(synthetic, reference, { window: "fixed", low: range.low, high: range.high }, ctx.foreground);
     metricsMs = performance.now() - started;
     childSpan(deps.tracer, span, "metrics", started, started + metricsMs);
     deps.onMetricsTime(metricsMs);

@@ -86,11 +86,11 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
     batchers,
     window: config.window,
     executionProvider: pool.executionProvider,
+    dicom: { uidRoot: config.dicomUidRoot, deidentify: config.deidentify === "basic-profile" },
     telemetry,
     log,
     pipeline: {
       maxDimension: config.maxDimension,
-      dicom: { uidRoot: config.dicomUidRoot, deidentify: config.deidentify === "basic-profile" },
       quality,
       tracer: telemetry.tracer,
       onQueueWait: telemetry.queueWait,

@@ -38,6 +38,8 @@ export interface TranslatorDeps {
   /** Slices one stream may have in flight before the server stops reading it. */
   window: number;
   executionProvider: string;
+  /** UID root of derived DICOM instances, and whether they are de-identified (PS3.15 basic profile). */
+  dicom: { uidRoot: string; deidentify: boolean };
   telemetry: Telemetry;
   log: Logger;
 }
@@ -80,7 +82,7 @@ function resolveStream(deps: TranslatorDeps, options: StreamOptions | undefined)
       direction: directionName(model.direction),
       modelName: model.name,
       modelVersion: model.version,
-      ...deps.pipeline.dicom,
+      ...deps.dicom,
     }),
   };
 }
