@@ -25,6 +25,12 @@ async function assertFault(work: () => Promise<unknown>, code: status, field: st
 const ctStored = Int16Array.from(pattern(N, -1024, 3000));
 
 describe("decodeDicom: native transfer syntaxes", () => {
+  it("a Rescale Slope of 0 means 1, as for RAW and PNG", async () => {
+    const file = makeInstance({ modality: "CT", rows: ROWS, columns: COLUMNS, pixels: ctStored, rescaleSlope: 0, rescaleIntercept: -1024 });
+    const { raster } = await decodeDicom(file, FIELD);
+    assert.deepEqual(Array.from(raster.data), Array.from(ctStored, (s) => s - 1024));
+  });
+
   for (const [name, syntax] of [
     ["explicit VR little endian", TS.explicitLittle],
     ["implicit VR little endian", TS.implicitLittle],
@@ -192,6 +198,15 @@ describe("decodeDicom: compressed transfer syntaxes (dcmjs-codecs)", () => {
 
   it("a truncated compressed file is INVALID_ARGUMENT", async () => {
     const file = await compress(native, TS.jpegLsLossless);
+    await assertFault(() => decodeDicom(file.subarray(0, file.length - 40), FIELD), status.INVALID_ARGUMENT, "slice.image.data", /truncated/);
+  });
+
+  it("a truncated compressed file is INVALID_ARGUMENT even after an earlier sequence's delimiter", async () => {
+    const withSequence = makeInstance({
+      modality: "CT", rows: ROWS, columns: COLUMNS, pixels: stored, rescaleSlope: 1, rescaleIntercept: -1024,
+      attributes: { ReferencedImageSequence: [{ ReferencedSOPClassUID: SOP.ct, ReferencedSOPInstanceUID: "2.25.1" }] },
+    });
+    const file = await compress(withSequence, TS.jpegLsLossless);
     await assertFault(() => decodeDicom(file.subarray(0, file.length - 40), FIELD), status.INVALID_ARGUMENT, "slice.image.data", /truncated/);
   });
 });

@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { invalidArgument, unimplemented } from "../errors.js";
 import { Encoding, ImageSchema, PixelType, type Image } from "../gen/medsynth/v1/translator_pb.js";
 import { decodeDicom, type DerivedSeries, type DerivedSlice, type DicomSource } from "./dicom.js";
-import type { Raster } from "./raster.js";
+import { rescale, type Raster } from "./raster.js";
 
 /** Largest accepted width or height, unless the caller sets `maxDimension`. */
 export const DEFAULT_MAX_DIMENSION = 4096;
@@ -69,14 +69,13 @@ function checkDimensions(width: number, height: number, field: string, maxDimens
   }
 }
 
-/** Physical value = stored × slope + intercept; slope 0 means 1. */
+/** The image's rescale, checked; `rescale()` applies it. */
 function rescaleOf(image: Image, field: string): { slope: number; intercept: number } {
-  const slope = image.rescaleSlope === 0 ? 1 : image.rescaleSlope;
-  if (!Number.isFinite(slope)) throw invalidArgument(`${field}.rescale_slope`, "must be finite");
+  if (!Number.isFinite(image.rescaleSlope)) throw invalidArgument(`${field}.rescale_slope`, "must be finite");
   if (!Number.isFinite(image.rescaleIntercept)) {
     throw invalidArgument(`${field}.rescale_intercept`, "must be finite");
   }
-  return { slope, intercept: image.rescaleIntercept };
+  return { slope: image.rescaleSlope, intercept: image.rescaleIntercept };
 }
 
 function decodeRaw(image: Image, field: string, maxDimension: number): Raster {
@@ -99,31 +98,23 @@ function decodeRaw(image: Image, field: string, maxDimension: number): Raster {
   const { slope, intercept } = rescaleOf(image, field);
   const view = new DataView(image.data.buffer, image.data.byteOffset, image.data.byteLength);
   const n = width * height;
+  // Stored values first (little-endian whatever the host), then rescaled in place.
   const out = new Float32Array(n);
   switch (image.pixelType) {
     case PixelType.UINT8:
-      for (let i = 0; i < n; i++) out[i] = image.data[i] * slope + intercept;
+      out.set(image.data);
       break;
     case PixelType.UINT16:
-      for (let i = 0; i < n; i++) out[i] = view.getUint16(2 * i, true) * slope + intercept;
+      for (let i = 0; i < n; i++) out[i] = view.getUint16(2 * i, true);
       break;
     case PixelType.INT16:
-      for (let i = 0; i < n; i++) out[i] = view.getInt16(2 * i, true) * slope + intercept;
+      for (let i = 0; i < n; i++) out[i] = view.getInt16(2 * i, true);
       break;
     case PixelType.FLOAT32:
-      for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true) * slope + intercept;
+      for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true);
       break;
   }
-  assertFinite(out, `${field}.data`);
-  return { width, height, data: out };
-}
-
-function assertFinite(data: Float32Array, field: string): void {
-  for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i])) {
-      throw invalidArgument(field, `sample ${i} is not finite (NaN or ±Infinity)`);
-    }
-  }
+  return { width, height, data: rescale(out, slope, intercept, `${field}.data`, out) };
 }
 
 async function decodePng(image: Image, field: string, maxDimension: number): Promise<Raster> {
@@ -160,9 +151,7 @@ async function decodePng(image: Image, field: string, maxDimension: number): Pro
   } catch (error) {
     throw invalidArgument(`${field}.data`, `corrupt PNG (${(error as Error).message.trim()})`);
   }
-  const out = new Float32Array(width * height);
-  for (let i = 0; i < out.length; i++) out[i] = samples[i] * slope + intercept;
-  return { width, height, data: out };
+  return { width, height, data: rescale(samples, slope, intercept, `${field}.data`) };
 }
 
 /**

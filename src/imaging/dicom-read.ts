@@ -2,7 +2,7 @@ import { inflateRawSync } from "node:zlib";
 import dcmjs, { type NaturalDataset } from "dcmjs";
 import { invalidArgument, unimplemented } from "../errors.js";
 import { decompressPart10, isNative, TransferSyntax } from "./dicom-codecs.js";
-import type { Raster } from "./raster.js";
+import { rescale, type Raster } from "./raster.js";
 
 const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
 // dcmjs warnings can quote attribute values (patient data); every failure
@@ -108,8 +108,7 @@ export async function decodeDicom(
 
   const slope = numberOf(inFrame(dataset, frame, "PixelValueTransformationSequence", "RescaleSlope")) ?? 1;
   const intercept = numberOf(inFrame(dataset, frame, "PixelValueTransformationSequence", "RescaleIntercept")) ?? 0;
-  const data = new Float32Array(samples.length);
-  for (let i = 0; i < samples.length; i++) data[i] = samples[i] * slope + intercept;
+  const data = rescale(samples, slope, intercept, dataField);
 
   return {
     raster: { width: image.columns, height: image.rows, data },
@@ -273,9 +272,14 @@ function checkNativePixelDataComplete(body: Buffer, syntax: string, length: numb
   }
 }
 
-/** Encapsulated pixel data ends with a Sequence Delimitation Item; a file cut short lacks it. */
+/**
+ * Encapsulated pixel data ends with a Sequence Delimitation Item; a file cut
+ * short lacks it. Only a delimiter after the last Pixel Data tag counts: every
+ * earlier undefined-length sequence ends with the same eight bytes.
+ */
 function checkEncapsulatedComplete(bytes: Uint8Array, field: string): void {
-  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).lastIndexOf(SEQUENCE_DELIMITER) < 0) {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buffer.lastIndexOf(SEQUENCE_DELIMITER) < buffer.lastIndexOf(Uint8Array.from(PIXEL_DATA_TAG))) {
     throw invalidArgument(field, "truncated file: the encapsulated Pixel Data has no sequence delimiter");
   }
 }
