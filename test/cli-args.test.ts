@@ -55,6 +55,9 @@ describe("CLI arguments", () => {
     assert.throws(() => parseDuration("0s", "duration"), /greater than 0/);
     assert.deepEqual(parseIntegerList("1, 4,16", "concurrency"), [1, 4, 16]);
     assert.throws(() => parseIntegerList("1,0", "concurrency"), /--concurrency "0"/);
+    assert.throws(() => parseIntegerList(" , ", "concurrency"), /give at least one number/);
+    assert.equal(parseDuration("0s", "raw-duration", { allowZero: true }), 0);
+    assert.equal(parseDuration("0", "raw-duration", { allowZero: true }), 0);
     assert.equal(parseInteger("0", "warmup", 0), 0);
     assert.throws(() => parseInteger("2.5", "count"), /whole number/);
   });

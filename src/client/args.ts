@@ -91,12 +91,12 @@ export function parseCommand<O extends Record<string, OptionSpec>>(
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** "30s", "2m", "1.5h", "250ms" (a bare number is seconds) → milliseconds. */
-export function parseDuration(text: string, option: string): number {
+/** "30s", "2m", "1.5h", "250ms" (a bare number is seconds) → milliseconds; 0 only with `allowZero`. */
+export function parseDuration(text: string, option: string, { allowZero = false } = {}): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
   if (!match) throw new UsageError(`--${option} "${text}": use a duration such as 30s, 2m or 500ms`);
   const ms = Number(match[1]) * DURATION_UNITS[match[2] ?? "s"];
-  if (ms <= 0) throw new UsageError(`--${option} must be greater than 0`);
+  if (ms <= 0 && !(allowZero && ms === 0)) throw new UsageError(`--${option} must be greater than 0`);
   return ms;
 }
 
@@ -115,7 +115,9 @@ export function parsePositiveNumber(text: string, option: string): number {
 
 /** "1,4,16" → [1, 4, 16]. */
 export function parseIntegerList(text: string, option: string): number[] {
-  return parseList(text).map((item) => parseInteger(item, option));
+  const items = parseList(text);
+  if (items.length === 0) throw new UsageError(`--${option} "${text}": give at least one number, e.g. 1,4,16`);
+  return items.map((item) => parseInteger(item, option));
 }
 
 /** "a, b,c" → ["a", "b", "c"]. */

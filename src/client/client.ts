@@ -17,6 +17,7 @@ import {
   type TranslateRequest,
   type TranslateResponse,
 } from "../gen/medsynth/v1/translator_pb.js";
+import { DEFAULT_LIMITS } from "../server/limits.js";
 import { bearerMetadata, channelCredentials, type ClientTlsFiles } from "../server/security.js";
 import { serviceDefinition } from "./definition.js";
 import { directionOf, type DirectionName } from "./direction.js";
@@ -24,8 +25,8 @@ import { toTranslatorError } from "./errors.js";
 
 /** Slices in flight per stream unless `window` says otherwise. */
 export const DEFAULT_WINDOW = 16;
-/** Largest message either side accepts: a 4096×4096 float32 slice plus its reference. */
-const MAX_MESSAGE_BYTES = 160 * 1024 * 1024;
+/** Largest message either side accepts: the server's default (a 4096×4096 float32 slice plus its reference). */
+const MAX_MESSAGE_BYTES = DEFAULT_LIMITS.maxMessageBytes;
 
 export interface ClientOptions {
   /** TLS: `true` for the system roots, or PEM file paths (ca, and cert + key for mTLS); default plaintext (loopback, dev). */

@@ -75,7 +75,7 @@ export function benchOptionsFrom(values: ParsedValues<typeof benchSpec.options>)
     warmup: parseInteger(values.warmup, "warmup", 0),
     inFlight: parseInteger(values["in-flight"], "in-flight"),
     input: values.input,
-    rawDurationMs: values["raw-duration"] === "0" ? 0 : parseDuration(values["raw-duration"], "raw-duration"),
+    rawDurationMs: parseDuration(values["raw-duration"], "raw-duration", { allowZero: true }),
     log: (line) => process.stderr.write(`${line}\n`),
   };
 }
