@@ -146,7 +146,9 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
 
     let raw: RawThroughput | null = null;
     let rawSkipped: string | undefined;
-    if (options.rawDurationMs > 0) {
+    if (options.target !== undefined && !onThisMachine(options.target)) {
+      rawSkipped = `the service runs on ${options.target}; a ratio against this machine's ONNX Runtime would compare two machines`;
+    } else if (options.rawDurationMs > 0) {
       // Loaded here: a bench that skips the raw run never needs ONNX Runtime in this process.
       const [{ loadModelSpecs }, { measureRawThroughput }] = await Promise.all([
         import("../inference/registry.js"),
@@ -285,4 +287,10 @@ export async function writeBenchFiles(report: BenchReport, dir: string): Promise
     ),
   );
   return [json, svg];
+}
+
+/** Whether every address of a target is loopback, i.e. the service shares this machine's CPU or GPU. */
+function onThisMachine(target: string): boolean {
+  const addresses = target.replace(/^(ipv4|ipv6|dns):(\/\/\/)?/, "").split(",");
+  return addresses.every((address) => /^(localhost|127\.\d+\.\d+\.\d+|\[::1\]|::1)(:\d+)?$/.test(address.trim()));
 }
