@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { invalidArgument, unimplemented } from "../errors.js";
 import { Encoding, ImageSchema, PixelType, type Image } from "../gen/medsynth/v1/translator_pb.js";
 import { decodeDicom, type DerivedSeries, type DerivedSlice, type DicomSource } from "./dicom.js";
-import { rescale, type Raster } from "./raster.js";
+import { quantize16, rescale, type Raster } from "./raster.js";
 
 /** Largest accepted width or height, unless the caller sets `maxDimension`. */
 export const DEFAULT_MAX_DIMENSION = 4096;
@@ -156,9 +156,7 @@ async function decodePng(image: Image, field: string, maxDimension: number): Pro
 
 /**
  * Encodes a synthetic slice. RAW is float32 in physical units. PNG is 16-bit
- * greyscale: stored = round((value − intercept) / slope) with the intercept at
- * the smaller of 0 and the minimum (so CT gets −1024 for air) and a slope of 1
- * unless the range does not fit 16 bits.
+ * greyscale with its rescale in the Image (see quantize16).
  */
 export async function encodeImage(
   raster: Raster,
@@ -174,16 +172,7 @@ export async function encodeImage(
       });
     }
     case Encoding.PNG: {
-      let min = 0;
-      let max = 0;
-      for (let i = 0; i < data.length; i++) {
-        if (data[i] < min) min = data[i];
-        if (data[i] > max) max = data[i];
-      }
-      const intercept = Math.floor(min);
-      const slope = Math.max(1, (max - intercept) / 65535);
-      const stored = new Uint16Array(data.length);
-      for (let i = 0; i < data.length; i++) stored[i] = Math.round((data[i] - intercept) / slope);
+      const { stored, slope, intercept } = quantize16(data);
       const png = await sharp(stored, { raw: { width, height, channels: 1 } }).toColourspace("grey16").png().toBuffer();
       return create(ImageSchema, {
         encoding, data: png, width, height, pixelType: PixelType.UINT16, rescaleSlope: slope, rescaleIntercept: intercept,

@@ -3,7 +3,7 @@ import { createDeidentifier, deidentify } from "./dicom-deidentify.js";
 import type { DicomSource } from "./dicom-read.js";
 import { TransferSyntax } from "./dicom-codecs.js";
 import { checkUidRoot, DEFAULT_UID_ROOT, newUid } from "./dicom-uid.js";
-import type { Raster } from "./raster.js";
+import { quantize16, type Raster } from "./raster.js";
 
 const { DicomDict, DicomMetaDictionary } = dcmjs.data;
 
@@ -76,14 +76,14 @@ const TARGETS: Record<DerivedSeriesOptions["direction"], Target> = {
     modality: "MR",
     from: "CT",
     pixelModule: (raster) => {
-      // MR Image Storage has no Modality LUT: stored values are the (relative) intensities.
-      const stored = new Uint16Array(raster.data.length);
+      // MR Image Storage has no Modality LUT: the stored values are the
+      // (relative) intensities, linearly fitted into 16 bits.
+      const { stored } = quantize16(raster.data);
       let low = 65535;
       let high = 0;
-      for (let i = 0; i < stored.length; i++) {
-        stored[i] = clamp(Math.round(raster.data[i]), 0, 65535);
-        low = Math.min(low, stored[i]);
-        high = Math.max(high, stored[i]);
+      for (const value of stored) {
+        low = Math.min(low, value);
+        high = Math.max(high, value);
       }
       return {
         ImageType: ["DERIVED", "SECONDARY"],

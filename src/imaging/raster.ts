@@ -30,3 +30,26 @@ export function rescale(
   }
   return out;
 }
+
+/**
+ * Fits values into uint16: stored = round((value − intercept) / slope).
+ * The intercept is the smaller of 0 and the minimum (so CT air keeps −1024).
+ * A range of 255 to 65535 units keeps slope 1 (integer steps already give
+ * 8 bits or more, and integer units such as HU stay exact); smaller or larger
+ * ranges use all 16 bits, so relative MR intensities in, say, [0, 1] are not
+ * rounded away.
+ */
+export function quantize16(data: Float32Array): { stored: Uint16Array; slope: number; intercept: number } {
+  let min = 0;
+  let max = 0;
+  for (let i = 0; i < data.length; i++) {
+    if (data[i] < min) min = data[i];
+    if (data[i] > max) max = data[i];
+  }
+  const intercept = Math.floor(min);
+  const range = max - intercept;
+  const slope = range >= 255 && range <= 65535 ? 1 : range > 0 ? range / 65535 : 1;
+  const stored = new Uint16Array(data.length);
+  for (let i = 0; i < data.length; i++) stored[i] = Math.round((data[i] - intercept) / slope);
+  return { stored, slope, intercept };
+}
