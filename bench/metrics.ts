@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isEntryPoint } from "../src/entry-point.js";
 import type { Raster } from "../src/imaging/raster.js";
+import { mapRange } from "../src/imaging/window.js";
 import { computeQuality, mae, psnr, ssim, uqi, vifp, type TargetWindow } from "../src/metrics/index.js";
 
 export interface MetricsBenchOptions {
@@ -68,10 +69,7 @@ export async function benchMetrics(options: MetricsBenchOptions = {}): Promise<M
   const iterations = options.iterations ?? 40;
   const warmup = options.warmup ?? 10;
   const { reference, synthetic } = await slicePair();
-  const unit = (r: Raster, scale: number): Raster => ({
-    ...r,
-    data: r.data.map((v) => scale * Math.min(1, Math.max(0, (v - CT.low) / (CT.high - CT.low)))),
-  });
+  const unit = (r: Raster, scale: number): Raster => ({ ...r, data: mapRange(r.data, CT, 0, scale) });
   const [ref1, syn1, ref255, syn255] = [unit(reference, 1), unit(synthetic, 1), unit(reference, 255), unit(synthetic, 255)];
   const time = (run: () => unknown): number => median(run, iterations, warmup);
   return {

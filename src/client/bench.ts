@@ -73,7 +73,7 @@ export interface BenchReport {
 }
 
 /** A head-like slice in physical units: skull ring and brain in air (CT, HU) or bright tissue on dark (MR). */
-export function syntheticSlice(width: number, height: number, modality: "ct" | "mr"): Raster {
+function syntheticSlice(width: number, height: number, modality: "ct" | "mr"): Raster {
   const [air, skull, brain, core] = modality === "ct" ? [-1000, 1200, 35, 25] : [0, 150, 620, 780];
   const data = new Float32Array(width * height);
   for (let y = 0; y < height; y++) {
@@ -231,7 +231,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
 
 const f1 = (n: number) => n.toFixed(1);
 
-export function levelsTable(report: BenchReport): Table {
+function levelsTable(report: BenchReport): Table {
   return {
     columns: ["streams", "slices/s", "vs raw", "p50 ms", "p90 ms", "p99 ms", "max ms", "mean batch", "loop p99 ms", "statuses"],
     rows: report.levels.map((l) => [

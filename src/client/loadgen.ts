@@ -61,7 +61,7 @@ export interface LoadResult {
 }
 
 /** Percentiles the latency curve is sampled at; 100 is the maximum. */
-export const CURVE_PERCENTILES = [0, 10, 25, 50, 75, 90, 95, 97.5, 99, 99.5, 99.9, 100];
+const CURVE_PERCENTILES = [0, 10, 25, 50, 75, 90, 95, 97.5, 99, 99.5, 99.9, 100];
 
 interface Sent {
   index: number;

@@ -7,7 +7,7 @@
 import { scratchI32, scratchU8 } from "./scratch.js";
 
 /** Reference level, in the [0, 1] window, above which a pixel is foreground. */
-export const FOREGROUND_LEVEL = 0.05;
+const FOREGROUND_LEVEL = 0.05;
 
 export interface Box {
   readonly left: number;

@@ -9,9 +9,10 @@ import type { QualityOptions, QualityReport, TargetWindow } from "./quality.js";
 
 export interface MetricsPoolOptions {
   /**
-   * Worker threads (default 1). One slice's metrics cost a few milliseconds,
-   * a few per cent of its inference, so one worker keeps up with many
-   * inference cores; add workers when metrics_ms grows with queueing.
+   * Worker threads (default 1). One 256² slice's metrics cost about 15 ms on
+   * one core of the development machine (`node dist/bench/metrics.js`), about
+   * 5% of its CPU inference, so one worker keeps up with a few inference
+   * cores; add workers when metrics_ms grows with queueing.
    */
   readonly workers?: number;
 }
