@@ -38,6 +38,7 @@ export {
   type TranslatorClient,
 } from "./client/client.js";
 export { TranslatorError, statusName } from "./client/errors.js";
+export type { ClientTlsFiles } from "./server/security.js";
 export { directionName, directionOf, type DirectionName } from "./client/direction.js";
 export { serviceDefinition, type ServiceDefinitionOf } from "./client/definition.js";
 export { status } from "@grpc/grpc-js";

@@ -3,10 +3,8 @@ import { create } from "@bufbuild/protobuf";
 import { invalidArgument, unimplemented } from "../errors.js";
 import { Encoding, ImageSchema, PixelType, type Image } from "../gen/medsynth/v1/translator_pb.js";
 import { decodeDicom, type DerivedSeries, type DerivedSlice, type DicomSource } from "./dicom.js";
-import { quantize16, rescale, type Raster } from "./raster.js";
+import { DEFAULT_MAX_DIMENSION, quantize16, rescale, type Raster } from "./raster.js";
 
-/** Largest accepted width or height, unless the caller sets `maxDimension`. */
-export const DEFAULT_MAX_DIMENSION = 4096;
 
 export interface DecodeOptions {
   /** Largest accepted width or height (default 4096). */

@@ -2,7 +2,7 @@ import { inflateRawSync } from "node:zlib";
 import dcmjs, { type NaturalDataset } from "dcmjs";
 import { invalidArgument, unimplemented } from "../errors.js";
 import { decompressPart10, isNative, TransferSyntax } from "./dicom-codecs.js";
-import { rescale, type Raster } from "./raster.js";
+import { DEFAULT_MAX_DIMENSION, rescale, type Raster } from "./raster.js";
 
 const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
 // dcmjs warnings can quote attribute values (patient data); every failure
@@ -66,7 +66,6 @@ const IMAGE_SOP_CLASSES = new Set([
   "1.2.840.10008.5.1.4.1.1.7.3", // Multi-frame Grayscale Word Secondary Capture
 ]);
 
-const DEFAULT_MAX_DIMENSION = 4096;
 /** The Slice field that picks a frame. */
 const FRAME_FIELD = "slice.frame";
 /** (0002,0010) Transfer Syntax UID, explicit VR "UI", as the meta header stores it. */

@@ -1,5 +1,8 @@
 import { invalidArgument } from "../errors.js";
 
+/** Largest accepted width or height unless configured otherwise (--max-dimension). */
+export const DEFAULT_MAX_DIMENSION = 4096;
+
 /**
  * A single-channel image in physical units (HU for CT, scanner units for MR),
  * row-major, first row at the top. Every stage after decoding works on this.

@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import type { ExecutionDevice } from "../inference/ort-protocol.js";
 import type { LogLevel } from "./log.js";
 import { checkUidRoot } from "../imaging/dicom.js";
+import { DEFAULT_MAX_DIMENSION } from "../imaging/raster.js";
 import { DEFAULT_LIMITS, type LimitsOptions } from "./limits.js";
 
 /**
@@ -68,7 +69,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxDelayMs: 5,
   maxQueue: 256,
   window: 16,
-  maxDimension: 4096,
+  maxDimension: DEFAULT_MAX_DIMENSION,
   metricsWorkers: 1,
   drainTimeoutMs: 30_000,
   healthPort: 0,
