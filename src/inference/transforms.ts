@@ -3,11 +3,14 @@ import { resample } from "../imaging/resample.js";
 import type { Raster } from "../imaging/raster.js";
 import type { ModelSpec } from "./registry.js";
 
+/** What the transforms read from a model's manifest (small enough to post to a worker with every slice). */
+export type TransformSpec = Pick<ModelSpec, "input" | "intensity">;
+
 /**
  * Normalise: physical values → the model's input window → [-1, 1], resized to
  * the model's input and replicated over its channels. Returns C×H×W.
  */
-export function toModelInput(raster: Raster, spec: ModelSpec): Float32Array {
+export function toModelInput(raster: Raster, spec: TransformSpec): Float32Array {
   const { width, height, channels } = spec.input;
   const range = resolveWindow(spec.intensity.input, raster.data);
   const plane = width * height;
@@ -22,7 +25,7 @@ export function toModelInput(raster: Raster, spec: ModelSpec): Float32Array {
  * window. MR (relative units): the reference's percentile window when there is
  * a reference, else the manifest's nominal range.
  */
-export function outputRange(spec: ModelSpec, reference: Raster | undefined): Range {
+export function outputRange(spec: TransformSpec, reference: Raster | undefined): Range {
   const window = spec.intensity.output;
   if (window.window === "fixed") return { low: window.low, high: window.high };
   if (reference) return resolveWindow(window, reference.data);
@@ -37,7 +40,7 @@ export function outputRange(spec: ModelSpec, reference: Raster | undefined): Ran
 export function fromModelOutput(
   output: Float32Array,
   channels: number,
-  spec: ModelSpec,
+  spec: TransformSpec,
   range: Range,
   size: { width: number; height: number },
 ): Raster {

@@ -38,6 +38,8 @@ export interface ServerConfig extends LimitsOptions {
   maxDimension: number;
   /** Metrics worker threads (default 1). */
   metricsWorkers: number;
+  /** Worker threads that resize and window slices before and after inference (default 1). */
+  transformWorkers: number;
   /** On SIGTERM, how long open streams may take to finish before they are ended, ms (default 30000). */
   drainTimeoutMs: number;
   /** Plaintext port serving only grpc.health.v1, for probes that cannot do TLS (default 0: none). */
@@ -71,6 +73,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   window: 16,
   maxDimension: DEFAULT_MAX_DIMENSION,
   metricsWorkers: 1,
+  transformWorkers: 1,
   drainTimeoutMs: 30_000,
   healthPort: 0,
   tlsCert: "",

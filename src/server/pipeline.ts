@@ -20,7 +20,7 @@ import type { Raster } from "../imaging/raster.js";
 import type { QualityReport, TargetWindow } from "../metrics/quality.js";
 import type { ModelSpec } from "../inference/registry.js";
 import type { ModelOutput } from "../inference/runner.js";
-import { fromModelOutput, outputRange, toModelInput } from "../inference/transforms.js";
+import type { TransformPool } from "../inference/transform-pool.js";
 
 /** Computes Quality off the event loop; may take ownership of the rasters' buffers. */
 export type QualityFn = (synthetic: Raster, reference: Raster, target: TargetWindow, foreground: boolean) => Promise<QualityReport>;
@@ -38,6 +38,8 @@ export interface StreamContext {
 
 export interface PipelineDeps {
   maxDimension: number;
+  /** Normalise and denormalise off the event loop. */
+  transforms: Pick<TransformPool, "normalise" | "denormalise">;
   quality: QualityFn;
   tracer: Tracer;
   onQueueWait(model: string, ms: number): void;
@@ -45,8 +47,10 @@ export interface PipelineDeps {
 }
 
 interface Prepared {
+  /** The decoded slice; its pixels went to the transform worker, so only the metadata is left to read. */
   image: DecodedImage;
-  reference: DecodedImage | undefined;
+  size: { width: number; height: number };
+  reference: Raster | undefined;
   input: Float32Array;
   submittedAt: number;
 }
@@ -95,7 +99,9 @@ async function prepare(deps: PipelineDeps, ctx: StreamContext, slice: Slice): Pr
       throw invalidArgument("slice.reference", `is ${b.width}×${b.height} but slice.image is ${a.width}×${a.height}; they must match`);
     }
   }
-  return { image, reference, input: toModelInput(image.raster, ctx.model), submittedAt: performance.now() };
+  const { width, height } = image.raster;
+  const input = await deps.transforms.normalise(image.raster, ctx.model);
+  return { image, size: { width, height }, reference: reference?.raster, input, submittedAt: performance.now() };
 }
 
 async function finish(
@@ -107,10 +113,13 @@ async function finish(
   span: Span,
   timing: { queueMs: number; inferenceMs: number; batchSize: number; arrivedAt: number },
 ): Promise<SliceResult> {
-  const source = prepared.image.raster;
-  const reference = prepared.reference?.raster;
-  const range = outputRange(ctx.model, reference);
-  const synthetic = fromModelOutput(output.output, output.channels, ctx.model, range, source);
+  const { synthetic, range, reference } = await deps.transforms.denormalise(
+    output.output,
+    output.channels,
+    ctx.model,
+    prepared.reference,
+    prepared.size,
+  );
   const encoding = ctx.outputEncoding === Encoding.UNSPECIFIED ? prepared.image.encoding : ctx.outputEncoding;
   // Encode before the metrics: the metrics pool takes the synthetic buffer by transfer.
   const dicom = prepared.image.dicom;

@@ -7,6 +7,7 @@ import { file_medsynth_v1_translator, Translator } from "../gen/medsynth/v1/tran
 import { OrtWorkerPool } from "../inference/ort-pool.js";
 import { loadModelSpecs } from "../inference/registry.js";
 import { MetricsPool } from "../metrics/pool.js";
+import { TransformPool } from "../inference/transform-pool.js";
 import { inferenceRunner, type ModelOutput } from "../inference/runner.js";
 import { startTelemetry } from "../telemetry/telemetry.js";
 import { DEFAULT_CONFIG, type ServerConfig } from "./config.js";
@@ -79,6 +80,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   telemetry.observeQueueDepth(() => [...batchers].map(([name, batcher]) => [name, batcher.depth]));
 
   const metrics = new MetricsPool({ workers: config.metricsWorkers });
+  const transforms = new TransformPool({ workers: config.transformWorkers });
   const quality: QualityFn = (synthetic, reference, target, foreground) =>
     metrics.compute(synthetic, reference, target, { foreground });
   const translator = new TranslatorService({
@@ -91,6 +93,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
     log,
     pipeline: {
       maxDimension: config.maxDimension,
+      transforms,
       quality,
       tracer: telemetry.tracer,
       onQueueWait: telemetry.queueWait,
@@ -126,7 +129,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   });
 
   const release = async () => {
-    await Promise.all([pool.close(), metrics.close()]);
+    await Promise.all([pool.close(), metrics.close(), transforms.close()]);
     await telemetry.shutdown();
   };
   let stopping: Promise<void> | undefined;
