@@ -35,6 +35,8 @@ export interface BenchOptions {
   inFlight: number;
   /** Folder of PNG/DICOM slices or a NIfTI volume to send (cycled); default a synthetic head at the model's input size. */
   input?: string;
+  /** Side of the synthetic slice (default the model's input size); large ones show pre/post-processing costs. */
+  syntheticSize?: number;
   /** How long to run ONNX Runtime alone; 0 skips it. */
   rawDurationMs: number;
   /** Progress lines (stderr). */
@@ -90,10 +92,15 @@ function syntheticSlice(width: number, height: number, modality: "ct" | "mr"): R
 const MAX_INPUT_SLICES = 64;
 
 /** The images a bench sends, cycled: up to 64 from `input`, or one synthetic slice. */
-async function benchImages(input: string | undefined, model: ModelInfo, direction: DirectionName): Promise<{ images: ImageInit[]; label: string }> {
+async function benchImages(
+  input: string | undefined,
+  syntheticSize: number | undefined,
+  model: ModelInfo,
+  direction: DirectionName,
+): Promise<{ images: ImageInit[]; label: string }> {
   const { source } = modalitiesOf(direction);
   if (input === undefined) {
-    const raster = syntheticSlice(model.inputWidth, model.inputHeight, source);
+    const raster = syntheticSlice(syntheticSize ?? model.inputWidth, syntheticSize ?? model.inputHeight, source);
     return { images: [rawImage(raster)], label: `synthetic ${raster.width}×${raster.height} RAW float32 ${source.toUpperCase()}` };
   }
   if (isNiftiPath(input)) {
@@ -142,7 +149,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       );
     }
     const modelDirection = directionName(model.direction);
-    const { images, label } = await benchImages(options.input, model, modelDirection);
+    const { images, label } = await benchImages(options.input, options.syntheticSize, model, modelDirection);
 
     let raw: RawThroughput | null = null;
     let rawSkipped: string | undefined;

@@ -40,6 +40,7 @@ export const benchSpec = {
     warmup: { type: "string", placeholder: "N", description: "slices per level before measuring", default: "8" },
     "in-flight": { type: "string", placeholder: "N", description: "closed loop: slices outstanding per stream", default: "1" },
     input: { type: "string", placeholder: "dir|nii", description: "slices to send, cycled (default: a synthetic head at the model's size)" },
+    size: { type: "string", placeholder: "N", description: "side of the synthetic head slice in pixels (default: the model's input size)" },
     "raw-duration": { type: "string", placeholder: "time", description: "raw ONNX Runtime run; 0 skips it", default: "10s" },
     out: { type: "string", short: "o", placeholder: "dir", description: "report folder", default: "out/bench" },
     workers: { type: "string", placeholder: "N", description: "embedded server and raw run: inference workers (default as serve)" },
@@ -61,6 +62,7 @@ export function benchOptionsFrom(values: ParsedValues<typeof benchSpec.options>)
   if (values.embedded && values.target) throw new UsageError("--embedded and --target exclude each other");
   if (values.duration && values.count) throw new UsageError("--duration and --count exclude each other");
   const serverArgs = SERVER_FLAGS.flatMap((flag) => (values[flag] === undefined ? [] : [`--${flag}`, values[flag]!]));
+  if (values.input && values.size) throw new UsageError("--input and --size exclude each other (--size sets the synthetic slice)");
   const count = values.count === undefined ? undefined : parseInteger(values.count, "count");
   return {
     target: values.target,
@@ -75,6 +77,7 @@ export function benchOptionsFrom(values: ParsedValues<typeof benchSpec.options>)
     warmup: parseInteger(values.warmup, "warmup", 0),
     inFlight: parseInteger(values["in-flight"], "in-flight"),
     input: values.input,
+    syntheticSize: values.size === undefined ? undefined : parseInteger(values.size, "size"),
     rawDurationMs: parseDuration(values["raw-duration"], "raw-duration", { allowZero: true }),
     log: (line) => process.stderr.write(`${line}\n`),
   };
