@@ -102,16 +102,17 @@ describe("medsynth bench", () => {
     assert.ok(level.throughput <= 40 * 1.05, `throughput ${level.throughput}`);
   });
 
-  it("--embedded runs the service in-process and reports its event-loop delay", async () => {
+  it("--embedded runs the service in-process and reports its event-loop delay; --size sets the synthetic slice", async () => {
     const dir = join(out, "embedded");
     const run = await runCli([
       "bench", "--embedded", "--models-dir", TINY_MODELS, "--workers", "1", "--count", "12", "--concurrency", "3",
-      "--direction", "ct2mr", "--raw-duration", "0", "--out", dir,
+      "--direction", "ct2mr", "--raw-duration", "0", "--size", "160", "--out", dir,
     ]);
     assert.equal(run.code, 0, run.stderr);
     const report: BenchReport = JSON.parse(readFileSync(join(dir, "bench.json"), "utf8"));
     assert.equal(report.target, "embedded");
     assert.equal(report.model.name, "tiny-ct2mr");
+    assert.match(report.load.slices, /synthetic 160×160 /, "sent at 160², resized to the model's 64² by the service");
     assert.equal(report.server!.workers, 1);
     const [level] = report.levels;
     assertWellFormedLevel(level, 12, report.server!.maxBatch);

@@ -75,6 +75,9 @@ describe("CLI arguments", () => {
     assert.throws(() => benchOptionsFrom(bad.values), /--max-batch=0/);
     const both = parseCommand(benchSpec, ["--count", "5", "--duration", "5s"])!;
     assert.throws(() => benchOptionsFrom(both.values), /exclude each other/);
+    assert.equal(benchOptionsFrom(parseCommand(benchSpec, ["--size", "1024"])!.values).syntheticSize, 1024);
+    const sized = parseCommand(benchSpec, ["--size", "1024", "--input", "slices/"])!;
+    assert.throws(() => benchOptionsFrom(sized.values), /--input and --size exclude each other/);
   });
 });
 
