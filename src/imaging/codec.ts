@@ -94,25 +94,39 @@ function decodeRaw(image: Image, field: string, maxDimension: number): Raster {
     );
   }
   const { slope, intercept } = rescaleOf(image, field);
-  const view = new DataView(image.data.buffer, image.data.byteOffset, image.data.byteLength);
-  const n = width * height;
-  // Stored values first (little-endian whatever the host), then rescaled in place.
-  const out = new Float32Array(n);
-  switch (image.pixelType) {
-    case PixelType.UINT8:
-      out.set(image.data);
-      break;
-    case PixelType.UINT16:
-      for (let i = 0; i < n; i++) out[i] = view.getUint16(2 * i, true);
-      break;
-    case PixelType.INT16:
-      for (let i = 0; i < n; i++) out[i] = view.getInt16(2 * i, true);
-      break;
-    case PixelType.FLOAT32:
-      for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true);
-      break;
+  const samples = littleEndianSamples(image);
+  // Float32 samples are already a fresh copy: rescale them in place.
+  const out = samples instanceof Float32Array ? samples : undefined;
+  return { width, height, data: rescale(samples, slope, intercept, `${field}.data`, out) };
+}
+
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * A RAW image's stored samples (little-endian on the wire) as a typed array:
+ * on a little-endian host a copy of the bytes into an aligned buffer, viewed
+ * as the pixel type (a memcpy instead of a DataView read per sample). UINT8
+ * is the message's own bytes; every other type is a fresh array.
+ */
+function littleEndianSamples(image: Image): Uint8Array | Uint16Array | Int16Array | Float32Array {
+  const n = image.width * image.height;
+  const bytes = image.data;
+  if (image.pixelType === PixelType.UINT8) return bytes;
+  if (LITTLE_ENDIAN_HOST) {
+    const aligned = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    if (image.pixelType === PixelType.UINT16) return new Uint16Array(aligned);
+    if (image.pixelType === PixelType.INT16) return new Int16Array(aligned);
+    return new Float32Array(aligned);
   }
-  return { width, height, data: rescale(out, slope, intercept, `${field}.data`, out) };
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  switch (image.pixelType) {
+    case PixelType.UINT16:
+      return Uint16Array.from({ length: n }, (_, i) => view.getUint16(2 * i, true));
+    case PixelType.INT16:
+      return Int16Array.from({ length: n }, (_, i) => view.getInt16(2 * i, true));
+    default:
+      return Float32Array.from({ length: n }, (_, i) => view.getFloat32(4 * i, true));
+  }
 }
 
 async function decodePng(image: Image, field: string, maxDimension: number): Promise<Raster> {
