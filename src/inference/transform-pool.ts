@@ -40,15 +40,9 @@ export interface Denormalised {
   readonly reference: Raster | undefined;
 }
 
-export class TransformPool {
-  private readonly pool: ThreadPool<TransformRequest, TransformReply>;
-
+export class TransformPool extends ThreadPool<TransformRequest, TransformReply> {
   constructor(options: TransformPoolOptions = {}) {
-    this.pool = new ThreadPool(new URL("./transform-worker.js", import.meta.url), { workers: options.workers, name: "TransformPool" });
-  }
-
-  get size(): number {
-    return this.pool.size;
+    super(new URL("./transform-worker.js", import.meta.url), { workers: options.workers, name: "TransformPool" });
   }
 
   /**
@@ -58,7 +52,7 @@ export class TransformPool {
   async normalise(raster: Raster, spec: TransformSpec): Promise<Float32Array> {
     const transfer: ArrayBuffer[] = [];
     const request: TransformRequest = { kind: "normalise", raster: owned(raster, transfer), spec: pick(spec) };
-    const { value } = await this.pool.run(request, transfer);
+    const { value } = await this.run(request, transfer);
     if (value.kind !== "normalise") throw new Error(`TransformPool: a ${value.kind} reply to normalise`);
     return value.input;
   }
@@ -85,14 +79,9 @@ export class TransformPool {
       width: size.width,
       height: size.height,
     };
-    const { value } = await this.pool.run(request, transfer);
+    const { value } = await this.run(request, transfer);
     if (value.kind !== "denormalise") throw new Error(`TransformPool: a ${value.kind} reply to denormalise`);
     return value;
-  }
-
-  /** Rejects queued and running requests and ends the workers. */
-  close(): Promise<void> {
-    return this.pool.close();
   }
 }
 

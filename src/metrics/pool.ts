@@ -30,20 +30,9 @@ export interface MetricsRequest {
   readonly options: QualityOptions;
 }
 
-export class MetricsPool {
-  private readonly pool: ThreadPool<MetricsRequest, QualityReport>;
-
+export class MetricsPool extends ThreadPool<MetricsRequest, QualityReport> {
   constructor(options: MetricsPoolOptions = {}) {
-    this.pool = new ThreadPool(new URL("./metrics-worker.js", import.meta.url), { workers: options.workers, name: "MetricsPool" });
-  }
-
-  get size(): number {
-    return this.pool.size;
-  }
-
-  /** Requests waiting for a free worker. */
-  get queued(): number {
-    return this.pool.queued;
+    super(new URL("./metrics-worker.js", import.meta.url), { workers: options.workers, name: "MetricsPool" });
   }
 
   /**
@@ -61,12 +50,7 @@ export class MetricsPool {
       target,
       options,
     };
-    const { value, computeMs } = await this.pool.run(request, transfer);
+    const { value, computeMs } = await this.run(request, transfer);
     return { ...value, computeMs };
-  }
-
-  /** Rejects queued and running requests and ends the workers. */
-  close(): Promise<void> {
-    return this.pool.close();
   }
 }
