@@ -1,7 +1,7 @@
 /**
  * Pre- and post-processing of slices on worker threads: resampling to the
  * model's size, windowing and percentiles cost about 10 ms for a 512² slice
- * and about a second for a 4096² one, which the event loop must not spend.
+ * and about 0.7 s for a 4096² one, time the event loop must not spend.
  */
 import type { Raster } from "../imaging/raster.js";
 import type { Range } from "../imaging/window.js";
