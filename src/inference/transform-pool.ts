@@ -5,7 +5,7 @@
  */
 import type { Raster } from "../imaging/raster.js";
 import type { Range } from "../imaging/window.js";
-import { movable, ThreadPool } from "../workers/thread-pool.js";
+import { movable, movableRaster, ThreadPool } from "../workers/thread-pool.js";
 import type { TransformSpec } from "./transforms.js";
 
 export interface TransformPoolOptions {
@@ -23,13 +23,12 @@ export type TransformRequest =
       readonly spec: TransformSpec;
       /** Travels there and back: the output range of an MR model comes from its percentiles. */
       readonly reference: Raster | undefined;
-      readonly width: number;
-      readonly height: number;
+      /** The source slice's size, which the output is resized back to. */
+      readonly size: { readonly width: number; readonly height: number };
     };
 
-export type TransformReply =
-  | { readonly kind: "normalise"; readonly input: Float32Array }
-  | { readonly kind: "denormalise"; readonly synthetic: Raster; readonly range: Range; readonly reference: Raster | undefined };
+/** normalise answers the model input (C×H×W in [-1, 1]); denormalise a Denormalised. */
+export type TransformReply = Float32Array | Denormalised;
 
 export interface Denormalised {
   /** The synthetic slice in physical units at the source size. */
@@ -51,10 +50,8 @@ export class TransformPool extends ThreadPool<TransformRequest, TransformReply> 
    */
   async normalise(raster: Raster, spec: TransformSpec): Promise<Float32Array> {
     const transfer: ArrayBuffer[] = [];
-    const request: TransformRequest = { kind: "normalise", raster: owned(raster, transfer), spec: pick(spec) };
-    const { value } = await this.run(request, transfer);
-    if (value.kind !== "normalise") throw new Error(`TransformPool: a ${value.kind} reply to normalise`);
-    return value.input;
+    const request: TransformRequest = { kind: "normalise", raster: movableRaster(raster, transfer), spec: pick(spec) };
+    return (await this.run(request, transfer)).value as Float32Array;
   }
 
   /**
@@ -75,18 +72,11 @@ export class TransformPool extends ThreadPool<TransformRequest, TransformReply> 
       output: movable(output, transfer),
       channels,
       spec: pick(spec),
-      reference: reference && owned(reference, transfer),
-      width: size.width,
-      height: size.height,
+      reference: reference && movableRaster(reference, transfer),
+      size: { width: size.width, height: size.height }, // only the numbers, even when given a Raster
     };
-    const { value } = await this.run(request, transfer);
-    if (value.kind !== "denormalise") throw new Error(`TransformPool: a ${value.kind} reply to denormalise`);
-    return value;
+    return (await this.run(request, transfer)).value as Denormalised;
   }
-}
-
-function owned(raster: Raster, transfer: ArrayBuffer[]): Raster {
-  return { width: raster.width, height: raster.height, data: movable(raster.data, transfer) };
 }
 
 /** Only what the transforms read, not the whole manifest (paths, provenance). */

@@ -6,12 +6,12 @@ import { fromModelOutput, outputRange, toModelInput } from "./transforms.js";
 serveRequests<TransformRequest, TransformReply>("transform-worker.js", (request) => {
   if (request.kind === "normalise") {
     const input = toModelInput(request.raster, request.spec);
-    return { value: { kind: "normalise", input }, transfer: [input.buffer as ArrayBuffer] };
+    return { value: input, transfer: [input.buffer as ArrayBuffer] };
   }
-  const { output, channels, spec, reference } = request;
+  const { output, channels, spec, reference, size } = request;
   const range = outputRange(spec, reference);
-  const synthetic = fromModelOutput(output, channels, spec, range, { width: request.width, height: request.height });
+  const synthetic = fromModelOutput(output, channels, spec, range, size);
   const transfer = [synthetic.data.buffer as ArrayBuffer];
   if (reference) transfer.push(reference.data.buffer as ArrayBuffer);
-  return { value: { kind: "denormalise", synthetic, range, reference }, transfer };
+  return { value: { synthetic, range, reference }, transfer };
 });

@@ -4,7 +4,7 @@
  * in a FIFO queue.
  */
 import type { Raster } from "../imaging/raster.js";
-import { movable, ThreadPool } from "../workers/thread-pool.js";
+import { movableRaster, ThreadPool } from "../workers/thread-pool.js";
 import type { QualityOptions, QualityReport, TargetWindow } from "./quality.js";
 
 export interface MetricsPoolOptions {
@@ -45,8 +45,8 @@ export class MetricsPool extends ThreadPool<MetricsRequest, QualityReport> {
   async compute(synthetic: Raster, reference: Raster, target: TargetWindow, options: QualityOptions = {}): Promise<PooledQuality> {
     const transfer: ArrayBuffer[] = [];
     const request: MetricsRequest = {
-      synthetic: { width: synthetic.width, height: synthetic.height, data: movable(synthetic.data, transfer) },
-      reference: { width: reference.width, height: reference.height, data: movable(reference.data, transfer) },
+      synthetic: movableRaster(synthetic, transfer),
+      reference: movableRaster(reference, transfer),
       target,
       options,
     };

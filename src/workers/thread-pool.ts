@@ -5,6 +5,7 @@
  * replaced. The worker script answers with serveRequests() (serve.ts).
  */
 import { Worker } from "node:worker_threads";
+import type { Raster } from "../imaging/raster.js";
 
 export interface ThreadPoolOptions {
   /** Worker threads (default 1). */
@@ -159,4 +160,9 @@ export function movable(data: Float32Array, transfer: ArrayBuffer[]): Float32Arr
   const pixels = whole ? data : data.slice();
   transfer.push(pixels.buffer as ArrayBuffer);
   return pixels;
+}
+
+/** `raster` with its pixels made movable(). */
+export function movableRaster(raster: Raster, transfer: ArrayBuffer[]): Raster {
+  return { width: raster.width, height: raster.height, data: movable(raster.data, transfer) };
 }
