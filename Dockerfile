@@ -9,7 +9,15 @@
 # (dist/src/server/main.js, dist/src/server/healthcheck.js). See deploy/README.md.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
-ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
+# CUDA 13 + cuDNN 9, from evidence (deploy/cuda-provider.json): onnxruntime-node
+# 1.30 fetches its CUDA provider from NuGet (Microsoft.ML.OnnxRuntime.Gpu.Linux
+# 1.30.0, read in node_modules/onnxruntime-node/script/install-metadata*.js),
+# unreachable here, so the same release's PyPI build was read instead:
+# onnxruntime_gpu-1.30.0 wheel, onnxruntime/capi/libonnxruntime_providers_cuda.so,
+#   readelf -d: 0x0000000000000001 (NEEDED) Shared library: [libcudart.so.13]
+# (also libcublas.so.13, libcublasLt.so.13, libcurand.so.10; cuDNN 9 and cuFFT 12
+# are dlopen()ed). test/deploy.test.ts holds this tag to that file's cudaMajor.
+ARG CUDA_IMAGE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04
 
 # ---- build: compile TypeScript, then keep production dependencies only ------
 FROM ${NODE_IMAGE} AS build
@@ -28,11 +36,12 @@ RUN npm rebuild \
  && npm prune --omit=dev \
  && npm cache clean --force
 
-# ---- ort-cuda: onnxruntime-node with its CUDA 12 execution provider ---------
+# ---- ort-cuda: onnxruntime-node with its CUDA execution provider -----------
 FROM build AS ort-cuda
 # The environment variable wins over the .npmrc skip; the postinstall fetches
 # libonnxruntime_providers_cuda.so (NuGet Microsoft.ML.OnnxRuntime.Gpu.Linux)
-# matching the installed onnxruntime-node version.
+# matching the installed onnxruntime-node version. "cuda12" is the name of
+# onnxruntime-node's only linux/x64 manifest, not the CUDA major it delivers.
 RUN ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node \
  && test -f node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so
 
@@ -64,7 +73,7 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
   CMD ["node", "dist/src/server/healthcheck.js"]
 ENTRYPOINT ["node", "dist/src/server/main.js"]
 
-# ---- gpu (default): CUDA 12 + cuDNN runtime with Node 20 --------------------
+# ---- gpu (default): CUDA 13 + cuDNN 9 runtime with Node 20 ------------------
 FROM ${CUDA_IMAGE} AS gpu
 WORKDIR /app
 # Node 20 from the official image (same build as the build stage).
@@ -73,6 +82,21 @@ RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonex
 COPY --from=ort-cuda /app/package.json ./
 COPY --from=ort-cuda /app/node_modules/ node_modules/
 COPY --from=ort-cuda /app/dist/ dist/
+# A provider that cannot load would otherwise show only at start (or, with
+# --device auto, as a silent CPU fallback): fail the build instead. Every
+# NEEDED library must resolve except libcuda.so.1, the driver's, which the
+# NVIDIA Container Toolkit mounts at run time; cuDNN and cuFFT are dlopen()ed,
+# invisible to ldd, so the loader cache must hold them.
+RUN set -eu; \
+    ort=/app/node_modules/onnxruntime-node/bin/napi-v6/linux/x64; \
+    ldd "$ort/libonnxruntime_providers_cuda.so" "$ort/libonnxruntime_providers_shared.so" > /tmp/ldd.txt; \
+    if grep 'not found' /tmp/ldd.txt | grep -v 'libcuda\.so\.1 '; then \
+      echo "the CUDA provider needs libraries this base image lacks (lines above)" >&2; exit 1; \
+    fi; \
+    for lib in libcudnn.so.9 libcufft.so.12; do \
+      ldconfig -p | grep -q "[[:space:]]$lib " || { echo "$lib (dlopened by the CUDA provider) is missing" >&2; exit 1; }; \
+    done; \
+    rm /tmp/ldd.txt
 COPY models/ models/
 # `auto`: CUDA when a GPU is visible, else CPU (the log says which).
 ENV NODE_ENV=production \

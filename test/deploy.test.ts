@@ -5,6 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { parseEnv } from "node:util";
 import { parseAllDocuments } from "yaml";
@@ -341,6 +342,19 @@ const only = (stage: Stage, keyword: string): Instruction[] => stage.instruction
 /** COPY --from=<stage>, or undefined for a copy from the build context. */
 const copiedFrom = (i: Instruction): string | undefined => (i instanceof Copy ? (i.getFromFlag()?.getValue() ?? undefined) : undefined);
 
+/** A stage's FROM with the Dockerfile's global ARG defaults filled in. */
+function baseImage(stage: Stage): string {
+  const initialArgs = new Map(
+    DockerfileParser.parse(readFileSync("Dockerfile", "utf8"))
+      .getInitialARGs()
+      .map((a) => {
+        const [name, value] = args(a)[0].split("=");
+        return [`\${${name}}`, value];
+      }),
+  );
+  return initialArgs.get(stage.image) ?? stage.image;
+}
+
 /** The JSON exec form of ENTRYPOINT / HEALTHCHECK CMD as argv. */
 function execForm(i: Instruction): string[] {
   const json = /(\[.*\])\s*$/s.exec(i.getArgumentsContent() ?? "")?.[1];
@@ -362,22 +376,80 @@ test("the Dockerfile builds, prunes, fetches the CUDA provider, and has GPU (def
   assert.match(buildRuns, /npm prune --omit=dev/);
   assert.match(only(stages[1], "RUN").map((i) => args(i).join(" ")).join("\n"), /ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node/);
 
-  const initialArgs = new Map(
-    DockerfileParser.parse(readFileSync("Dockerfile", "utf8"))
-      .getInitialARGs()
-      .map((a) => {
-        const [name, value] = args(a)[0].split("=");
-        return [`\${${name}}`, value];
-      }),
-  );
-  const image = (s: Stage) => initialArgs.get(s.image) ?? s.image;
-  assert.match(image(build), /^node:20/);
-  assert.match(image(stages[2]), /^node:20/);
-  assert.match(image(stages[3]), /^nvidia\/cuda:12\.[\d.]+-cudnn[\d]*-runtime-/);
+  assert.match(baseImage(build), /^node:20/);
+  assert.match(baseImage(stages[2]), /^node:20/);
+  assert.match(baseImage(stages[3]), /^nvidia\/cuda:[\d.]+-cudnn-runtime-/);
   // The GPU stage gets its node binary and CUDA-enabled node_modules from the build.
   const gpuCopies = only(stages[3], "COPY").map((i) => `${copiedFrom(i) ?? "context"}:${args(i)[0]}`);
   assert.ok(gpuCopies.includes("build:/usr/local/bin/node"));
   assert.ok(gpuCopies.includes("ort-cuda:/app/node_modules/"));
+});
+
+/** deploy/cuda-provider.json: what the CUDA provider that onnxruntime-node installs links against. */
+interface CudaProviderEvidence {
+  cudaMajor: number;
+  cudnnMajor: number;
+  onnxruntimeNode: { version: string; manifest: string; nugetPackage: string; nugetVersion: string; nugetFeed: string };
+  wheel: { file: string; readelfNeeded: string[]; dlopened: string[]; driverLibrary: string };
+}
+
+const cudaEvidence = (): CudaProviderEvidence => JSON.parse(readFileSync("deploy/cuda-provider.json", "utf8")) as CudaProviderEvidence;
+
+test("the CUDA provider evidence describes the onnxruntime-node that is installed", () => {
+  const evidence = cudaEvidence();
+  const installed = JSON.parse(readFileSync("node_modules/onnxruntime-node/package.json", "utf8")) as { version: string };
+  assert.equal(installed.version, evidence.onnxruntimeNode.version, "onnxruntime-node changed: redo deploy/cuda-provider.json (deploy/README.md)");
+  const require = createRequire(import.meta.url);
+  const metadata = require(join(process.cwd(), "node_modules/onnxruntime-node/script/install-metadata.js")) as {
+    requirements: Record<string, string[]>;
+    packages: Record<string, { name: string; versions: { feed: string; version: string }[] }>;
+    feeds: Record<string, { index: string }>;
+  };
+  const [platform, manifest] = evidence.onnxruntimeNode.manifest.split(":");
+  assert.deepEqual(metadata.requirements[platform], [manifest]);
+  const pkg = metadata.packages[`nuget:${evidence.onnxruntimeNode.manifest}`];
+  assert.equal(pkg.name, evidence.onnxruntimeNode.nugetPackage);
+  assert.deepEqual(pkg.versions.map((v) => [metadata.feeds[v.feed].index, v.version]), [
+    [evidence.onnxruntimeNode.nugetFeed, evidence.onnxruntimeNode.nugetVersion],
+  ]);
+  assert.match(evidence.wheel.file, new RegExp(`^onnxruntime_gpu-${evidence.onnxruntimeNode.nugetVersion.replaceAll(".", "\\.")}-`));
+  // The recorded major is the one readelf printed, not a second opinion.
+  const needed = (name: string) =>
+    evidence.wheel.readelfNeeded.map((line) => new RegExp(`\\(NEEDED\\)\\s+Shared library: \\[${name}\\.so\\.(\\d+)\\]`).exec(line)?.[1]).find(Boolean);
+  assert.equal(Number(needed("libcudart")), evidence.cudaMajor);
+  assert.equal(Number(needed("libcublas")), evidence.cudaMajor);
+  assert.ok(evidence.wheel.dlopened.includes(`libcudnn.so.${evidence.cudnnMajor}`));
+});
+
+test("the GPU image's CUDA base has the provider's CUDA major, and its build fails when a provider library is missing", () => {
+  const evidence = cudaEvidence();
+  const gpu = dockerStages().find((s) => s.name === "gpu");
+  assert.ok(gpu);
+  const tag = /^nvidia\/cuda:(\d+)\.\d+\.\d+-cudnn-runtime-ubuntu[\d.]+$/.exec(baseImage(gpu));
+  assert.ok(tag, `${baseImage(gpu)} is an nvidia/cuda cudnn-runtime tag`);
+  assert.equal(Number(tag[1]), evidence.cudaMajor, "CUDA base major = libcudart major of the provider (deploy/cuda-provider.json)");
+
+  const runs = only(gpu, "RUN").map((i) => i.getArgumentsContent() ?? "");
+  const guard = runs.find((r) => /\bldd\b/.test(r));
+  assert.ok(guard, "the gpu stage runs ldd");
+  assert.match(guard, /set -eu/, "a failing check fails the RUN");
+  assert.match(guard, /onnxruntime-node\/bin\/napi-v6\/linux\/x64/);
+  assert.match(guard, /ldd "\$ort\/libonnxruntime_providers_cuda\.so"/);
+  assert.match(guard, /grep 'not found'/);
+  // Only the driver's library may be absent at build time.
+  const excused = [...guard.matchAll(/grep -v '([^']+)'/g)].map((m) => m[1].replaceAll("\\", ""));
+  assert.deepEqual(excused, [`${evidence.wheel.driverLibrary} `]);
+  assert.match(guard, /exit 1/);
+  for (const lib of evidence.wheel.dlopened) assert.ok(guard.includes(lib), `the guard checks the dlopened ${lib}`);
+  assert.match(guard, /ldconfig -p/);
+  // The guard runs after the provider arrives in the image.
+  const instructions = gpu.instructions;
+  const copied = instructions.findIndex((i) => copiedFrom(i) === "ort-cuda" && args(i)[0] === "/app/node_modules/");
+  const checked = instructions.findIndex((i) => i.getKeyword() === "RUN" && /\bldd\b/.test(i.getArgumentsContent() ?? ""));
+  assert.ok(copied >= 0 && checked > copied, "ldd runs after node_modules is copied in");
+  // The CPU image has no CUDA and no such check.
+  const cpu = dockerStages().find((s) => s.name === "cpu");
+  assert.ok(cpu && !only(cpu, "RUN").some((i) => /\bldd\b|cuda/i.test(i.getArgumentsContent() ?? "")));
 });
 
 test("both runtime images run the compiled entry points the tests run, as a non-root user, with a gRPC health check", () => {
