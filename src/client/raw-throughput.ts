@@ -32,7 +32,7 @@ export interface RawThroughput {
  * ceiling the service's throughput is measured against.
  */
 export async function measureRawThroughput(spec: ModelSpec, options: RawThroughputOptions): Promise<RawThroughput> {
-  const pool = await OrtWorkerPool.start([spec], options);
+  const pool = await OrtWorkerPool.start([spec], { maxBatch: options.batchSize, ...options });
   try {
     const size = spec.input.channels * spec.input.width * spec.input.height;
     // Values spread over [-1, 1] like a normalised slice; the same tensor each time (the pool takes ownership of a copy).

@@ -1,7 +1,7 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { ModelSpec } from "./registry.js";
-import type { ExecutionDevice, RunReply, RunRequest, WorkerInit, WorkerReady } from "./ort-protocol.js";
+import type { ExecutionDevice, ModelPlacement, RunReply, RunRequest, WorkerInit, WorkerReady } from "./ort-protocol.js";
 
 export interface OrtWorkerPoolOptions {
   /** Number of worker threads, each with a session per model (default 2). */
@@ -10,8 +10,10 @@ export interface OrtWorkerPoolOptions {
   device?: ExecutionDevice;
   /** CUDA device id (default 0). */
   deviceId?: number;
-  /** ORT intra-op threads per worker (default: cores ÷ workers, at least 1). */
+  /** ORT intra-op threads per CPU worker (default: cores ÷ workers, at least 1; CUDA workers use 1). */
   intraOpThreads?: number;
+  /** Largest batch callers will run (default 8); on CUDA, batches are padded to sizes up to it, each warmed up at start. */
+  maxBatch?: number;
 }
 
 export interface InferenceOutput {
@@ -49,6 +51,8 @@ export class OrtWorkerPool {
     readonly executionProvider: string,
     /** Why "auto" fell back to CPU, if it did. */
     readonly fallbackReason: string | undefined,
+    /** On CUDA, where each model's nodes ran in a warm-up (from one worker); empty on CPU. */
+    readonly placement: ModelPlacement[],
   ) {
     for (const slot of slots) {
       slot.worker.on("message", (reply: RunReply) => this.settle(reply));
@@ -78,8 +82,11 @@ export class OrtWorkerPool {
       deviceId: options.deviceId ?? 0,
       intraOpThreads: options.intraOpThreads ?? Math.max(1, Math.floor(availableParallelism() / workers)),
       niceness: WORKER_NICENESS,
+      maxBatch: options.maxBatch ?? 8,
+      reportPlacement: false,
     };
-    const started = Array.from({ length: workers }, () => startWorker(init));
+    // Placement is the same in every worker: one reports it.
+    const started = Array.from({ length: workers }, (_, i) => startWorker({ ...init, reportPlacement: i === 0 }));
     const results = await Promise.allSettled(started);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed) {
@@ -93,6 +100,7 @@ export class OrtWorkerPool {
       ready.map(({ worker }) => ({ worker, busy: false })),
       ready[0].ready.executionProvider,
       ready[0].ready.fallbackReason,
+      ready[0].ready.placement,
     );
   }
 

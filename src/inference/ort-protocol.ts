@@ -1,4 +1,5 @@
 /** Messages between OrtWorkerPool and its workers (structured-clone safe). */
+import type { NodePlacement } from "./ort-session-options.js";
 
 export type ExecutionDevice = "cpu" | "cuda" | "auto";
 
@@ -19,10 +20,17 @@ export interface WorkerInit {
   intraOpThreads: number;
   /** Nice value of the worker thread and its ORT threads (Linux). */
   niceness: number;
+  /** Largest batch the pool will send (CUDA pads batches to sizes up to it). */
+  maxBatch: number;
+  /** Profile one warm-up run per model and report where its nodes ran (CUDA; one worker suffices). */
+  reportPlacement: boolean;
 }
 
+/** Where one model's nodes ran on CUDA, or why that could not be read. */
+export type ModelPlacement = { model: string; nodes: NodePlacement } | { model: string; error: string };
+
 export type WorkerReady =
-  | { type: "ready"; executionProvider: string; fallbackReason?: string }
+  | { type: "ready"; executionProvider: string; fallbackReason?: string; placement: ModelPlacement[] }
   | { type: "failed"; message: string };
 
 export interface RunRequest {

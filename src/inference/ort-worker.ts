@@ -3,10 +3,14 @@
  * blocks its thread for the whole inference, which is why it lives here and
  * not on the event loop.
  */
-import { setPriority } from "node:os";
+import { mkdtemp, rm } from "node:fs/promises";
+import { setPriority, tmpdir } from "node:os";
+import { join } from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
 import ort from "onnxruntime-node";
-import type { RunReply, RunRequest, WorkerInit, WorkerModel, WorkerReady } from "./ort-protocol.js";
+import { padBatch, paddedBatchSizes, paddedSize, unpadOutput } from "./batch-shapes.js";
+import type { ModelPlacement, RunReply, RunRequest, WorkerInit, WorkerModel, WorkerReady } from "./ort-protocol.js";
+import { profiled, readPlacement, sessionOptions } from "./ort-session-options.js";
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -23,47 +27,84 @@ if (process.platform === "linux") {
   }
 }
 
-async function openSessions(provider: "cpu" | "cuda"): Promise<Map<string, ort.InferenceSession>> {
-  const options: ort.InferenceSession.SessionOptions = {
-    executionProviders: provider === "cuda" ? [{ name: "cuda", deviceId: init.deviceId }] : ["cpu"],
-    intraOpNumThreads: init.intraOpThreads,
-    interOpNumThreads: 1,
-    graphOptimizationLevel: "all",
-  };
-  const sessions = new Map<string, ort.InferenceSession>();
-  for (const model of init.models) {
-    const session = await ort.InferenceSession.create(model.onnxPath, options);
-    await warmUp(session, model);
-    sessions.set(model.name, session);
-  }
-  return sessions;
+interface Opened {
+  sessions: Map<string, ort.InferenceSession>;
+  /** Batch sizes warmed up; a batch is padded to the smallest that holds it. */
+  batchSizes: number[];
+  placement: ModelPlacement[];
 }
 
-/** One zero slice per model, so the first real slice does not pay for allocation and kernel selection. */
-async function warmUp(session: ort.InferenceSession, model: WorkerModel): Promise<void> {
-  const shape = [1, model.channels, model.height, model.width];
-  const zeros = new ort.Tensor("float32", new Float32Array(model.channels * model.height * model.width), shape);
+async function openSessions(provider: "cpu" | "cuda"): Promise<Opened> {
+  const options = sessionOptions(provider, init);
+  // CUDA: every padded size, since cuDNN searches algorithms per new shape.
+  // CPU: one slice, to allocate; [1] also means no padding (larger batches run as they are).
+  const batchSizes = provider === "cuda" ? paddedBatchSizes(init.maxBatch) : [1];
+  const sessions = new Map<string, ort.InferenceSession>();
+  const placement: ModelPlacement[] = [];
+  for (const model of init.models) {
+    if (provider === "cuda" && init.reportPlacement) {
+      const { session, nodes } = await openProfiled(model, options);
+      sessions.set(model.name, session);
+      placement.push(nodes);
+    } else {
+      sessions.set(model.name, await ort.InferenceSession.create(model.onnxPath, options));
+    }
+    for (const size of batchSizes) await warmUp(sessions.get(model.name)!, model, size);
+  }
+  return { sessions, batchSizes, placement };
+}
+
+/** A session whose first run is profiled for node placement; a profile that cannot be read costs only the report. */
+async function openProfiled(
+  model: WorkerModel,
+  options: ort.InferenceSession.SessionOptions,
+): Promise<{ session: ort.InferenceSession; nodes: ModelPlacement }> {
+  const dir = await mkdtemp(join(tmpdir(), "medsynth-placement-")).catch((error: Error) => error);
+  if (dir instanceof Error) {
+    return { session: await ort.InferenceSession.create(model.onnxPath, options), nodes: { model: model.name, error: dir.message } };
+  }
+  try {
+    const session = await ort.InferenceSession.create(model.onnxPath, profiled(options, dir));
+    await warmUp(session, model, 1);
+    session.endProfiling();
+    const nodes = await readPlacement(dir).then(
+      (placed): ModelPlacement => ({ model: model.name, nodes: placed }),
+      (error: Error): ModelPlacement => ({ model: model.name, error: error.message }),
+    );
+    return { session, nodes };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** A zero batch, so the first real one of this size does not pay for allocation and kernel selection. */
+async function warmUp(session: ort.InferenceSession, model: WorkerModel, batchSize: number): Promise<void> {
+  const shape = [batchSize, model.channels, model.height, model.width];
+  const zeros = new ort.Tensor("float32", new Float32Array(batchSize * model.channels * model.height * model.width), shape);
   await session.run({ [model.inputName]: zeros });
 }
 
-async function start(): Promise<{ sessions: Map<string, ort.InferenceSession>; ready: WorkerReady }> {
-  if (init.device === "cpu") return { sessions: await openSessions("cpu"), ready: { type: "ready", executionProvider: "cpu" } };
+async function start(): Promise<{ opened: Opened; ready: WorkerReady }> {
+  const ready = (opened: Opened, executionProvider: string, fallbackReason?: string) => ({
+    opened,
+    ready: { type: "ready", executionProvider, fallbackReason, placement: opened.placement } satisfies WorkerReady,
+  });
+  if (init.device === "cpu") return ready(await openSessions("cpu"), "cpu");
   try {
-    const sessions = await openSessions("cuda");
-    return { sessions, ready: { type: "ready", executionProvider: `cuda:${init.deviceId}` } };
+    return ready(await openSessions("cuda"), `cuda:${init.deviceId}`);
   } catch (error) {
     if (init.device === "cuda") throw error;
     const fallbackReason = (error as Error).message.split("\n")[0];
-    return { sessions: await openSessions("cpu"), ready: { type: "ready", executionProvider: "cpu", fallbackReason } };
+    return ready(await openSessions("cpu"), "cpu", fallbackReason);
   }
 }
 
 const byName = new Map(init.models.map((m) => [m.name, m]));
 
 start().then(
-  ({ sessions, ready }) => {
+  ({ opened, ready }) => {
     port.on("message", (request: RunRequest) => {
-      void run(sessions, request).then((reply) => {
+      void run(opened, request).then((reply) => {
         port.postMessage(reply, reply.ok ? [reply.output.buffer as ArrayBuffer] : []);
       });
     });
@@ -72,19 +113,22 @@ start().then(
   (error: Error) => port.postMessage({ type: "failed", message: error.message } satisfies WorkerReady),
 );
 
-async function run(sessions: Map<string, ort.InferenceSession>, request: RunRequest): Promise<RunReply> {
+async function run({ sessions, batchSizes }: Opened, request: RunRequest): Promise<RunReply> {
   const session = sessions.get(request.model);
   const model = byName.get(request.model);
   if (!session || !model) return { id: request.id, ok: false, message: `model ${request.model} is not loaded` };
   try {
-    const shape = [request.batchSize, model.channels, model.height, model.width];
+    const size = paddedSize(request.batchSize, batchSizes);
+    const shape = [size, model.channels, model.height, model.width];
+    const input = padBatch(request.input, request.batchSize, size);
     const started = performance.now();
-    const results = await session.run({ [model.inputName]: new ort.Tensor("float32", request.input, shape) });
+    const results = await session.run({ [model.inputName]: new ort.Tensor("float32", input, shape) });
     const inferenceMs = performance.now() - started;
     const output = results[model.outputName];
-    const data = output.data as Float32Array;
-    // Copy out of ORT's buffer so it can be transferred without detaching memory ORT still owns.
-    return { id: request.id, ok: true, output: data.slice(), outputChannels: output.dims[1], inferenceMs };
+    // A copy of the real rows: out of ORT's buffer, so it can be transferred
+    // without detaching memory ORT still owns, and without the padded rows.
+    const data = unpadOutput(output.data as Float32Array, size, request.batchSize);
+    return { id: request.id, ok: true, output: data, outputChannels: output.dims[1], inferenceMs };
   } catch (error) {
     return { id: request.id, ok: false, message: (error as Error).message };
   }

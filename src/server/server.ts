@@ -54,8 +54,14 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   const credentials = serverCredentials(config);
   const tokens = config.authTokensFile ? loadAuthTokens(config.authTokensFile) : undefined;
   const models = await loadModelSpecs(config.modelsDir);
-  const pool = await OrtWorkerPool.start(models, { workers: config.workers, device: config.device, deviceId: config.deviceId });
+  const pool = await OrtWorkerPool.start(models, {
+    workers: config.workers,
+    device: config.device,
+    deviceId: config.deviceId,
+    maxBatch: config.maxBatch,
+  });
   if (pool.fallbackReason) log.warn("CUDA unavailable, running on CPU", { reason: pool.fallbackReason });
+  for (const placed of pool.placement) log.info("node placement", { ...placed });
   log.info("inference ready", {
     executionProvider: pool.executionProvider,
     workers: pool.size,
