@@ -133,9 +133,9 @@ def gflop_per_slice(net, channels, size):
 def set_tf32(enabled):
     """TF32 for fp32 convolutions and matmuls (cuDNN allows it for convolutions by default)."""
     conv = getattr(torch.backends.cudnn, 'conv', None)
-    if conv is not None and hasattr(conv, 'fp32_precision'):  # PyTorch >= 2.9; mixing in the old flags is an error
-        conv.fp32_precision = 'tf32' if enabled else 'ieee'
-        torch.backends.cuda.matmul.fp32_precision = 'tf32' if enabled else 'ieee'
+    # PyTorch >= 2.9: once the new API has set a flag, reading the legacy allow_tf32 raises, so only the new one.
+    if conv is not None and hasattr(conv, 'fp32_precision'):
+        conv.fp32_precision = torch.backends.cuda.matmul.fp32_precision = 'tf32' if enabled else 'ieee'
     else:
         torch.backends.cudnn.allow_tf32 = enabled
         torch.backends.cuda.matmul.allow_tf32 = enabled
@@ -185,7 +185,7 @@ def measure(run, cuda, settings):
     """Warm up (cuDNN's autotuner runs per new shape), estimate, then time enough calls for min_time_s."""
     for _ in range(settings['warmup']):
         run()
-    estimate = timed_ms(run, settings['min_iters'], cuda)
+    estimate = max(timed_ms(run, settings['min_iters'], cuda), 1e-6)
     iters = max(settings['min_iters'], min(settings['max_iters'], math.ceil(settings['min_time_s'] * 1000 / estimate)))
     return timed_ms(run, iters, cuda), iters
 
