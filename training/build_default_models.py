@@ -1,99 +1,124 @@
-"""Reproduce the default models from scratch: phantom data -> training of both directions at once (paired L1
-warm-up, then CycleGAN fine-tuning), then more paired L1 steps for CT->MR alone -> ONNX export + manifests with
-provenance and held-out scores -> comparison figure.
+"""Rebuild the default models from scratch: real heads -> label maps -> domain-randomised synthetic pairs ->
+fine-tuning of both generators -> ONNX export + manifests with provenance and scores -> figure.
 
-Usage: /usr/bin/python3 -m training.build_default_models [--resume]
-Writes models/mr2ct-phantom/, models/ct2mr-phantom/ and models/phantom-examples.png."""
+Steps:
+  0. derive the heads' label maps from ../shared/anatomy (training/anatomy.py; skipped with --skip-derive, which
+     uses the committed training/heads/)
+  1. coarse: both generators at 128x128 (2 mm pixels, whole slices), paired L1 + brain-window L1 + SSIM,
+     fine-tuned from the phantom-trained generators models/{mr2ct,ct2mr}-phantom (the method fine-tunes
+     generators pre-trained elsewhere; no generic-image checkpoint is reachable offline)
+  2. fine: the same at 256x256 (the service's input size)
+  3. adversarial: a short CycleGAN fine-tuning (LSGAN + cycle L1) on top of the paired terms, for texture
+Each stage resumes from its checkpoints with --resume.
+
+Usage: .venv/bin/python -m training.build_default_models [--resume] [--device cuda] [--scale 1.0]
+Writes models/mr2ct-heads/, models/ct2mr-heads/ and models/heads-examples.png; prints the wall time."""
 import argparse
 import dataclasses
 import datetime
 import json
 import os
+import subprocess
+import sys
+import time
 
+import torch
+
+from . import anatomy
 from .evaluate import evaluate
 from .export import REPO_ROOT, export_model
 from .figure import write_figure
-from .phantom import CT_NOISE_HU, MR_NOISE, BIAS_AMPLITUDE
+from .synth import describe as describe_synthesis
 from .testdata import TEST_SUBJECTS
 from .train import TrainConfig, train
 
 SIZE = 256
-# Whole 256x256 slices, not crops: instance norm removes each image's own mean and scale, so an all-air crop
-# and an all-brain crop of CT look alike to the generator; whole slices always carry the head's context and
-# give the statistics the generator sees at inference.
-# Two torch threads: on the quiet 2-core machine a CT->MR step takes 1.16 s with 2 threads and 1.87 s with 1
-# (1 is faster only while other work shares the cores).
-ARCHITECTURE = dict(ngf=32, n_blocks=6, ndf=32, batch=2, crop=256, subjects=24, slices=24, seed=0, threads=2)
-# Stage 1 fits both generators to the paired slices with L1 alone (no discriminators, no cycle: half the cost
-# of a CycleGAN step); stage 2 fine-tunes them from there with the CycleGAN objective plus the paired term,
-# as the method fine-tunes from a pre-trained CycleGAN.
-# Stage 3 trains CT->MR (G_B) alone with paired L1 (half the cost of a stage-1 step): after stage 2 MR->CT
-# meets its bar but CT->MR has only learnt a smooth average brain (10-45 HU contrasts on CT) and was still
-# improving.
+ARCHITECTURE = dict(ngf=32, n_blocks=6, ndf=32, seed=0, phantom_share=0.1)
+PHANTOM_INIT = {'init_from': os.path.join(REPO_ROOT, 'models', 'mr2ct-phantom', 'model.onnx'),
+                'init_from_b': os.path.join(REPO_ROOT, 'models', 'ct2mr-phantom', 'model.onnx')}
+# Steps per stage on the 2-core CPU; --scale multiplies them (a GPU affords far more).
 STAGES = {
-    'warmup': dict(steps=500, lambda_gan=0.0, lambda_cycle=0.0, lambda_supervised=1.0, checkpoint_every=50),
-    'cyclegan': dict(steps=100, category='photography', lambda_identity=0.0, lambda_supervised=50.0,
-                     checkpoint_every=25),
-    'ct2mr': dict(steps=750, generators=('G_B',), lambda_gan=0.0, lambda_cycle=0.0, lambda_supervised=1.0,
-                  checkpoint_every=50),
+    'coarse': dict(size=128, batch=8, steps=3000, checkpoint_every=100),
+    'fine': dict(size=256, batch=4, steps=600, checkpoint_every=50),
+    'adversarial': dict(size=256, batch=4, steps=150, lambda_gan=0.5, lambda_cycle=5.0, checkpoint_every=25),
 }
 MODELS = {  # direction: (generator attribute, model name, description)
-    'mr2ct': ('G_A', 'mr2ct-phantom', 'MR (T1-weighted) to synthetic CT; trained on a digital head phantom, '
-                                      'not for clinical use'),
-    'ct2mr': ('G_B', 'ct2mr-phantom', 'CT to synthetic T1-weighted MR; trained on a digital head phantom, '
-                                      'not for clinical use'),
+    'mr2ct': ('G_A', 'mr2ct-heads', 'MR (T1-weighted and other contrasts) to synthetic CT; trained on images '
+                                    'synthesised from real heads, not for clinical use'),
+    'ct2mr': ('G_B', 'ct2mr-heads', 'CT to synthetic T1-weighted MR; trained on images synthesised from real '
+                                    'heads, not for clinical use'),
 }
+
+
+def derive_heads() -> float:
+    began = time.monotonic()
+    subprocess.run([sys.executable, '-m', 'training.anatomy'], cwd=REPO_ROOT, check=True)
+    return round(time.monotonic() - began, 1)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--run-dir', default=os.path.join(REPO_ROOT, 'training', 'runs', 'default'))
+    p.add_argument('--run-dir', default=os.path.join(REPO_ROOT, 'training', 'runs', 'heads'))
     p.add_argument('--resume', action='store_true', help='continue an interrupted build from its checkpoints')
+    p.add_argument('--skip-derive', action='store_true', help='use the committed training/heads/')
+    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument('--scale', type=float, default=1.0, help='multiplies every stage\'s steps')
     p.add_argument('--out', default=os.path.join(REPO_ROOT, 'models'))
     args = p.parse_args()
-    stages, summaries, init = {}, {}, {}
+    began = time.monotonic()
+    derive_s = None if args.skip_derive else derive_heads()
+    stages, summaries, init = {}, {}, dict(PHANTOM_INIT)
+    threads = min(os.cpu_count() or 1, 16)
     for name, options in STAGES.items():  # each stage starts from the generators the previous one left
-        stages[name] = TrainConfig(run_dir=os.path.join(args.run_dir, name), **ARCHITECTURE, **options, **init)
+        options = {**options, 'steps': max(1, int(options['steps'] * args.scale))}
+        stages[name] = TrainConfig(run_dir=os.path.join(args.run_dir, name), **ARCHITECTURE, **options, **init,
+                                   device=args.device, threads=threads)
         model, summaries[name] = train(stages[name], resume=args.resume)
         init = {f'init_from{suffix}': os.path.join(stages[name].run_dir, f'latest_net_{g}.pth')
                 for suffix, g in (('', 'G_A'), ('_b', 'G_B'))}
+    model.G_A.cpu(), model.G_B.cpu()
     scores = evaluate(model.G_A, model.G_B)
-    stage = lambda c: {**dataclasses.asdict(c), 'run_dir': os.path.relpath(c.run_dir, REPO_ROOT),
-                       'init_from': c.init_from and os.path.relpath(c.init_from, REPO_ROOT),
-                       'init_from_b': c.init_from_b and os.path.relpath(c.init_from_b, REPO_ROOT),
-                       'lambda_cycle': c.cycle_weight}
-    cfg = stages['warmup']
+    rel = lambda path: path and os.path.relpath(path, REPO_ROOT)
+    stage = lambda c: {**dataclasses.asdict(c), 'run_dir': rel(c.run_dir), 'init_from': rel(c.init_from),
+                       'init_from_b': rel(c.init_from_b), 'lambda_cycle': c.cycle_weight}
+    heads = json.load(open(os.path.join(anatomy.DEFAULT_OUT, 'heads.json')))
+    total = round(time.monotonic() - began, 1)
     for direction, (attr, name, description) in MODELS.items():
-        trained = {n: {**stage(c), **summaries[n]} for n, c in stages.items() if attr in c.generators}
+        trained = {n: {**stage(c), **summaries[n]} for n, c in stages.items()}
         steps = sum(t['steps'] for t in trained.values())
         wall = round(sum(t['wall_time_s'] for t in trained.values()), 1)
-        print(json.dumps({'model': name, 'steps': steps, 'wall_time_s': wall, 'held_out': scores[direction]}))
+        print(json.dumps({'model': name, 'steps': steps, 'wall_time_s': wall, 'phantom_held_out': scores[direction]}))
         provenance = {
-            'data': {'source': 'digital head phantom, training/phantom.py (no patient data)',
-                     'train_subjects': f'1..{cfg.subjects} ({cfg.slices} axial slices each, whole slices, '
-                                       'random left-right flips)',
-                     'held_out_subjects': [f'subject-{s}' for s in TEST_SUBJECTS],
-                     'mr_noise_rician_sigma_of_wm': MR_NOISE, 'mr_bias_amplitude': BIAS_AMPLITUDE,
-                     'ct_noise_hu': CT_NOISE_HU},
-            'init': 'random normal(0, 0.02); no pre-trained checkpoint (none is reachable offline)',
+            'data': {
+                'heads': {k: {f: v[f] for f in ('source', 'licence', 'file')} for k, v in heads['heads'].items()},
+                'label_maps': 'training/anatomy.py (N4, Colin27 brain mask by affine + B-spline registration, '
+                              'ICBM152 2009a tissue priors, intensity classes); held out: Visible Human Female',
+                'synthesis': describe_synthesis(),
+                'phantom': f'digital head phantom subjects 1..{stages["coarse"].phantom_subjects}, '
+                           f'{ARCHITECTURE["phantom_share"]:.0%} of each batch',
+                'held_out_subjects': [f'subject-{s}' for s in TEST_SUBJECTS],
+            },
+            'init': 'models/mr2ct-phantom and models/ct2mr-phantom (trained on the digital phantom from random '
+                    'normal(0, 0.02) init by training/build_phantom_models.py)',
             'training': {
-                'objective': 'warmup: paired L1 only; cyclegan: CycleGAN (LSGAN + lambda * cycle L1) + paired '
-                             'L1; ct2mr: paired L1 only, CT->MR generator alone (MR->CT frozen)',
+                'objective': 'paired L1 on [-1, 1] + MR->CT L1 in the brain window [-40, 120] HU + (1 - SSIM) '
+                             '(CT in the brain window); adversarial stage: + LSGAN + lambda * cycle L1',
                 'optimizer': 'Adam lr 2e-4 betas (0.5, 0.999); per stage constant for half the steps, then '
                              'linear decay to 0',
                 'stages': trained,
             },
-            'steps': steps, 'wall_time_s': wall,
-            'build_wall_time_s': round(sum(t['wall_time_s'] for t in summaries.values()), 1),  # all stages
-            'hardware': f'CPU, {cfg.threads} thread(s), {os.cpu_count()}-core machine',
-            'held_out_scores': {**scores[direction], 'computed_by': 'training/evaluate.py (Python monitoring '
-                                'metrics; official: medsynth eval)'},
-            'made_by': 'python3 -m training.build_default_models',
+            'steps': steps, 'wall_time_s': wall, 'build_wall_time_s': total, 'derive_wall_time_s': derive_s,
+            'hardware': f'{args.device}, {threads} thread(s), {os.cpu_count()}-core machine'
+                        + (f', {torch.cuda.get_device_name()}' if args.device == 'cuda' else ''),
+            'phantom_held_out_scores': {**scores[direction], 'computed_by': 'training/evaluate.py (Python '
+                                        'monitoring metrics; official: medsynth eval)'},
+            'made_by': 'python -m training.build_default_models',
             'date': datetime.date.today().isoformat(),
         }
         export_model(getattr(model, attr), os.path.join(args.out, name), name=name, direction=direction,
-                     size=SIZE, default=True, description=description, provenance=provenance)
+                     size=SIZE, default=True, description=description, provenance=provenance, version='2.0.0')
     write_figure(model.G_A, model.G_B, os.path.join(args.out, 'phantom-examples.png'))
+    print(json.dumps({'build_wall_time_s': round(time.monotonic() - began, 1)}))
 
 
 if __name__ == '__main__':

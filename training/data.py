@@ -1,9 +1,8 @@
-"""Paired phantom training slices, normalised to the generators' [-1, 1] input/output convention, and crops."""
+"""Paired phantom training slices, normalised to the generators' [-1, 1] input/output convention."""
 import hashlib
 import os
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from .intensity import CT_HIGH, CT_LOW, mr_window
@@ -39,16 +38,3 @@ def build_training_set(subjects: int, slices: int, cache_dir: str) -> np.ndarray
     os.makedirs(cache_dir, exist_ok=True)
     np.save(path, data)
     return data
-
-
-def random_crops(data: np.ndarray, batch: int, crop: int, rng: np.random.Generator):
-    """Paired random crops with random left-right flips: (mr, ct) tensors of shape (batch, 1, crop, crop)."""
-    height, width = data.shape[-2:]
-    idx = rng.integers(0, len(data), size=batch)
-    top = rng.integers(0, height - crop + 1, size=batch)
-    left = rng.integers(0, width - crop + 1, size=batch)
-    out = np.stack([data[i, :, t:t + crop, l:l + crop] for i, t, l in zip(idx, top, left)]).astype(np.float32)
-    flip = rng.random(batch) < 0.5
-    out[flip] = out[flip, :, :, ::-1]
-    out = torch.from_numpy(np.ascontiguousarray(out))
-    return out[:, :1], out[:, 1:]

@@ -29,11 +29,15 @@ def export_onnx(net: torch.nn.Module, path: str, channels: int, size: int) -> No
     net = net.eval()
     dummy = torch.zeros(1, channels, size, size)
     with warnings.catch_warnings():
-        # Known-harmless notes from torch 1.13's exporter (slice folding; instance norm always normalises
+        # Known-harmless notes from the TorchScript exporter (its deprecation; instance norm always normalises
         # per instance, which is exactly what eval mode means for CycleGAN's stat-less instance norm).
         warnings.simplefilter('ignore', UserWarning)
+        warnings.simplefilter('ignore', DeprecationWarning)
+        # The TorchScript exporter keeps PyTorch's parameter names as initialiser names (model.1.weight, ...),
+        # which training/train.py reads back to fine-tune a shipped model.
         torch.onnx.export(net, dummy, path, opset_version=OPSET, input_names=['input'], output_names=['output'],
-                          dynamic_axes={'input': {0: 'N'}, 'output': {0: 'N'}}, do_constant_folding=True)
+                          dynamic_axes={'input': {0: 'N'}, 'output': {0: 'N'}}, do_constant_folding=True,
+                          dynamo=False)
     onnx.checker.check_model(onnx.load(path), full_check=True)
 
 

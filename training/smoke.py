@@ -1,8 +1,9 @@
-"""CI smoke test: phantom -> 2 CycleGAN steps on 64x64 crops -> resume -> export both generators to ONNX
-(checked with onnx.checker and against PyTorch in ONNX Runtime) -> manifests -> strict reload of the
-CycleGAN-format checkpoints. Exits non-zero on any failure. Needs node + onnxruntime-node (the service's).
+"""CI smoke test: derived heads -> synthesised pairs (checked) -> 2 training steps at 64x64 with every loss term
+(paired, brain window, SSIM, CycleGAN) and a phantom share -> resume -> ONNX export of both generators (checked
+with onnx.checker and against PyTorch in ONNX Runtime) -> manifests -> strict reload of the checkpoints.
+Exits non-zero on any failure. Needs node + onnxruntime-node (the service's).
 
-Usage: /usr/bin/python3 -m training.smoke"""
+Usage: .venv/bin/python -m training.smoke"""
 import json
 import os
 import sys
@@ -15,24 +16,38 @@ import torch
 from .data import build_training_set
 from .export import export_model
 from .networks import load_cyclegan_generator
-from .train import TrainConfig, train
+from .synth import PairSynthesizer, SliceBank, SynthConfig
+from .train import BatchSource, TrainConfig, train
 
 SIZE = 64
 
 
+def check_batch(batch: dict) -> None:
+    for key in ('mr_in', 'ct_target', 'ct_in', 'mr_target'):
+        value = batch[key]
+        assert value.shape == (4, 1, SIZE, SIZE), (key, value.shape)
+        assert torch.isfinite(value).all() and value.min() >= -1 and value.max() <= 1, f'{key} leaves [-1, 1]'
+        assert value.std() > 0.05, f'{key} is flat'
+    hu = batch['ct_target_hu']
+    assert hu.min() >= -1024 and hu.max() > 300, 'synthetic CT has no bone'
+
+
 def main() -> int:
     began = time.monotonic()
+    bank = SliceBank()
+    assert len(bank) > 100 and len(bank.names) >= 3, f'{len(bank)} slices of {bank.names}'
+    check_batch(PairSynthesizer(bank, SynthConfig(size=SIZE), seed=1).batch(4))
     with tempfile.TemporaryDirectory() as tmp:
-        data = build_training_set(subjects=2, slices=2, cache_dir=os.path.join(tmp, 'cache'))
-        assert data.shape == (4, 2, 256, 256) and np.isfinite(data.astype(np.float32)).all()
-        assert data.min() >= -1 and data.max() <= 1, 'training data must be normalised to [-1, 1]'
-        cfg = TrainConfig(run_dir=os.path.join(tmp, 'run'), steps=1, crop=SIZE, lambda_supervised=10.0,
-                          lambda_identity=0.5, checkpoint_every=1, ngf=16, n_blocks=2, ndf=16)
-        train(cfg, data=data)
+        phantom = build_training_set(subjects=2, slices=2, cache_dir=os.path.join(tmp, 'cache'))
+        cfg = TrainConfig(run_dir=os.path.join(tmp, 'run'), steps=1, size=SIZE, batch=2, lambda_gan=1.0,
+                          lambda_identity=0.5, phantom_share=0.5, checkpoint_every=1, ngf=16, n_blocks=2, ndf=16)
+        source = lambda: BatchSource(cfg, bank=bank, phantom=phantom)
+        train(cfg, source=source())
         cfg.steps = 2
-        model, summary = train(cfg, resume=True, data=data)  # step 2 continues from the step-1 checkpoint
+        model, summary = train(cfg, resume=True, source=source())  # step 2 continues from the step-1 checkpoint
         assert summary['steps'] == 2, summary
         losses = [json.loads(line) for line in open(os.path.join(cfg.run_dir, 'losses.jsonl'))]
+        assert {'l1_ct', 'brain', 'ssim_ct', 'l1_mr', 'ssim_mr', 'cyc', 'D_A'} <= set(losses[-1]), losses[-1]
         assert all(np.isfinite(v) for row in losses for v in row.values()), 'non-finite loss'
         for direction, attr in (('mr2ct', 'G_A'), ('ct2mr', 'G_B')):
             out = os.path.join(tmp, direction)

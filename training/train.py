@@ -1,11 +1,17 @@
-"""CycleGAN training of MR->CT (G_A) and CT->MR (G_B) generators on paired phantom slices.
+"""Training of the MR->CT (G_A) and CT->MR (G_B) generators on paired slices.
 
-Objective (as CycleGAN): LSGAN adversarial + lambda * cycle L1 (+ optional identity, weighted
-lambda_identity * lambda as in the reference implementation), plus an optional supervised L1 term for paired
-data. Adam (lr 2e-4, beta1 0.5), batch 2, lr constant for the first half of the steps then linear decay to 0.
+Data: slices synthesised from real heads' label maps with domain randomisation (training/synth.py), optionally
+mixed with the digital head phantom (training/phantom.py). Each pair has separate INPUTS (randomised scanner
+effects) and TARGETS (the real T1; the noiseless CT), so the generators learn to map messy real-world inputs
+to clean targets.
 
-Usage: /usr/bin/python3 -m training.train --run-dir training/runs/demo --steps 2000 [--data pairs.npy] [--init-from G_A.pth
-       --init-from-b G_B.pth --freeze encoder,resblocks] [--resume]"""
+Objective: paired L1 on [-1, 1], plus for MR->CT an L1 in a brain window ([-40, 120] HU -> [0, 1]: brain,
+CSF and soft tissue differ by 5-40 HU, which the full [-1024, 3071] window all but hides), plus (1 - SSIM)
+terms, plus optionally the CycleGAN terms (LSGAN adversarial + lambda * cycle L1 + identity).
+Adam (lr 2e-4, beta1 0.5); lr constant for the first half of the steps, then linear decay to 0.
+
+Usage: .venv/bin/python -m training.train --run-dir training/runs/demo --steps 2000 [--size 128] [--batch 8]
+       [--init-from G_A.pth --init-from-b G_B.pth] [--phantom-share 0.15] [--device cuda] [--resume]"""
 import argparse
 import dataclasses
 import json
@@ -15,48 +21,58 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .data import build_training_set, random_crops
+from .data import build_training_set
+from .intensity import CT_HIGH, CT_LOW
 from .networks import NLayerDiscriminator, ResnetGenerator, init_weights, load_cyclegan_generator
+from .synth import PairSynthesizer, SliceBank, SynthConfig
 
 PHANTOM_CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'runs', 'cache')
 # The method's cycle-consistency weight by the category of the generic model fine-tuned from.
 LAMBDA_PRESETS = {'artistic': 9.0, 'animals': 10.0, 'landscapes': 10.0, 'photography': 10.0,
                   'satellite': 11.0, 'maps': 11.0, 'urban': 11.0}
+BRAIN_WINDOW_HU = (-40.0, 120.0)
 
 
 @dataclasses.dataclass
 class TrainConfig:
     run_dir: str
     steps: int = 2000
-    batch: int = 2
-    crop: int = 256                    # whole slices by default (see build_default_models: instance norm)
+    batch: int = 4
+    size: int = 256                    # whole slices at this matrix (128 = 2 mm pixels: the cheap curriculum stage)
     lr: float = 2e-4
     beta1: float = 0.5
     category: str = 'photography'      # picks lambda (cycle weight) from LAMBDA_PRESETS
     lambda_cycle: float | None = None  # overrides the preset
     lambda_identity: float = 0.0       # fraction of lambda_cycle, as in CycleGAN's --lambda_identity
-    lambda_supervised: float = 0.0     # paired L1 weight; 0 = pure (unpaired) CycleGAN
-    lambda_gan: float = 1.0            # adversarial weight; 0 with lambda_cycle 0 = supervised-only warm-up
+    lambda_supervised: float = 1.0     # paired L1 weight
+    lambda_brain: float = 1.0          # MR->CT paired L1 in the brain window
+    lambda_ssim: float = 1.0           # (1 - SSIM) of both directions (CT in the brain window)
+    lambda_gan: float = 0.0            # adversarial weight; 0 = no discriminators at all
     ngf: int = 32
     n_blocks: int = 6
-    ndf: int = 64
+    ndf: int = 32
     channels: int = 1
-    init_from: str | None = None       # CycleGAN generator checkpoint for G_A (MR->CT), e.g. latest_net_G_A.pth
+    init_from: str | None = None       # generator checkpoint for G_A (MR->CT): CycleGAN .pth or a model.onnx
     init_from_b: str | None = None     # for G_B (CT->MR); defaults to init_from
     freeze: tuple = ()                 # any of 'encoder', 'resblocks'
-    generators: tuple = ('G_A', 'G_B')  # which generators train; one alone trains on the paired L1 term only
-    data: str | None = None            # (n, 2, H, W) .npy of [mr, ct] in [-1, 1]; default: the phantom
-    subjects: int = 20                 # phantom training subjects (1..subjects)
-    slices: int = 24                   # phantom slices per subject
+    generators: tuple = ('G_A', 'G_B')  # which generators train; one alone trains on the paired terms only
+    heads_dir: str | None = None       # derived heads (training/anatomy.py); default training/heads
+    phantom_share: float = 0.0         # share of each batch taken from the digital phantom
+    phantom_subjects: int = 24
     seed: int = 0
     checkpoint_every: int = 250
-    threads: int = 1                   # 1 beats 2 on a busy shared 2-core machine (OpenMP oversubscription)
+    threads: int = 2
+    loader_workers: int = 1            # processes synthesising batches ahead of the trainer
+    device: str = 'cpu'
 
     @property
     def cycle_weight(self) -> float:
+        if self.lambda_gan == 0 and self.lambda_cycle is None:
+            return 0.0
         return self.lambda_cycle if self.lambda_cycle is not None else LAMBDA_PRESETS[self.category]
 
 
@@ -82,7 +98,19 @@ class ImagePool:
         return torch.cat(out)
 
 
+def load_onnx_generator(path: str, ngf: int, n_blocks: int, channels: int) -> ResnetGenerator:
+    """A generator from a shipped model.onnx (its initialisers keep the PyTorch parameter names)."""
+    import onnx
+    from onnx import numpy_helper
+    net = ResnetGenerator(channels, channels, ngf, n_blocks)
+    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in onnx.load(path).graph.initializer}
+    net.load_state_dict({k: weights[k] for k in net.state_dict()}, strict=True)
+    return net
+
+
 def make_generator(cfg: TrainConfig, checkpoint: str | None) -> ResnetGenerator:
+    if checkpoint and checkpoint.endswith('.onnx'):
+        return load_onnx_generator(checkpoint, cfg.ngf, cfg.n_blocks, cfg.channels)
     if checkpoint:
         return load_cyclegan_generator(checkpoint, cfg.channels, cfg.channels)
     return init_weights(ResnetGenerator(cfg.channels, cfg.channels, cfg.ngf, cfg.n_blocks))
@@ -101,20 +129,40 @@ def lr_factor(step: int, steps: int) -> float:
     return 1.0 if step < half else max(0.0, 1.0 - (step - half) / max(1, steps - half))
 
 
+def brain_window(signed_ct: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] CT (the [-1024, 3071] HU window) -> the brain window [-40, 120] HU as [0, 1]."""
+    hu = (signed_ct + 1) / 2 * (CT_HIGH - CT_LOW) + CT_LOW
+    low, high = BRAIN_WINDOW_HU
+    return ((hu - low) / (high - low)).clamp(0, 1)
+
+
+def ssim_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """1 - mean SSIM (11x11 Gaussian, sigma 1.5, data range 1) of [0, 1] images: the service's SSIM."""
+    g = torch.exp(-(torch.arange(11, dtype=x.dtype, device=x.device) - 5) ** 2 / (2 * 1.5 ** 2))
+    g = g / g.sum()
+    blur = lambda t: F.conv2d(F.conv2d(t, g.view(1, 1, 1, 11)), g.view(1, 1, 11, 1))
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return 1 - s.mean()
+
+
 class CycleGAN:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
-        self.G_A = make_generator(cfg, cfg.init_from)                    # MR -> CT
-        self.G_B = make_generator(cfg, cfg.init_from_b or cfg.init_from)  # CT -> MR
+        device = torch.device(cfg.device)
+        self.G_A = make_generator(cfg, cfg.init_from).to(device)                    # MR -> CT
+        self.G_B = make_generator(cfg, cfg.init_from_b or cfg.init_from).to(device)  # CT -> MR
         for g in (self.G_A, self.G_B):
             freeze(g, cfg.freeze)
         if len(cfg.generators) == 1:  # the adversarial, cycle and identity terms need both generators
-            if cfg.lambda_gan > 0 or cfg.cycle_weight > 0 or cfg.lambda_identity > 0 or cfg.lambda_supervised <= 0:
-                raise ValueError(f'training {cfg.generators[0]} alone uses the paired L1 term only: set '
-                                 'lambda_gan 0, lambda_cycle 0, lambda_identity 0 and lambda_supervised > 0')
+            if cfg.lambda_gan > 0 or cfg.cycle_weight > 0 or cfg.lambda_identity > 0:
+                raise ValueError(f'training {cfg.generators[0]} alone uses the paired terms only: set '
+                                 'lambda_gan 0, lambda_cycle 0 and lambda_identity 0')
             getattr(self, 'G_B' if cfg.generators == ('G_A',) else 'G_A').requires_grad_(False)
-        self.D_A = init_weights(NLayerDiscriminator(cfg.channels, cfg.ndf))  # judges CT (outputs of G_A)
-        self.D_B = init_weights(NLayerDiscriminator(cfg.channels, cfg.ndf))  # judges MR (outputs of G_B)
+        self.D_A = init_weights(NLayerDiscriminator(cfg.channels, cfg.ndf)).to(device)  # judges CT (G_A's outputs)
+        self.D_B = init_weights(NLayerDiscriminator(cfg.channels, cfg.ndf)).to(device)  # judges MR (G_B's outputs)
         trainable = lambda *nets: [p for n in nets for p in n.parameters() if p.requires_grad]
         self.opt_G = torch.optim.Adam(trainable(self.G_A, self.G_B), lr=cfg.lr, betas=(cfg.beta1, 0.999))
         self.opt_D = torch.optim.Adam(trainable(self.D_A, self.D_B), lr=cfg.lr, betas=(cfg.beta1, 0.999))
@@ -124,12 +172,13 @@ class CycleGAN:
     def _gan(self, pred: torch.Tensor, real: bool) -> torch.Tensor:
         return self.mse(pred, torch.full_like(pred, 1.0 if real else 0.0))
 
-    def step(self, mr: torch.Tensor, ct: torch.Tensor) -> dict:
-        """One optimisation step of the trained generators and (when adversarial) both discriminators; terms
-        with zero weight are not computed at all."""
+    def step(self, batch: dict) -> dict:
+        """One optimisation step of the trained generators and (when adversarial) both discriminators on a
+        batch of mr_in -> ct_target and ct_in -> mr_target pairs; terms with zero weight are not computed."""
         cfg, lam = self.cfg, self.cfg.cycle_weight
-        fake_ct = self.G_A(mr) if 'G_A' in cfg.generators else None
-        fake_mr = self.G_B(ct) if 'G_B' in cfg.generators else None
+        mr_in, ct_target, ct_in, mr_target = (batch[k] for k in ('mr_in', 'ct_target', 'ct_in', 'mr_target'))
+        fake_ct = self.G_A(mr_in) if 'G_A' in cfg.generators else None
+        fake_mr = self.G_B(ct_in) if 'G_B' in cfg.generators else None
         losses = {}
         if cfg.lambda_gan > 0:
             for d in (self.D_A, self.D_B):
@@ -137,12 +186,20 @@ class CycleGAN:
             losses['G_A'] = cfg.lambda_gan * self._gan(self.D_A(fake_ct), True)
             losses['G_B'] = cfg.lambda_gan * self._gan(self.D_B(fake_mr), True)
         if lam > 0:
-            losses['cyc'] = lam * (self.l1(self.G_B(fake_ct), mr) + self.l1(self.G_A(fake_mr), ct))
+            losses['cyc'] = lam * (self.l1(self.G_B(fake_ct), mr_in) + self.l1(self.G_A(fake_mr), ct_in))
         if cfg.lambda_identity > 0:
-            losses['idt'] = lam * cfg.lambda_identity * (self.l1(self.G_A(ct), ct) + self.l1(self.G_B(mr), mr))
-        if cfg.lambda_supervised > 0:
-            pairs = [(fake, real) for fake, real in ((fake_ct, ct), (fake_mr, mr)) if fake is not None]
-            losses['sup'] = cfg.lambda_supervised * sum(self.l1(fake, real) for fake, real in pairs)
+            losses['idt'] = lam * cfg.lambda_identity * (self.l1(self.G_A(ct_in), ct_in)
+                                                         + self.l1(self.G_B(mr_in), mr_in))
+        if fake_ct is not None:
+            losses['l1_ct'] = cfg.lambda_supervised * self.l1(fake_ct, ct_target)
+            if cfg.lambda_brain > 0:
+                losses['brain'] = cfg.lambda_brain * self.l1(brain_window(fake_ct), brain_window(ct_target))
+            if cfg.lambda_ssim > 0:
+                losses['ssim_ct'] = cfg.lambda_ssim * ssim_loss(brain_window(fake_ct), brain_window(ct_target))
+        if fake_mr is not None:
+            losses['l1_mr'] = cfg.lambda_supervised * self.l1(fake_mr, mr_target)
+            if cfg.lambda_ssim > 0:
+                losses['ssim_mr'] = cfg.lambda_ssim * ssim_loss((fake_mr + 1) / 2, (mr_target + 1) / 2)
         self.opt_G.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         self.opt_G.step()
@@ -151,8 +208,10 @@ class CycleGAN:
         for d in (self.D_A, self.D_B):
             d.requires_grad_(True)
         d_losses = {
-            'D_A': 0.5 * (self._gan(self.D_A(ct), True) + self._gan(self.D_A(self.pool_A.query(fake_ct)), False)),
-            'D_B': 0.5 * (self._gan(self.D_B(mr), True) + self._gan(self.D_B(self.pool_B.query(fake_mr)), False)),
+            'D_A': 0.5 * (self._gan(self.D_A(ct_target), True)
+                          + self._gan(self.D_A(self.pool_A.query(fake_ct)), False)),
+            'D_B': 0.5 * (self._gan(self.D_B(mr_target), True)
+                          + self._gan(self.D_B(self.pool_B.query(fake_mr)), False)),
         }
         self.opt_D.zero_grad(set_to_none=True)
         sum(d_losses.values()).backward()
@@ -164,10 +223,10 @@ class CycleGAN:
             for group in opt.param_groups:
                 group['lr'] = lr
 
-    def state(self, step: int, rng: np.random.Generator, elapsed: float) -> dict:
+    def state(self, step: int, elapsed: float) -> dict:
         nets = {k: getattr(self, k).state_dict() for k in ('G_A', 'G_B', 'D_A', 'D_B')}
         return {**nets, 'opt_G': self.opt_G.state_dict(), 'opt_D': self.opt_D.state_dict(), 'step': step,
-                'rng': rng.bit_generator.state, 'torch_rng': torch.get_rng_state(), 'elapsed': elapsed,
+                'torch_rng': torch.get_rng_state(), 'elapsed': elapsed,
                 'config': dataclasses.asdict(self.cfg)}
 
     def load_state(self, state: dict) -> None:
@@ -177,52 +236,93 @@ class CycleGAN:
         self.opt_D.load_state_dict(state['opt_D'])
 
 
-def save_checkpoint(model: CycleGAN, step: int, rng, elapsed: float) -> None:
+class BatchSource(torch.utils.data.IterableDataset):
+    """Synthesised head pairs, with a share of each batch from the digital phantom when asked. Batch k depends
+    only on (seed, k), so a resumed run sees the batches it would have seen, and a loader process can make
+    them while the trainer computes."""
+
+    def __init__(self, cfg: TrainConfig, bank: SliceBank | None = None, phantom: np.ndarray | None = None):
+        self.cfg = cfg
+        self.synth = PairSynthesizer(bank or SliceBank(*([cfg.heads_dir] if cfg.heads_dir else [])),
+                                     SynthConfig(size=cfg.size), seed=cfg.seed)
+        self.phantom = phantom
+        if self.phantom is None and cfg.phantom_share > 0:
+            self.phantom = build_training_set(cfg.phantom_subjects, 24, PHANTOM_CACHE)
+        self.start = 0
+
+    def __iter__(self):
+        for step in range(self.start, self.cfg.steps):
+            yield self.batch(step)
+
+    def batch(self, step: int) -> dict:
+        cfg = self.cfg
+        batch = self.synth.batch(cfg.batch, step)
+        rng = np.random.default_rng([cfg.seed, step, 1])
+        count = int(rng.binomial(cfg.batch, cfg.phantom_share)) if self.phantom is not None else 0
+        if count:
+            rows = self.phantom[rng.integers(0, len(self.phantom), size=count)].astype(np.float32)
+            pairs = torch.from_numpy(rows)
+            if pairs.shape[-1] != cfg.size:
+                pairs = F.interpolate(pairs, size=(cfg.size, cfg.size), mode='area')
+            flip = torch.from_numpy(rng.random(count) < 0.5)
+            pairs[flip] = pairs[flip].flip(-1)
+            mr, ct = pairs[:, :1], pairs[:, 1:]
+            for key, value in (('mr_in', mr), ('mr_target', mr), ('ct_in', ct), ('ct_target', ct)):
+                batch[key][:count] = value
+        return {k: v for k, v in batch.items() if k in ('mr_in', 'ct_target', 'ct_in', 'mr_target')}
+
+
+def save_checkpoint(model: CycleGAN, step: int, elapsed: float) -> None:
     """checkpoint.pt (resumable) plus CycleGAN-format latest_net_G_A/B.pth (loadable with --init-from)."""
     run = model.cfg.run_dir
     tmp = os.path.join(run, 'checkpoint.pt.tmp')
-    torch.save(model.state(step, rng, elapsed), tmp)
+    torch.save(model.state(step, elapsed), tmp)
     os.replace(tmp, os.path.join(run, 'checkpoint.pt'))
-    torch.save(model.G_A.state_dict(), os.path.join(run, 'latest_net_G_A.pth'))
-    torch.save(model.G_B.state_dict(), os.path.join(run, 'latest_net_G_B.pth'))
+    for g in ('G_A', 'G_B'):
+        torch.save({k: v.cpu() for k, v in getattr(model, g).state_dict().items()},
+                   os.path.join(run, f'latest_net_{g}.pth'))
 
 
-def train(cfg: TrainConfig, resume: bool = False, data: np.ndarray | None = None) -> tuple:
-    """Train (or resume) and return (model, summary dict with steps and wall time)."""
+def train(cfg: TrainConfig, resume: bool = False, source: BatchSource | None = None,
+          on_checkpoint=None) -> tuple:
+    """Train (or resume) and return (model, summary dict with steps and wall time). `on_checkpoint(model,
+    step)` runs after each checkpoint (monitoring)."""
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
     os.makedirs(cfg.run_dir, exist_ok=True)
-    if data is None and cfg.data:
-        data = np.load(cfg.data, mmap_mode='r')
-    elif data is None:
-        data = build_training_set(cfg.subjects, cfg.slices, PHANTOM_CACHE)
+    source = source or BatchSource(cfg)
     model = CycleGAN(cfg)
     start, elapsed = 0, 0.0
     ckpt = os.path.join(cfg.run_dir, 'checkpoint.pt')
     if resume and os.path.exists(ckpt):
-        state = torch.load(ckpt, map_location='cpu')
+        state = torch.load(ckpt, map_location=cfg.device, weights_only=False)
         model.load_state(state)
         start, elapsed = state['step'], state['elapsed']
-        rng.bit_generator.state = state['rng']
-        torch.set_rng_state(state['torch_rng'])
+        torch.set_rng_state(state['torch_rng'].cpu())
     with open(os.path.join(cfg.run_dir, 'config.json'), 'w') as f:
         json.dump({**dataclasses.asdict(cfg), 'lambda': cfg.cycle_weight}, f, indent=2)
+    source.start = start
+    # One loader process synthesises the next batches while the trainer computes (0: in this process).
+    loader = torch.utils.data.DataLoader(source, batch_size=None, num_workers=cfg.loader_workers,
+                                         prefetch_factor=2 if cfg.loader_workers else None)
+    device = torch.device(cfg.device)
     began = time.monotonic()
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=os.path.basename(cfg.run_dir), unit='step')
+    bar = tqdm(loader, initial=start, total=cfg.steps, desc=os.path.basename(cfg.run_dir), unit='step',
+               mininterval=30)
     log = open(os.path.join(cfg.run_dir, 'losses.jsonl'), 'a')
-    for step in bar:
+    for step, batch in enumerate(bar, start):
         model.set_lr(cfg.lr * lr_factor(step, cfg.steps))
-        mr, ct = random_crops(data, cfg.batch, cfg.crop, rng)
-        losses = model.step(mr, ct)
+        losses = model.step({k: v.to(device, non_blocking=True) for k, v in batch.items()})
         bar.set_postfix({k: f'{v:.3f}' for k, v in losses.items()}, refresh=False)
         if step % 10 == 0:
-            log.write(json.dumps({'step': step, **losses}) + '\n')
+            log.write(json.dumps({'step': step, 't': round(elapsed + time.monotonic() - began, 1), **losses}) + '\n')
             log.flush()
         done = step + 1
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            save_checkpoint(model, done, rng, elapsed + time.monotonic() - began)
+            save_checkpoint(model, done, elapsed + time.monotonic() - began)
+            if on_checkpoint:
+                on_checkpoint(model, done)
     log.close()
     wall = elapsed + time.monotonic() - began
     return model, {'steps': cfg.steps, 'wall_time_s': round(wall, 1)}
