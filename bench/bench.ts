@@ -6,9 +6,9 @@
  * metrics against one slice's inference. Same options as `medsynth bench`
  * (run with --help); the service runs embedded unless --target is given.
  */
-import { parseCommand, UsageError } from "../src/client/args.js";
-import { formatBench, runBench, writeBenchFiles } from "../src/client/bench.js";
-import { benchOptionsFrom, benchSpec } from "../src/client/commands/bench.js";
+import { parseCommand, UsageError } from "../src/cli/args.js";
+import { formatBench, runBench, writeBenchFiles } from "../src/cli/bench.js";
+import { benchOptionsFrom, benchSpec } from "../src/cli/commands/bench.js";
 import { benchMetrics } from "./metrics.js";
 
 /** Goals from the service's issue: throughput within 5% of raw ONNX Runtime, event loop responsive under load. */

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
-import type { BenchLevel, BenchReport } from "../src/client/bench.js";
+import type { BenchLevel, BenchReport } from "../src/cli/bench.js";
 import type { RunningServer } from "../src/server/server.js";
 import { runCli } from "./helpers/cli.js";
 import { startTestServer, TINY_MODELS } from "./helpers/service.js";

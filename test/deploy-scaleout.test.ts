@@ -11,7 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createClient, isSliceError, type SliceInit, type TranslatorClient } from "../src/client/client.js";
 import { TranslatorError } from "../src/client/errors.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
-import { checkHealth } from "../src/server/healthcheck.js";
+import { checkHealth } from "../src/cli/healthcheck.js";
 import { freePort } from "./helpers/net.js";
 import { mrImage, TINY_MODELS } from "./helpers/service.js";
 

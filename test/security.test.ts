@@ -13,18 +13,11 @@ import { createClient, type ClientOptions } from "../src/client/client.js";
 import { TranslatorError } from "../src/client/errors.js";
 import { Direction } from "../src/gen/medsynth/v1/translator_pb.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
-import { checkHealth } from "../src/server/healthcheck.js";
+import { checkHealth } from "../src/cli/healthcheck.js";
 import { createLogger } from "../src/server/log.js";
 import { startServer, type RunningServer } from "../src/server/server.js";
-import {
-  bearerCallCredentials,
-  bearerMetadata,
-  channelCredentials,
-  loadAuthTokens,
-  parseAuthTokens,
-  SecurityConfigError,
-  serverCredentials,
-} from "../src/server/security.js";
+import { bearerCallCredentials, bearerMetadata, channelCredentials, SecurityConfigError } from "../src/contract/credentials.js";
+import { loadAuthTokens, parseAuthTokens, serverCredentials } from "../src/server/security.js";
 import { makeTestPki, type TestPki } from "./helpers/certs.js";
 import { freePort } from "./helpers/net.js";
 import { mrImage, startTestServer, TINY_MODELS } from "./helpers/service.js";
@@ -110,7 +103,7 @@ describe("mutual TLS and the health-only probe port", () => {
 
   it("the container's healthcheck script exits 0 on SERVING and 1 when nothing answers", async () => {
     // The compiled entry point the Dockerfile's HEALTHCHECK runs (npm test builds dist/ first).
-    const script = "dist/src/server/healthcheck.js";
+    const script = "dist/src/cli/healthcheck.js";
     const env = { ...process.env, MEDSYNTH_HEALTH_PORT: String(healthPort) };
     const { stdout } = await run(process.execPath, [script], { env });
     assert.match(stdout, /SERVING/);

@@ -7,7 +7,7 @@ import { create } from "@bufbuild/protobuf";
 import { credentials, makeGenericClientConstructor, status, type ServiceError } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { loadPackageDefinition, type GrpcObject } from "@grpc/grpc-js";
-import { serviceDefinition } from "../src/client/definition.js";
+import { serviceDefinition } from "../src/contract/service.js";
 import { Health, HealthCheckRequestSchema, HealthCheckResponse_ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
 import {
   Direction,

@@ -5,16 +5,14 @@
  * and its flag.
  */
 import { ServerInterceptingCall, status, type ServerInterceptor, type ServerOptions } from "@grpc/grpc-js";
-
-const MiB = 1024 * 1024;
+import { MAX_MESSAGE_BYTES } from "../contract/limits.js";
 
 /** Field names match the server config keys (flag --max-streams = maxStreams). */
 export interface LimitsOptions {
   /**
-   * Largest message received or sent, bytes. Default 144 MiB: a 4096×4096
-   * float32 slice (64 MiB) plus a float32 reference of the same size, plus
-   * 16 MiB for the rest of the message (DICOM headers, envelope). Larger
-   * messages fail with RESOURCE_EXHAUSTED (from grpc-js).
+   * Largest message received or sent, bytes (default MAX_MESSAGE_BYTES, 144
+   * MiB: a 4096² float32 slice and its reference). Larger messages fail with
+   * RESOURCE_EXHAUSTED (from grpc-js).
    */
   maxMessageBytes: number;
   /** Calls open at once over all callers (default 256); past it RESOURCE_EXHAUSTED. */
@@ -43,7 +41,7 @@ export interface LimitsOptions {
 }
 
 export const DEFAULT_LIMITS: LimitsOptions = {
-  maxMessageBytes: 2 * 4096 * 4096 * 4 + 16 * MiB,
+  maxMessageBytes: MAX_MESSAGE_BYTES,
   maxStreams: 256,
   maxStreamsPerPeer: 32,
   streamIdleTimeoutMs: 300_000,

@@ -3,7 +3,7 @@ import { status } from "@grpc/grpc-js";
 import { defer, finalize, from, map, switchMap, type Observable } from "rxjs";
 import { context, trace, type Span, type Tracer } from "@opentelemetry/api";
 import { QueueFullError, type MicroBatcher } from "../batcher/micro-batcher.js";
-import { SliceFault, invalidArgument } from "../errors.js";
+import { SliceFault, invalidArgument } from "../contract/slice-fault.js";
 import {
   Encoding,
   QualitySchema,

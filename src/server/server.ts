@@ -1,7 +1,7 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { MicroBatcher } from "../batcher/micro-batcher.js";
 import { WorkerSlots } from "../batcher/worker-slots.js";
-import { serviceDefinition } from "../client/definition.js";
+import { serviceDefinition } from "../contract/service.js";
 import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health_pb.js";
 import { file_medsynth_v1_translator, Translator } from "../gen/medsynth/v1/translator_pb.js";
 import { OrtWorkerPool } from "../inference/ort-pool.js";

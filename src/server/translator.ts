@@ -8,8 +8,8 @@ import {
 } from "@grpc/grpc-js";
 import { Subscription } from "rxjs";
 import type { MicroBatcher } from "../batcher/micro-batcher.js";
-import { SliceFault } from "../errors.js";
-import { directionName } from "../client/direction.js";
+import { SliceFault } from "../contract/slice-fault.js";
+import { directionName } from "../contract/direction.js";
 import {
   Direction,
   Encoding,

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { credentials, makeGenericClientConstructor, type Client, type ClientDuplexStream } from "@grpc/grpc-js";
-import { serviceDefinition } from "../../src/client/definition.js";
+import { serviceDefinition } from "../../src/contract/service.js";
 import {
   Direction,
   Encoding,

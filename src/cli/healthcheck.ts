@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `node dist/src/server/healthcheck.js [flags]`: one grpc.health.v1 Check.
+ * `node dist/src/cli/healthcheck.js [flags]`: one grpc.health.v1 Check.
  * Exit 0 when the service is SERVING, 1 otherwise (NOT_SERVING, unknown
  * service, no answer, bad flags): the container HEALTHCHECK and exec probes
  * run it. By default it asks 127.0.0.1 on MEDSYNTH_HEALTH_PORT (the plaintext
@@ -8,15 +8,15 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { Client, credentials as grpcCredentials, type ChannelCredentials, type ServiceError } from "@grpc/grpc-js";
-import { parseCommand, parseInteger, UsageError } from "../client/args.js";
-import { serviceDefinition } from "../client/definition.js";
+import { parseCommand, parseInteger, UsageError } from "./args.js";
+import { serviceDefinition } from "../contract/service.js";
 import {
   Health,
   HealthCheckRequestSchema,
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from "../gen/grpc/health/v1/health_pb.js";
 import { isEntryPoint } from "../entry-point.js";
-import { channelCredentials } from "./security.js";
+import { channelCredentials } from "../contract/credentials.js";
 
 export interface HealthCheckOptions {
   /** Service name; "" (default) is the whole server. */
@@ -52,7 +52,7 @@ export function checkHealth(address: string, options: HealthCheckOptions = {}): 
 const COMMAND = {
   name: "healthcheck",
   summary: "Asks a medsynth server for its grpc.health.v1 status; exit 0 when SERVING, else 1.",
-  usage: "node dist/src/server/healthcheck.js [options]",
+  usage: "node dist/src/cli/healthcheck.js [options]",
   options: {
     address: { type: "string", placeholder: "host:port", description: "server to ask (default 127.0.0.1:$MEDSYNTH_HEALTH_PORT, else $MEDSYNTH_PORT, else 50051)" },
     service: { type: "string", placeholder: "name", description: 'service to ask about; "" is the whole server', default: "" },

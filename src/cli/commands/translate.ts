@@ -6,13 +6,14 @@ import { decodeImage, encodeImage } from "../../imaging/codec.js";
 import { axialLayout, extractSlice, insertSlice, readNifti, writeNifti, type AxialLayout, type NiftiVolume } from "../../imaging/nifti.js";
 import type { Raster } from "../../imaging/raster.js";
 import { oneOf, parseCommand, parseInteger, UsageError, type CommandSpec, type OptionSpec } from "../args.js";
-import { isSliceError, type SliceInit } from "../client.js";
-import { modalitiesOf, type DirectionName } from "../direction.js";
-import { statusName, TranslatorError } from "../errors.js";
+import { isSliceError, type SliceInit } from "../../client/client.js";
+import { modalitiesOf, type DirectionName } from "../../contract/direction.js";
+import { statusName, TranslatorError } from "../../client/errors.js";
 import { progressBar } from "../progress.js";
 import { csv, formatMeanStd, summarize } from "../report.js";
 import { isNiftiPath, listSliceFiles, niftiStem, PNG_RESCALE, rawImage, readSliceImage, type Rescale, type SliceFile } from "../slice-files.js";
 import { CONNECTION_OPTIONS, connect } from "./common.js";
+import { DEFAULT_WINDOW } from "../../contract/limits.js";
 
 export const translateSpec = {
   name: "translate",
@@ -41,7 +42,7 @@ export const translateSpec = {
     "reference-slope": { type: "string", placeholder: "n", description: "PNG reference slope (default 1)" },
     "reference-intercept": { type: "string", placeholder: "n", description: "PNG reference intercept (default by modality)" },
     foreground: { type: "boolean", description: "also compute the metrics inside the head mask (fg_* columns)" },
-    window: { type: "string", placeholder: "n", description: "slices in flight on the stream", default: "16" },
+    window: { type: "string", placeholder: "n", description: "slices in flight on the stream", default: String(DEFAULT_WINDOW) },
     quiet: { type: "boolean", short: "q", description: "no progress bar" },
     ...CONNECTION_OPTIONS,
   },

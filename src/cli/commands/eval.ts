@@ -2,13 +2,14 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ModelInfo, Quality } from "../../gen/medsynth/v1/translator_pb.js";
 import { parseCommand, parseInteger, parseList, UsageError, type CommandSpec, type OptionSpec } from "../args.js";
-import { isSliceError, type SliceInit } from "../client.js";
-import { directionName, modalitiesOf, type DirectionName } from "../direction.js";
-import { statusName, TranslatorError } from "../errors.js";
+import { isSliceError, type SliceInit } from "../../client/client.js";
+import { directionName, modalitiesOf, type DirectionName } from "../../contract/direction.js";
+import { statusName, TranslatorError } from "../../client/errors.js";
 import { progressBar } from "../progress.js";
 import { csv, formatMeanStd, markdownTable, summarize, textTable, type Summary, type Table } from "../report.js";
 import { readSliceImage, type Rescale } from "../slice-files.js";
 import { CONNECTION_OPTIONS, connect } from "./common.js";
+import { DEFAULT_WINDOW } from "../../contract/limits.js";
 
 export const evalSpec = {
   name: "eval",
@@ -25,7 +26,7 @@ export const evalSpec = {
     subjects: { type: "string", placeholder: "id,id", description: "only these subjects (default: all)" },
     out: { type: "string", short: "o", placeholder: "dir", description: "report folder", default: "out/eval" },
     foreground: { type: "boolean", description: "also tabulate the metrics inside the head mask" },
-    window: { type: "string", placeholder: "n", description: "slices in flight per stream", default: "16" },
+    window: { type: "string", placeholder: "n", description: "slices in flight per stream", default: String(DEFAULT_WINDOW) },
     quiet: { type: "boolean", short: "q", description: "no progress bar" },
     ...CONNECTION_OPTIONS,
   },

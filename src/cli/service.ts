@@ -1,5 +1,5 @@
 import type { ServerConfig } from "../server/config.js";
-import { createClient, type ClientOptions, type TranslatorClient } from "./client.js";
+import { createClient, type ClientOptions, type TranslatorClient } from "../client/client.js";
 
 /** A client, and the in-process server it talks to when no target was given. */
 export interface ServiceAccess {

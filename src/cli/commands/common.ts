@@ -1,7 +1,7 @@
 import { ConfigError, parseServerConfig, type ServerConfig } from "../../server/config.js";
 import type { OptionSpec } from "../args.js";
 import { UsageError } from "../args.js";
-import type { ClientOptions } from "../client.js";
+import type { ClientOptions } from "../../client/client.js";
 import { openService, type ServiceAccess } from "../service.js";
 
 /** Options every command that talks to the service shares. */

@@ -11,7 +11,7 @@ import {
   type OptionSpec,
   type ParsedValues,
 } from "../args.js";
-import type { DirectionName } from "../direction.js";
+import type { DirectionName } from "../../contract/direction.js";
 import { CONNECTION_OPTIONS, clientOptionsFrom, embeddedConfig } from "./common.js";
 
 /** Flags passed to the embedded server (and used for the raw measurement) as `medsynth serve` reads them. */

@@ -5,7 +5,7 @@
  * server's own, and the generator's clock is not held up by the server.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { createClient, type ClientOptions } from "./client.js";
+import { createClient, type ClientOptions } from "../client/client.js";
 import { runLoad, type LoadOptions, type LoadResult } from "./loadgen.js";
 import type { ImageInit } from "./slice-files.js";
 

@@ -1,8 +1,8 @@
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as hdr from "hdr-histogram-js";
-import { isSliceError, type SliceInit, type TranslateOptions, type TranslatorClient } from "./client.js";
-import { statusName, TranslatorError } from "./errors.js";
+import { isSliceError, type SliceInit, type TranslateOptions, type TranslatorClient } from "../client/client.js";
+import { statusName, TranslatorError } from "../client/errors.js";
 
 export interface LoadOptions {
   /** Concurrent Translate streams. */

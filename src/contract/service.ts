@@ -1,11 +1,41 @@
-import type { MethodDefinition } from "@grpc/grpc-js";
+/**
+ * The gRPC services as grpc-js sees them, built from the protobuf-es
+ * descriptors: method definitions for clients and `Server.addService`, and
+ * the handler types a server implements (the counterpart of connect-es's
+ * `ServiceImpl<Desc>`), so that a renamed or retyped RPC breaks the build.
+ */
+import type {
+  handleBidiStreamingCall,
+  handleClientStreamingCall,
+  handleServerStreamingCall,
+  handleUnaryCall,
+  MethodDefinition,
+  Server,
+  UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import { fromBinary, toBinary, type DescMessage, type DescMethod, type MessageShape } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 
+type Method = GenServiceMethods[string];
+type Input<M extends Method> = MessageShape<M["input"]>;
+type Output<M extends Method> = MessageShape<M["output"]>;
+
 /** grpc-js method definitions keyed by the generated service's local method names. */
 export type ServiceDefinitionOf<T extends GenServiceMethods> = {
-  [K in keyof T]: MethodDefinition<MessageShape<T[K]["input"]>, MessageShape<T[K]["output"]>>;
+  [K in keyof T]: MethodDefinition<Input<T[K]>, Output<T[K]>>;
 };
+
+/** The grpc-js handler of one method, by its kind. */
+export type HandlerOf<M extends Method> = M["methodKind"] extends "unary"
+  ? handleUnaryCall<Input<M>, Output<M>>
+  : M["methodKind"] extends "server_streaming"
+    ? handleServerStreamingCall<Input<M>, Output<M>>
+    : M["methodKind"] extends "client_streaming"
+      ? handleClientStreamingCall<Input<M>, Output<M>>
+      : handleBidiStreamingCall<Input<M>, Output<M>>;
+
+/** What a server implements for `service`: one typed handler per RPC, named as the descriptor names it. */
+export type ServiceImpl<S> = S extends GenService<infer T> ? { [K in keyof T]: HandlerOf<T[K]> } : never;
 
 const serializer =
   <D extends DescMessage>(schema: D) =>
@@ -44,4 +74,10 @@ export function serviceDefinition<T extends GenServiceMethods>(service: GenServi
   return Object.fromEntries(
     service.methods.map((method) => [method.localName, methodDefinition(method)]),
   ) as ServiceDefinitionOf<T>;
+}
+
+/** `server.addService` with handlers checked against the descriptor. */
+export function addService<T extends GenServiceMethods>(server: Server, service: GenService<T>, implementation: ServiceImpl<GenService<T>>): void {
+  // grpc-js types the map loosely; ServiceImpl above is the check.
+  server.addService(serviceDefinition(service), implementation as unknown as UntypedServiceImplementation);
 }
