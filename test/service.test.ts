@@ -22,7 +22,7 @@ import {
   type TranslateResponse,
 } from "../src/gen/medsynth/v1/translator_pb.js";
 import { decodeImage, encodeImage } from "../src/imaging/codec.js";
-import { computeQuality } from "../src/metrics/quality.js";
+import { computeQuality } from "../src/quality/quality.js";
 import type { RunningServer } from "../src/server/server.js";
 import {
   collect,

@@ -17,7 +17,7 @@ import {
 import { decodeImage, encodeImage, type DecodedImage } from "../imaging/codec.js";
 import type { DerivedSeries } from "../imaging/dicom.js";
 import type { Raster } from "../imaging/raster.js";
-import type { QualityReport, TargetWindow } from "../metrics/quality.js";
+import type { QualityReport, TargetWindow } from "../quality/quality.js";
 import type { ModelSpec } from "../inference/registry.js";
 import type { ModelOutput } from "../inference/runner.js";
 import type { TransformPool } from "../inference/transform-pool.js";
@@ -43,7 +43,7 @@ export interface PipelineDeps {
   quality: QualityFn;
   tracer: Tracer;
   onQueueWait(model: string, ms: number): void;
-  onMetricsTime(ms: number): void;
+  onQualityTime(ms: number): void;
 }
 
 interface Prepared {
@@ -138,7 +138,7 @@ async function finish(
     const report = await deps.quality(synthetic, reference, { window: "fixed", low: range.low, high: range.high }, ctx.foreground);
     metricsMs = performance.now() - started;
     childSpan(deps.tracer, span, "metrics", started, started + metricsMs);
-    deps.onMetricsTime(metricsMs);
+    deps.onQualityTime(metricsMs);
     quality = create(QualitySchema, report.quality);
     if (report.foreground) foregroundQuality = create(QualitySchema, report.foreground);
   }

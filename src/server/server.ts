@@ -6,7 +6,7 @@ import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health
 import { file_medsynth_v1_translator, Translator } from "../gen/medsynth/v1/translator_pb.js";
 import { OrtWorkerPool } from "../inference/ort-pool.js";
 import { loadModelSpecs } from "../inference/registry.js";
-import { MetricsPool } from "../metrics/pool.js";
+import { QualityPool } from "../quality/quality-pool.js";
 import { TransformPool } from "../inference/transform-pool.js";
 import { inferenceRunner, type ModelOutput } from "../inference/runner.js";
 import { startTelemetry } from "../telemetry/telemetry.js";
@@ -79,10 +79,10 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   }
   telemetry.observeQueueDepth(() => [...batchers].map(([name, batcher]) => [name, batcher.depth]));
 
-  const metrics = new MetricsPool({ workers: config.metricsWorkers });
+  const qualityPool = new QualityPool({ workers: config.metricsWorkers });
   const transforms = new TransformPool({ workers: config.transformWorkers });
   const quality: QualityFn = (synthetic, reference, target, foreground) =>
-    metrics.compute(synthetic, reference, target, { foreground });
+    qualityPool.compute(synthetic, reference, target, { foreground });
   const translator = new TranslatorService({
     models,
     batchers,
@@ -97,7 +97,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
       quality,
       tracer: telemetry.tracer,
       onQueueWait: telemetry.queueWait,
-      onMetricsTime: telemetry.metricsTime,
+      onQualityTime: telemetry.qualityTime,
     },
   });
   const health = new HealthService([Translator.typeName]);
@@ -129,7 +129,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   });
 
   const release = async () => {
-    await Promise.all([pool.close(), metrics.close(), transforms.close()]);
+    await Promise.all([pool.close(), qualityPool.close(), transforms.close()]);
     await telemetry.shutdown();
   };
   let stopping: Promise<void> | undefined;

@@ -25,7 +25,7 @@ export interface Telemetry {
   slice(direction: string, model: string, status: string): void;
   batch(model: string, size: number, inferenceMs: number): void;
   queueWait(model: string, ms: number): void;
-  metricsTime(ms: number): void;
+  qualityTime(ms: number): void;
   streamOpened(): void;
   streamClosed(): void;
   /** Called at every collection to read each model's queue depth. */
@@ -87,7 +87,7 @@ export async function startTelemetry(options: TelemetryOptions = {}): Promise<Te
     description: "Slices per inference batch",
     advice: { explicitBucketBoundaries: [1, 2, 4, 8, 16, 32, 64] },
   });
-  const metricsMs = meter.createHistogram("medsynth_quality_metrics_ms", {
+  const qualityMs = meter.createHistogram("medsynth_quality_metrics_ms", {
     description: "Time to compute PSNR, SSIM, UQI, VIF and MAE for one slice",
     unit: "ms",
     advice: { explicitBucketBoundaries: MS_BUCKETS },
@@ -103,7 +103,7 @@ export async function startTelemetry(options: TelemetryOptions = {}): Promise<Te
       inference.record(ms, { model });
     },
     queueWait: (model, ms) => queueWait.record(ms, { model }),
-    metricsTime: (ms) => metricsMs.record(ms),
+    qualityTime: (ms) => qualityMs.record(ms),
     streamOpened: () => {
       streams.add(1);
       activeStreams.add(1);

@@ -10,7 +10,7 @@ import type { Raster } from "../imaging/raster.js";
 export interface ThreadPoolOptions {
   /** Worker threads (default 1). */
   readonly workers?: number;
-  /** Names the pool in errors, e.g. "MetricsPool". */
+  /** Names the pool in errors, e.g. "QualityPool". */
   readonly name: string;
 }
 

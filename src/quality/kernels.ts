@@ -10,7 +10,7 @@
  * constant reference (its denominator is 0).
  */
 import { boxMoments, filterAndHalve, gaussianTaps, horizontalRunningSum, MOMENTS, verticalRunningSum, weightedMoments } from "./filters.js";
-import { scratch, Slot } from "./scratch.js";
+import { scratch, Scratch } from "./scratch.js";
 
 /** An image: `height` rows of `width` samples, row-major. `Raster` is one. */
 export interface Plane {
@@ -30,9 +30,9 @@ function checkPair(reference: Plane, distorted: Plane): void {
 }
 
 /** Copies a plane into a float64 scratch buffer, so the hot loops see one array type. */
-function float64(plane: Plane, slot: number): Float64Array {
+function float64(plane: Plane, role: number): Float64Array {
   const n = plane.width * plane.height;
-  const out = scratch(slot, n);
+  const out = scratch(role, n);
   const src = plane.data;
   for (let i = 0; i < n; i++) out[i] = src[i];
   return out;
@@ -103,8 +103,8 @@ export function ssim(reference: Plane, distorted: Plane, dataRange: number, opti
   const gaussian = options.gaussian === true;
   const k = gaussian ? SSIM_GAUSSIAN_TAPS.length : 7;
   if (w < k || h < k) return NaN;
-  const x = float64(reference, Slot.X);
-  const y = float64(distorted, Slot.Y);
+  const x = float64(reference, Scratch.X);
+  const y = float64(distorted, Scratch.Y);
   // Box moments are window sums; weighted ones are already means.
   const m = gaussian ? weightedMoments(x, y, w, h, SSIM_GAUSSIAN_TAPS) : boxMoments(x, y, w, h, k);
   const meanScale = gaussian ? 1 : 1 / (k * k);
@@ -147,8 +147,8 @@ export function uqi(reference: Plane, distorted: Plane): number {
   checkPair(reference, distorted);
   const { width: w, height: h } = reference;
   if (w <= UQI_SIZE || h <= UQI_SIZE) return NaN;
-  const x = float64(reference, Slot.X);
-  const y = float64(distorted, Slot.Y);
+  const x = float64(reference, Scratch.X);
+  const y = float64(distorted, Scratch.Y);
   const changes = neighbourChanges(x, y, w, h);
   const m = boxMoments(x, y, w, h, UQI_SIZE);
   const v = m.data;
@@ -192,7 +192,7 @@ export function uqi(reference: Plane, distorted: Plane): number {
  */
 function neighbourChanges(x: Float64Array, y: Float64Array, w: number, h: number): Float64Array {
   const dw = w - 1, dh = h - 1;
-  const flags = scratch(Slot.Changes, dw * dh);
+  const flags = scratch(Scratch.Changes, dw * dh);
   for (let r = 0; r < dh; r++) {
     for (let c = 0; c < dw; c++) {
       const p = r * w + c;
@@ -201,7 +201,7 @@ function neighbourChanges(x: Float64Array, y: Float64Array, w: number, h: number
     }
   }
   const block = 7;
-  const rowSums = scratch(Slot.Rows, dh * (dw - block + 1));
+  const rowSums = scratch(Scratch.Rows, dh * (dw - block + 1));
   horizontalRunningSum(flags, rowSums, dw, dh, block);
   verticalRunningSum(rowSums, flags, dw - block + 1, dh - block + 1, block);
   return flags;
@@ -226,9 +226,9 @@ export function vifp(reference: Plane, distorted: Plane): number {
   checkPair(reference, distorted);
   let w = reference.width, h = reference.height;
   if (w < VIF_MIN_SIDE || h < VIF_MIN_SIDE) return NaN;
-  let xSlot: number = Slot.X, ySlot: number = Slot.Y;
-  let x = float64(reference, xSlot);
-  let y = float64(distorted, ySlot);
+  let xBuffer: number = Scratch.X, yBuffer: number = Scratch.Y;
+  let x = float64(reference, xBuffer);
+  let y = float64(distorted, yBuffer);
   // Σ log(1 + ·) kept as running products, flushed to a log before they
   // could overflow: one Math.log per ~100 windows instead of two per window.
   let num = 0, den = 0;
@@ -237,10 +237,10 @@ export function vifp(reference: Plane, distorted: Plane): number {
     const g = VIF_TAPS[s];
     if (s > 0) {
       // Next scale: filter, keep every second row and column (ping-pong buffers).
-      xSlot = xSlot === Slot.X ? Slot.NextX : Slot.X;
-      ySlot = ySlot === Slot.Y ? Slot.NextY : Slot.Y;
-      const nextX = scratch(xSlot, w * h);
-      const nextY = scratch(ySlot, w * h);
+      xBuffer = xBuffer === Scratch.X ? Scratch.NextX : Scratch.X;
+      yBuffer = yBuffer === Scratch.Y ? Scratch.NextY : Scratch.Y;
+      const nextX = scratch(xBuffer, w * h);
+      const nextY = scratch(yBuffer, w * h);
       filterAndHalve(x, w, h, g, nextX);
       ({ width: w, height: h } = filterAndHalve(y, w, h, g, nextY));
       x = nextX;

@@ -1,23 +1,23 @@
 /**
  * Cost of the quality metrics of one 256×256 slice on the current thread
  * (one core), median of repeated runs. Part of `npm run bench`; also runs on
- * its own from the repository root: `node dist/bench/metrics.js`.
+ * its own from the repository root: `node dist/bench/quality.js`.
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isEntryPoint } from "../src/entry-point.js";
 import type { Raster } from "../src/imaging/raster.js";
 import { mapRange } from "../src/imaging/window.js";
-import { computeQuality, mae, psnr, ssim, uqi, vifp, type TargetWindow } from "../src/metrics/index.js";
+import { computeQuality, mae, psnr, ssim, uqi, vifp, type TargetWindow } from "../src/quality/index.js";
 
-export interface MetricsBenchOptions {
+export interface QualityBenchOptions {
   /** Timed runs per measurement (default 40). */
   readonly iterations?: number;
   /** Untimed runs first, so the JIT has optimised the kernels (default 10). */
   readonly warmup?: number;
 }
 
-export interface MetricsBenchResult {
+export interface QualityBenchResult {
   readonly width: number;
   readonly height: number;
   readonly iterations: number;
@@ -65,7 +65,7 @@ function median(run: () => unknown, iterations: number, warmup: number): number 
   return times.length % 2 === 1 ? times[mid] : (times[mid - 1] + times[mid]) / 2;
 }
 
-export async function benchMetrics(options: MetricsBenchOptions = {}): Promise<MetricsBenchResult> {
+export async function benchQuality(options: QualityBenchOptions = {}): Promise<QualityBenchResult> {
   const iterations = options.iterations ?? 40;
   const warmup = options.warmup ?? 10;
   const { reference, synthetic } = await slicePair();
@@ -90,7 +90,7 @@ export async function benchMetrics(options: MetricsBenchOptions = {}): Promise<M
 }
 
 if (isEntryPoint(import.meta.url)) {
-  const result = await benchMetrics();
+  const result = await benchQuality();
   console.log(`quality metrics, ${result.width}x${result.height}, one thread, median of ${result.iterations} runs:`);
   for (const [name, ms] of Object.entries(result.medianMs)) console.log(`  ${name.padEnd(20)} ${ms.toFixed(2)} ms`);
 }

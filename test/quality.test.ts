@@ -2,8 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Raster } from "../src/imaging/raster.js";
 import { percentiles } from "../src/imaging/window.js";
-import { computeQuality, foregroundMask, ssim, uqi, vifp, type QualityValues } from "../src/metrics/index.js";
-import { readF32 } from "./metrics-fixtures.js";
+import { computeQuality, foregroundMask, ssim, uqi, vifp, type QualityValues } from "../src/quality/index.js";
+import { readF32 } from "./quality-fixtures.js";
 
 const CT: { window: "fixed"; low: number; high: number } = { window: "fixed", low: -1024, high: 3071 };
 const MR: { window: "percentile"; low: number; high: number } = { window: "percentile", low: 0.5, high: 99.5 };

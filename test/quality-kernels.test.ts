@@ -2,8 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { psnr, ssim, uqi, vifp } from "../src/metrics/kernels.js";
-import { METRIC_FIXTURES, readF32 } from "./metrics-fixtures.js";
+import { psnr, ssim, uqi, vifp } from "../src/quality/kernels.js";
+import { METRIC_FIXTURES, readF32 } from "./quality-fixtures.js";
 
 interface FixtureCase {
   name: string;

@@ -9,7 +9,7 @@ import type { Raster } from "../imaging/raster.js";
 import { mapRange, resolveWindow, type WindowSpec } from "../imaging/window.js";
 import { mae, psnr, ssim, uqi, vifp, type Plane } from "./kernels.js";
 import { crop, foregroundMask } from "./mask.js";
-import { scratch32, Slot32 } from "./scratch.js";
+import { scratch32, Scratch32 } from "./scratch.js";
 
 /**
  * The target modality's window: the model's output window from its manifest
@@ -49,7 +49,7 @@ export interface QualityOptions {
 /**
  * Metrics of `synthetic` against `reference` (same size, physical units) in
  * the `target` window. Synchronous and CPU-bound: call it through
- * MetricsPool on a server. Throws RangeError when the sizes differ.
+ * QualityPool on a server. Throws RangeError when the sizes differ.
  */
 export function computeQuality(
   synthetic: Raster,
@@ -63,10 +63,10 @@ export function computeQuality(
   }
   const n = width * height;
   const range = resolveWindow(target, reference.data);
-  const unitRef = mapRange(reference.data, range, 0, 1, scratch32(Slot32.Reference, n));
-  const unitSyn = mapRange(synthetic.data, range, 0, 1, scratch32(Slot32.Synthetic, n));
-  const byteRef = mapRange(reference.data, range, 0, 255, scratch32(Slot32.Reference255, n));
-  const byteSyn = mapRange(synthetic.data, range, 0, 255, scratch32(Slot32.Synthetic255, n));
+  const unitRef = mapRange(reference.data, range, 0, 1, scratch32(Scratch32.Reference, n));
+  const unitSyn = mapRange(synthetic.data, range, 0, 1, scratch32(Scratch32.Synthetic, n));
+  const byteRef = mapRange(reference.data, range, 0, 255, scratch32(Scratch32.Reference255, n));
+  const byteSyn = mapRange(synthetic.data, range, 0, 255, scratch32(Scratch32.Synthetic255, n));
   const whole = (data: Float32Array): Plane => ({ width, height, data });
   const quality: QualityValues = {
     psnr: psnr(whole(unitRef), whole(unitSyn), 1),
@@ -79,18 +79,18 @@ export function computeQuality(
 
   const { mask, box } = foregroundMask(unitRef, width, height);
   if (box === undefined) return { quality, foreground: { psnr: NaN, ssim: NaN, uqi: NaN, vif: NaN, mae: NaN } };
-  const boxed = (data: Float32Array, slot: number): Plane => ({
+  const boxed = (data: Float32Array, role: number): Plane => ({
     width: box.width,
     height: box.height,
-    data: crop(data, width, box, scratch32(slot, box.width * box.height)),
+    data: crop(data, width, box, scratch32(role, box.width * box.height)),
   });
-  const boxRef = boxed(unitRef, Slot32.CropReference);
-  const boxSyn = boxed(unitSyn, Slot32.CropSynthetic);
+  const boxRef = boxed(unitRef, Scratch32.CropReference);
+  const boxSyn = boxed(unitSyn, Scratch32.CropSynthetic);
   const foreground: QualityValues = {
     psnr: psnr(whole(unitRef), whole(unitSyn), 1, mask),
     ssim: ssim(boxRef, boxSyn, 1),
     uqi: uqi(boxRef, boxSyn),
-    vif: vifp(boxed(byteRef, Slot32.CropReference255), boxed(byteSyn, Slot32.CropSynthetic255)),
+    vif: vifp(boxed(byteRef, Scratch32.CropReference255), boxed(byteSyn, Scratch32.CropSynthetic255)),
     mae: mae(reference, synthetic, mask),
   };
   return { quality, foreground };

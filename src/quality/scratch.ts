@@ -7,18 +7,18 @@
 type Typed = Float64Array | Float32Array | Int32Array | Uint8Array;
 
 /**
- * Slot-indexed buffers that grow as needed. `exact`: a call gets exactly
+ * Buffers, one per role number, that grow as needed. `exact`: a call gets exactly
  * `length` elements (a subarray view when the buffer is longer); otherwise
  * the whole buffer, at least `length` long, and callers index [0, length)
  * (saves a view object per call in the hot path).
  */
-function arena<T extends Typed>(make: (length: number) => T, exact: boolean): (slot: number, length: number) => T {
+function arena<T extends Typed>(make: (length: number) => T, exact: boolean): (role: number, length: number) => T {
   const buffers: T[] = [];
-  return (slot, length) => {
-    let buffer = buffers[slot];
+  return (role, length) => {
+    let buffer = buffers[role];
     if (buffer === undefined || buffer.length < length) {
       buffer = make(length);
-      buffers[slot] = buffer;
+      buffers[role] = buffer;
     }
     return !exact || buffer.length === length ? buffer : (buffer.subarray(0, length) as T);
   };
@@ -32,10 +32,10 @@ export const scratchU8 = arena((n) => new Uint8Array(n), true);
 export const scratchI32 = arena((n) => new Int32Array(n), false);
 
 /**
- * Float64 slots (kernels and filters). Inputs, intermediates and outputs of
- * one computation must not share a slot, hence one number per role.
+ * Roles of the float64 buffers (kernels and filters). Inputs, intermediates and outputs of
+ * one computation must not share a buffer, hence one number per role.
  */
-export const Slot = {
+export const Scratch = {
   /** Float64 copies of the two images a kernel works on; VIF ping-pongs with NextX/NextY. */
   X: 0,
   Y: 1,
@@ -49,8 +49,8 @@ export const Slot = {
   Changes: 6,
 } as const;
 
-/** Float32 slots (quality.ts): the window-mapped images and their foreground crops. */
-export const Slot32 = {
+/** Roles of the float32 buffers (quality.ts): the window-mapped images and their foreground crops. */
+export const Scratch32 = {
   Reference: 0,
   Synthetic: 1,
   Reference255: 2,

@@ -2,8 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import type { Raster } from "../src/imaging/raster.js";
-import { computeQuality, MetricsPool, type TargetWindow } from "../src/metrics/index.js";
-import { readF32 } from "./metrics-fixtures.js";
+import { computeQuality, QualityPool, type TargetWindow } from "../src/quality/index.js";
+import { readF32 } from "./quality-fixtures.js";
 
 const CT: TargetWindow = { window: "fixed", low: -1024, high: 3071 };
 const MR: TargetWindow = { window: "percentile", low: 0.5, high: 99.5 };
@@ -17,7 +17,7 @@ const threads = (): number => readdirSync("/proc/self/task").length;
 
 test("concurrent requests on a pool equal the in-thread results, in any completion order", async () => {
   const before = threads();
-  const pool = new MetricsPool({ workers: 2 });
+  const pool = new QualityPool({ workers: 2 });
   try {
     assert.equal(pool.size, 2);
     assert.equal(threads(), before + 2);
@@ -46,7 +46,7 @@ test("concurrent requests on a pool equal the in-thread results, in any completi
 });
 
 test("the pool takes whole pixel buffers by transfer and copies views of larger buffers", async () => {
-  const pool = new MetricsPool({ workers: 1 });
+  const pool = new QualityPool({ workers: 1 });
   try {
     const reference = fixture("ref.f32");
     const owned = copy(fixture("img.f32"));
@@ -63,7 +63,7 @@ test("the pool takes whole pixel buffers by transfer and copies views of larger 
 });
 
 test("a failing request rejects alone; the pool keeps serving", async () => {
-  const pool = new MetricsPool({ workers: 1 });
+  const pool = new QualityPool({ workers: 1 });
   try {
     const reference = fixture("ref.f32");
     const wrongSize: Raster = { width: 128, height: 128, data: new Float32Array(128 * 128) };
@@ -84,7 +84,7 @@ test("a failing request rejects alone; the pool keeps serving", async () => {
 
 test("close() rejects waiting requests and later ones", async () => {
   const before = threads();
-  const pool = new MetricsPool({ workers: 1 });
+  const pool = new QualityPool({ workers: 1 });
   const reference = fixture("ref.f32");
   const pending = [0, 1, 2].map(() => pool.compute(copy(reference), copy(reference), CT));
   const settled = Promise.allSettled(pending);
@@ -93,5 +93,5 @@ test("close() rejects waiting requests and later ones", async () => {
   assert.ok(outcomes.every((o) => o.status === "rejected"), "in flight and queued requests are rejected");
   await assert.rejects(pool.compute(copy(reference), copy(reference), CT), /closed/);
   assert.equal(threads(), before);
-  assert.throws(() => new MetricsPool({ workers: 0 }), RangeError);
+  assert.throws(() => new QualityPool({ workers: 0 }), RangeError);
 });

@@ -5,7 +5,7 @@
  * All arithmetic is float64; outputs live in scratch buffers (see scratch.ts)
  * and are overwritten by the next call.
  */
-import { scratch, Slot } from "./scratch.js";
+import { scratch, Scratch } from "./scratch.js";
 
 /** Values per window in Moments.data: Σx, Σy, Σx², Σy², Σxy (or weighted means of those). */
 export const MOMENTS = 5;
@@ -30,7 +30,7 @@ export interface Moments {
 export function boxMoments(x: Float64Array, y: Float64Array, w: number, h: number, k: number): Moments {
   const ow = w - k + 1;
   const oh = h - k + 1;
-  const rows = scratch(Slot.Rows, MOMENTS * h * ow);
+  const rows = scratch(Scratch.Rows, MOMENTS * h * ow);
   for (let r = 0; r < h; r++) {
     const row = r * w;
     let o = MOMENTS * r * ow;
@@ -48,7 +48,7 @@ export function boxMoments(x: Float64Array, y: Float64Array, w: number, h: numbe
       rows[o] = sx; rows[o + 1] = sy; rows[o + 2] = sxx; rows[o + 3] = syy; rows[o + 4] = sxy;
     }
   }
-  const data = scratch(Slot.Moments, MOMENTS * ow * oh);
+  const data = scratch(Scratch.Moments, MOMENTS * ow * oh);
   verticalRunningSum(rows, data, MOMENTS * ow, oh, k);
   return { width: ow, height: oh, data };
 }
@@ -92,7 +92,7 @@ export function weightedMoments(x: Float64Array, y: Float64Array, w: number, h: 
   const gc = g[half];
   const ow = w - k + 1;
   const oh = h - k + 1;
-  const rows = scratch(Slot.Rows, MOMENTS * h * ow);
+  const rows = scratch(Scratch.Rows, MOMENTS * h * ow);
   // Horizontal: products are formed on the fly, taps folded in mirror pairs.
   for (let r = 0; r < h; r++) {
     const row = r * w;
@@ -113,7 +113,7 @@ export function weightedMoments(x: Float64Array, y: Float64Array, w: number, h: 
     }
   }
   // Vertical, same folding; a row of windows is MOMENTS * ow values.
-  const data = scratch(Slot.Moments, MOMENTS * ow * oh);
+  const data = scratch(Scratch.Moments, MOMENTS * ow * oh);
   const stride = MOMENTS * ow;
   const span = (k - 1) * stride;
   for (let o = 0, end = MOMENTS * ow * oh; o < end; o += MOMENTS) {
@@ -148,7 +148,7 @@ export function filterAndHalve(
   const oh = ((h - k) >> 1) + 1;
   // Horizontal at even columns, for every row that an even output row reads.
   const rows = 2 * (oh - 1) + k;
-  const tmp = scratch(Slot.Rows, rows * ow);
+  const tmp = scratch(Scratch.Rows, rows * ow);
   for (let r = 0; r < rows; r++) {
     const row = r * w;
     for (let c = 0; c < ow; c++) {

@@ -1,8 +1,8 @@
-/** Worker thread of MetricsPool: computes one QualityReport per request. */
+/** Worker thread of QualityPool: computes one QualityReport per request. */
 import { serveRequests } from "../workers/serve.js";
-import type { MetricsRequest } from "./pool.js";
+import type { QualityRequest } from "./quality-pool.js";
 import { computeQuality, type QualityReport } from "./quality.js";
 
-serveRequests<MetricsRequest, QualityReport>("metrics-worker.js", (request) => ({
+serveRequests<QualityRequest, QualityReport>("quality-worker.js", (request) => ({
   value: computeQuality(request.synthetic, request.reference, request.target, request.options),
 }));

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mae, psnr, ssim, uqi, vifp, type Plane } from "../src/metrics/kernels.js";
+import { mae, psnr, ssim, uqi, vifp, type Plane } from "../src/quality/kernels.js";
 
 /** Deterministic uniform [0, 1) numbers (mulberry32), so failures reproduce. */
 function random(seed: number): () => number {

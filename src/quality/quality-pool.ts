@@ -7,10 +7,10 @@ import type { Raster } from "../imaging/raster.js";
 import { movableRaster, ThreadPool } from "../workers/thread-pool.js";
 import type { QualityOptions, QualityReport, TargetWindow } from "./quality.js";
 
-export interface MetricsPoolOptions {
+export interface QualityPoolOptions {
   /**
    * Worker threads (default 1). One 256² slice's metrics cost about 15 ms on
-   * one core of the development machine (`node dist/bench/metrics.js`), about
+   * one core of the development machine (`node dist/bench/quality.js`), about
    * 5% of its CPU inference, so one worker keeps up with a few inference
    * cores; add workers when metrics_ms grows with queueing.
    */
@@ -22,17 +22,17 @@ export interface PooledQuality extends QualityReport {
   readonly computeMs: number;
 }
 
-/** A request to metrics-worker.js. */
-export interface MetricsRequest {
+/** A request to quality-worker.js. */
+export interface QualityRequest {
   readonly synthetic: Raster;
   readonly reference: Raster;
   readonly target: TargetWindow;
   readonly options: QualityOptions;
 }
 
-export class MetricsPool extends ThreadPool<MetricsRequest, QualityReport> {
-  constructor(options: MetricsPoolOptions = {}) {
-    super(new URL("./metrics-worker.js", import.meta.url), { workers: options.workers, name: "MetricsPool" });
+export class QualityPool extends ThreadPool<QualityRequest, QualityReport> {
+  constructor(options: QualityPoolOptions = {}) {
+    super(new URL("./quality-worker.js", import.meta.url), { workers: options.workers, name: "QualityPool" });
   }
 
   /**
@@ -44,7 +44,7 @@ export class MetricsPool extends ThreadPool<MetricsRequest, QualityReport> {
    */
   async compute(synthetic: Raster, reference: Raster, target: TargetWindow, options: QualityOptions = {}): Promise<PooledQuality> {
     const transfer: ArrayBuffer[] = [];
-    const request: MetricsRequest = {
+    const request: QualityRequest = {
       synthetic: movableRaster(synthetic, transfer),
       reference: movableRaster(reference, transfer),
       target,
