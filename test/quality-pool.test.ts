@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import type { Raster } from "../src/imaging/raster.js";
 import { computeQuality, QualityPool, type TargetWindow } from "../src/quality/index.js";
+import { killFirstWorker } from "./helpers/workers.js";
 import { readF32 } from "./quality-fixtures.js";
 
 const CT: TargetWindow = { window: "fixed", low: -1024, high: 3071 };
@@ -19,7 +20,7 @@ test("concurrent requests on a pool equal the in-thread results, in any completi
   const before = threads();
   const pool = new QualityPool({ workers: 2 });
   try {
-    assert.equal(pool.size, 2);
+    assert.equal(pool.workers.size, 2);
     assert.equal(threads(), before + 2);
     const reference = fixture("ref.f32");
     const distorted = fixture("img.f32");
@@ -29,10 +30,11 @@ test("concurrent requests on a pool equal the in-thread results, in any completi
       foreground: k % 3 === 0,
     }));
     const expected = cases.map((c) => computeQuality(copy(c.synthetic), copy(reference), c.target, { foreground: c.foreground }));
+    await pool.workers.ready;
     const pending = cases.map((c) => pool.compute(copy(c.synthetic), copy(reference), c.target, { foreground: c.foreground }));
-    assert.equal(pool.queued, 4, "two run, four wait");
+    assert.equal(pool.workers.queued, 4, "two run, four wait");
     const results = await Promise.all(pending);
-    assert.equal(pool.queued, 0);
+    assert.equal(pool.workers.queued, 0);
     results.forEach((result, k) => {
       assert.deepEqual(result.quality, expected[k].quality, `case ${k}`);
       assert.deepEqual(result.foreground, expected[k].foreground, `case ${k} foreground`);
@@ -94,4 +96,19 @@ test("close() rejects waiting requests and later ones", async () => {
   await assert.rejects(pool.compute(copy(reference), copy(reference), CT), /closed/);
   assert.equal(threads(), before);
   assert.throws(() => new QualityPool({ workers: 0 }), RangeError);
+});
+
+test("a killed worker fails the request it held and is replaced; the pool serves on", async () => {
+  const pool = new QualityPool({ workers: 1 });
+  try {
+    await pool.workers.ready;
+    const reference = fixture("ref.f32");
+    const victim = killFirstWorker(pool.workers);
+    await assert.rejects(pool.compute(copy(reference), copy(reference), CT), { message: "QualityPool worker died: exit code 1" });
+    assert.equal(pool.workers.size, 1);
+    assert.notEqual(pool.workers.threads[0], victim, "a fresh worker took its place");
+    assert.equal((await pool.compute(copy(reference), copy(reference), CT)).quality.psnr, Infinity);
+  } finally {
+    await pool.close();
+  }
 });

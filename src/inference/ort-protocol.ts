@@ -1,4 +1,4 @@
-/** Messages between OrtWorkerPool and its workers (structured-clone safe). */
+/** What OrtWorkerPool's workers are set up with and serve (structured-clone safe). */
 
 export type ExecutionDevice = "cpu" | "cuda" | "auto";
 
@@ -21,17 +21,16 @@ export interface WorkerInit {
   niceness: number;
 }
 
-export type WorkerReady =
-  | { type: "ready"; executionProvider: string; fallbackReason?: string }
-  | { type: "failed"; message: string };
-
-export interface RunRequest {
-  id: number;
-  model: string;
-  batchSize: number;
-  input: Float32Array;
+/** A worker's ready report: what it runs on once every session is loaded and warmed up. */
+export interface WorkerReady {
+  executionProvider: string;
+  /** Why "auto" fell back to CPU, if it did. */
+  fallbackReason?: string;
 }
 
-export type RunReply =
-  | { id: number; ok: true; output: Float32Array; outputChannels: number; inferenceMs: number }
-  | { id: number; ok: false; message: string };
+export type OrtMethods = {
+  run: {
+    request: { model: string; batchSize: number; input: Float32Array };
+    reply: { output: Float32Array; outputChannels: number; inferenceMs: number };
+  };
+};

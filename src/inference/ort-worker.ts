@@ -4,26 +4,30 @@
  * not on the event loop.
  */
 import { setPriority } from "node:os";
-import { parentPort, workerData } from "node:worker_threads";
 import ort from "onnxruntime-node";
-import type { RunReply, RunRequest, WorkerInit, WorkerModel, WorkerReady } from "./ort-protocol.js";
+import { serveWorker, type Handled } from "../workers/serve.js";
+import type { OrtMethods, WorkerInit, WorkerModel, WorkerReady } from "./ort-protocol.js";
 
-const init = workerData as WorkerInit;
-const port = parentPort!;
+type Run = OrtMethods["run"];
 
-// Inference saturates every core; the event loop must still get the CPU the
-// moment it has work, or every stream's latency suffers. On Linux a priority
-// set without a pid applies to the calling thread, and the ORT threads created
-// below inherit it. Elsewhere this lowers the whole process, so skip it there.
-if (process.platform === "linux") {
-  try {
-    setPriority(init.niceness);
-  } catch {
-    // Not permitted (e.g. a seccomp profile): run at normal priority.
+serveWorker<OrtMethods, WorkerInit, WorkerReady>("ort-worker.js", async (init) => {
+  // Inference saturates every core; the event loop must still get the CPU the
+  // moment it has work, or every stream's latency suffers. On Linux a priority
+  // set without a pid applies to the calling thread, and the ORT threads created
+  // below inherit it. Elsewhere this lowers the whole process, so skip it there.
+  if (process.platform === "linux") {
+    try {
+      setPriority(init.niceness);
+    } catch {
+      // Not permitted (e.g. a seccomp profile): run at normal priority.
+    }
   }
-}
+  const { sessions, ready } = await start(init);
+  const byName = new Map(init.models.map((m) => [m.name, m]));
+  return { ready, handlers: { run: (request) => run(sessions, byName, request) } };
+});
 
-async function openSessions(provider: "cpu" | "cuda"): Promise<Map<string, ort.InferenceSession>> {
+async function openSessions(init: WorkerInit, provider: "cpu" | "cuda"): Promise<Map<string, ort.InferenceSession>> {
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: provider === "cuda" ? [{ name: "cuda", deviceId: init.deviceId }] : ["cpu"],
     intraOpNumThreads: init.intraOpThreads,
@@ -46,46 +50,32 @@ async function warmUp(session: ort.InferenceSession, model: WorkerModel): Promis
   await session.run({ [model.inputName]: zeros });
 }
 
-async function start(): Promise<{ sessions: Map<string, ort.InferenceSession>; ready: WorkerReady }> {
-  if (init.device === "cpu") return { sessions: await openSessions("cpu"), ready: { type: "ready", executionProvider: "cpu" } };
+async function start(init: WorkerInit): Promise<{ sessions: Map<string, ort.InferenceSession>; ready: WorkerReady }> {
+  if (init.device === "cpu") return { sessions: await openSessions(init, "cpu"), ready: { executionProvider: "cpu" } };
   try {
-    const sessions = await openSessions("cuda");
-    return { sessions, ready: { type: "ready", executionProvider: `cuda:${init.deviceId}` } };
+    const sessions = await openSessions(init, "cuda");
+    return { sessions, ready: { executionProvider: `cuda:${init.deviceId}` } };
   } catch (error) {
     if (init.device === "cuda") throw error;
     const fallbackReason = (error as Error).message.split("\n")[0];
-    return { sessions: await openSessions("cpu"), ready: { type: "ready", executionProvider: "cpu", fallbackReason } };
+    return { sessions: await openSessions(init, "cpu"), ready: { executionProvider: "cpu", fallbackReason } };
   }
 }
 
-const byName = new Map(init.models.map((m) => [m.name, m]));
-
-start().then(
-  ({ sessions, ready }) => {
-    port.on("message", (request: RunRequest) => {
-      void run(sessions, request).then((reply) => {
-        port.postMessage(reply, reply.ok ? [reply.output.buffer as ArrayBuffer] : []);
-      });
-    });
-    port.postMessage(ready);
-  },
-  (error: Error) => port.postMessage({ type: "failed", message: error.message } satisfies WorkerReady),
-);
-
-async function run(sessions: Map<string, ort.InferenceSession>, request: RunRequest): Promise<RunReply> {
+async function run(
+  sessions: Map<string, ort.InferenceSession>,
+  byName: Map<string, WorkerModel>,
+  request: Run["request"],
+): Promise<Handled<Run["reply"]>> {
   const session = sessions.get(request.model);
   const model = byName.get(request.model);
-  if (!session || !model) return { id: request.id, ok: false, message: `model ${request.model} is not loaded` };
-  try {
-    const shape = [request.batchSize, model.channels, model.height, model.width];
-    const started = performance.now();
-    const results = await session.run({ [model.inputName]: new ort.Tensor("float32", request.input, shape) });
-    const inferenceMs = performance.now() - started;
-    const output = results[model.outputName];
-    const data = output.data as Float32Array;
-    // Copy out of ORT's buffer so it can be transferred without detaching memory ORT still owns.
-    return { id: request.id, ok: true, output: data.slice(), outputChannels: output.dims[1], inferenceMs };
-  } catch (error) {
-    return { id: request.id, ok: false, message: (error as Error).message };
-  }
+  if (!session || !model) throw new Error(`model ${request.model} is not loaded`);
+  const shape = [request.batchSize, model.channels, model.height, model.width];
+  const started = performance.now();
+  const results = await session.run({ [model.inputName]: new ort.Tensor("float32", request.input, shape) });
+  const inferenceMs = performance.now() - started;
+  const output = results[model.outputName];
+  // Copy out of ORT's buffer so it can be transferred without detaching memory ORT still owns.
+  const data = (output.data as Float32Array).slice();
+  return { value: { output: data, outputChannels: output.dims[1], inferenceMs }, transfer: [data.buffer] };
 }

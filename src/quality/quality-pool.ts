@@ -4,7 +4,7 @@
  * in a FIFO queue.
  */
 import type { Raster } from "../imaging/raster.js";
-import { movableRaster, ThreadPool } from "../workers/thread-pool.js";
+import { movableRaster, WorkerPool } from "../workers/worker-pool.js";
 import type { QualityOptions, QualityReport, TargetWindow } from "./quality.js";
 
 export interface QualityPoolOptions {
@@ -17,22 +17,27 @@ export interface QualityPoolOptions {
   readonly workers?: number;
 }
 
+export const DEFAULT_QUALITY_POOL_OPTIONS: Required<QualityPoolOptions> = { workers: 1 };
+
 export interface PooledQuality extends QualityReport {
   /** Time the worker spent computing, without the queue wait. */
   readonly computeMs: number;
 }
 
-/** A request to quality-worker.js. */
-export interface QualityRequest {
-  readonly synthetic: Raster;
-  readonly reference: Raster;
-  readonly target: TargetWindow;
-  readonly options: QualityOptions;
-}
+/** What quality-worker.js serves. */
+export type QualityMethods = {
+  compute: {
+    request: { readonly synthetic: Raster; readonly reference: Raster; readonly target: TargetWindow; readonly options: QualityOptions };
+    reply: QualityReport;
+  };
+};
 
-export class QualityPool extends ThreadPool<QualityRequest, QualityReport> {
+export class QualityPool {
+  readonly workers: WorkerPool<QualityMethods>;
+
   constructor(options: QualityPoolOptions = {}) {
-    super(new URL("./quality-worker.js", import.meta.url), { workers: options.workers, name: "QualityPool" });
+    const workers = options.workers ?? DEFAULT_QUALITY_POOL_OPTIONS.workers;
+    this.workers = new WorkerPool(new URL("./quality-worker.js", import.meta.url), { name: "QualityPool", workers });
   }
 
   /**
@@ -44,13 +49,12 @@ export class QualityPool extends ThreadPool<QualityRequest, QualityReport> {
    */
   async compute(synthetic: Raster, reference: Raster, target: TargetWindow, options: QualityOptions = {}): Promise<PooledQuality> {
     const transfer: ArrayBuffer[] = [];
-    const request: QualityRequest = {
-      synthetic: movableRaster(synthetic, transfer),
-      reference: movableRaster(reference, transfer),
-      target,
-      options,
-    };
-    const { value, computeMs } = await this.run(request, transfer);
+    const request = { synthetic: movableRaster(synthetic, transfer), reference: movableRaster(reference, transfer), target, options };
+    const { value, computeMs } = await this.workers.call("compute", request, transfer);
     return { ...value, computeMs };
+  }
+
+  close(): Promise<void> {
+    return this.workers.close();
   }
 }

@@ -1,8 +1,10 @@
 /** Worker thread of QualityPool: computes one QualityReport per request. */
-import { serveRequests } from "../workers/serve.js";
-import type { QualityRequest } from "./quality-pool.js";
-import { computeQuality, type QualityReport } from "./quality.js";
+import { serveWorker } from "../workers/serve.js";
+import type { QualityMethods } from "./quality-pool.js";
+import { computeQuality } from "./quality.js";
 
-serveRequests<QualityRequest, QualityReport>("quality-worker.js", (request) => ({
-  value: computeQuality(request.synthetic, request.reference, request.target, request.options),
+serveWorker<QualityMethods>("quality-worker.js", () => ({
+  handlers: {
+    compute: ({ synthetic, reference, target, options }) => ({ value: computeQuality(synthetic, reference, target, options) }),
+  },
 }));
