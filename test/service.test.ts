@@ -1,6 +1,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { rmSync } from "node:fs";
 import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
@@ -23,6 +24,7 @@ import {
 } from "../src/gen/medsynth/v1/translator_pb.js";
 import { decodeImage, encodeImage } from "../src/imaging/codec.js";
 import { computeQuality } from "../src/quality/quality.js";
+import { editedModelsDir } from "./helpers/models.js";
 import type { RunningServer } from "../src/server/server.js";
 import {
   collect,
@@ -32,6 +34,7 @@ import {
   mrImage,
   options,
   rawImage,
+  recordingLogger,
   sliceRequest,
   startTestServer,
   translatorClient,
@@ -398,6 +401,49 @@ describe("Translator service under pressure", () => {
       assert.ok(logs.some((l) => l.msg === "drained"));
     } finally {
       child.kill("SIGKILL");
+    }
+  });
+});
+
+describe("internal failures", () => {
+  it("reach the caller as INTERNAL with a reference the server's log line carries, the details only in the log", async () => {
+    // A manifest naming an output the model does not have: it loads and warms up, and every inference then fails.
+    const modelsDir = editedModelsDir((m) => void (m.output.name = "no-such-output"));
+    const { log, lines } = recordingLogger();
+    const server = await startTestServer({ modelsDir }, { log });
+    const client = translatorClient(server.address);
+    const logged = (ref: string) => lines.filter((l) => l.msg === "slice failed" && l.ref === ref);
+    try {
+      const stream = client.translate();
+      const done = collect(stream);
+      stream.write(options(Direction.MR_TO_CT));
+      stream.write(sliceRequest(3, mrImage()));
+      stream.end();
+      const { responses, error } = await done;
+      assert.equal(error, undefined);
+      const answer = responses[0].kind;
+      assert.equal(answer.case, "error");
+      assert.equal(answer.value.code, status.INTERNAL);
+      const [, streamRef] = /^internal error \(ref ([0-9a-f]{8})\)$/.exec(answer.value.message) ?? assert.fail(answer.value.message);
+      const [line] = logged(streamRef);
+      assert.equal(logged(streamRef).length, 1, "logged once");
+      assert.deepEqual([line.level, line.model, line.index], ["error", "tiny-mr2ct", 3]);
+      assert.match(String(line.error), /^inference failed: /);
+
+      const request = create(TranslateSliceRequestSchema, {
+        options: create(StreamOptionsSchema, { direction: Direction.MR_TO_CT }),
+        slice: create(SliceSchema, { index: 4n, image: mrImage() }),
+      });
+      const failed = await call(client, "translateSlice", request).then(() => assert.fail("expected INTERNAL"), (e: ServiceError) => e);
+      assert.equal(failed.code, status.INTERNAL);
+      const [, unaryRef] = /^internal error \(ref ([0-9a-f]{8})\)$/.exec(failed.details) ?? assert.fail(failed.details);
+      assert.notEqual(unaryRef, streamRef);
+      assert.equal(logged(unaryRef).length, 1);
+      assert.equal(logged(unaryRef)[0].index, 4);
+    } finally {
+      client.close();
+      await server.close();
+      rmSync(modelsDir, { recursive: true, force: true });
     }
   });
 });

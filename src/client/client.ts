@@ -21,6 +21,7 @@ import { bearerMetadata, channelCredentials, type ClientTlsFiles } from "../cont
 import { directionOf, type DirectionName } from "../contract/direction.js";
 import { DEFAULT_WINDOW, MAX_MESSAGE_BYTES } from "../contract/limits.js";
 import { serviceDefinition } from "../contract/service.js";
+export { isSliceError } from "../contract/slice-errors.js";
 import { toTranslatorError } from "./errors.js";
 
 export interface ClientOptions {
@@ -73,10 +74,6 @@ export interface TranslatorClient {
   /** Resolves once a connection is up; rejects after `timeoutMs`. */
   waitForReady(timeoutMs?: number): Promise<void>;
   close(): void;
-}
-
-export function isSliceError(value: SliceResult | SliceError): value is SliceError {
-  return value.$typeName === "medsynth.v1.SliceError";
 }
 
 /**

@@ -1,7 +1,7 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { MicroBatcher } from "../batcher/micro-batcher.js";
 import { WorkerSlots } from "../batcher/worker-slots.js";
-import { serviceDefinition } from "../contract/service.js";
+import { addService } from "../contract/service.js";
 import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health_pb.js";
 import { file_medsynth_v1_translator, Translator } from "../gen/medsynth/v1/translator_pb.js";
 import { OrtWorkerPool } from "../inference/ort-pool.js";
@@ -109,8 +109,8 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
     // In order: probe-port guard, then authentication, then stream limits (unauthenticated calls take no slot).
     interceptors: [healthOnlyInterceptor(healthPorts), ...(tokens ? [tokenAuthInterceptor(tokens)] : []), streamLimiter(config).interceptor],
   });
-  server.addService(serviceDefinition(Translator), translator.implementation);
-  server.addService(serviceDefinition(Health), health.implementation);
+  addService(server, Translator, translator.implementation);
+  addService(server, Health, health.implementation);
   addReflection(server, [file_medsynth_v1_translator, file_grpc_health_v1_health]);
 
   const bind = (port: number, portCredentials: ServerCredentials) =>

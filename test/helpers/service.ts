@@ -16,19 +16,22 @@ import {
   type TranslateRequest,
   type TranslateResponse,
 } from "../../src/gen/medsynth/v1/translator_pb.js";
-import { startServer, type RunningServer } from "../../src/server/server.js";
+import { startServer, type RunningServer, type ServerHooks } from "../../src/server/server.js";
 import type { ServerConfig } from "../../src/server/config.js";
-import { createLogger } from "../../src/server/log.js";
+import { createLogger, type Logger } from "../../src/server/log.js";
 
 /** Tiny random-weight generators (64², made by training/) so tests run in seconds. */
 export const TINY_MODELS = "test/fixtures/models";
 
-/** A real server on an ephemeral loopback port, quiet unless something fails. */
-export function startTestServer(overrides: Partial<ServerConfig> = {}): Promise<RunningServer> {
-  return startServer(
-    { host: "127.0.0.1", port: 0, metricsPort: 0, modelsDir: TINY_MODELS, workers: 1, ...overrides },
-    { log: createLogger("error") },
-  );
+/** A real server on an ephemeral loopback port, quiet unless something fails (or logging where `hooks` say). */
+export function startTestServer(overrides: Partial<ServerConfig> = {}, hooks: ServerHooks = { log: createLogger("error") }): Promise<RunningServer> {
+  return startServer({ host: "127.0.0.1", port: 0, metricsPort: 0, modelsDir: TINY_MODELS, workers: 1, ...overrides }, hooks);
+}
+
+/** A logger that keeps its JSON lines, parsed, in `lines`. */
+export function recordingLogger(): { log: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  return { log: createLogger("debug", (line) => lines.push(JSON.parse(line))), lines };
 }
 
 const TranslatorClient = makeGenericClientConstructor(serviceDefinition(Translator), "Translator");

@@ -1,4 +1,11 @@
+/** How one slice can fail: SliceError values as callers read them, SliceFault as the server raises them. */
 import { status } from "@grpc/grpc-js";
+import type { SliceError, SliceResult } from "../gen/medsynth/v1/translator_pb.js";
+
+/** Whether a Translate answer is the slice's error rather than its result. */
+export function isSliceError(value: SliceResult | SliceError): value is SliceError {
+  return value.$typeName === "medsynth.v1.SliceError";
+}
 
 /**
  * A problem with one slice: it becomes that slice's SliceError (or the status
