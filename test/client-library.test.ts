@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { createClient, isSliceError, status, TranslatorError, type SliceInit, type TranslatorClient } from "../src/index.js";
@@ -11,6 +12,7 @@ import { makeTestPki, type TestPki } from "./helpers/certs.js";
 import { runCli } from "./helpers/cli.js";
 import { freePort } from "./helpers/net.js";
 import { startTestServer } from "./helpers/service.js";
+import { until } from "./helpers/until.js";
 
 const image = { encoding: Encoding.PNG, data: readFileSync("models/testdata/subject-101/mr/012.png") };
 const slice = (n: number): SliceInit => ({ index: BigInt(n), image });
@@ -88,7 +90,7 @@ describe("client library", () => {
     for await (const _ of client.translate({ direction: "mr2ct", window: 4 }, endless())) {
       if (++answered === 3) break;
     }
-    await sleep(50);
+    await until(() => closed, "the source to be closed");
     assert.ok(closed, "the source was closed");
     assert.ok(pulled <= 3 + 4, `pulled ${pulled}`);
   });
@@ -123,10 +125,14 @@ describe("client library", () => {
     const abort = new AbortController();
     async function* slow(): AsyncGenerator<SliceInit> {
       yield slice(0);
-      await sleep(10_000, undefined, { signal: abort.signal }).catch(() => {});
+      await once(abort.signal, "abort"); // a source with nothing more to send until the caller gives up
     }
-    setTimeout(() => abort.abort(), 100);
-    await rejectsWith(drain(client.translate({ direction: "mr2ct", signal: abort.signal }, slow())), status.CANCELLED);
+    const answers = client.translate({ direction: "mr2ct", signal: abort.signal }, slow());
+    // The caller aborts once the stream is under way (its first answer is in).
+    const aborted = (async () => {
+      for await (const _ of answers) abort.abort();
+    })();
+    await rejectsWith(aborted, status.CANCELLED);
   });
 
   it("reports a server that is not there as UNAVAILABLE or a passed deadline", async () => {

@@ -4,12 +4,13 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { setTimeout as sleep } from "node:timers/promises";
 import { status } from "@grpc/grpc-js";
+import { VirtualTimeScheduler } from "rxjs";
 import { Direction, PixelType, type TranslateRequest, type TranslateResponse } from "../src/gen/medsynth/v1/translator_pb.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
 import { checkHealth } from "../src/cli/healthcheck.js";
 import { DEFAULT_LIMITS, serverChannelOptions } from "../src/server/limits.js";
+import { createLogger } from "../src/server/log.js";
 import type { RunningServer } from "../src/server/server.js";
 import {
   collect,
@@ -21,6 +22,8 @@ import {
   translatorClient,
   type TranslatorTestClient,
 } from "./helpers/service.js";
+import { until } from "./helpers/until.js";
+import { advanceTo } from "./helpers/virtual-time.js";
 import type { ClientDuplexStream } from "@grpc/grpc-js";
 
 type Stream = ClientDuplexStream<TranslateRequest, TranslateResponse>;
@@ -97,27 +100,9 @@ describe("overall limit, idle streams and message size", () => {
     assert.match(error.details, new RegExp(`stream idle for ${idleMs} ms .*--stream-idle-timeout-ms`));
     assert.ok(Date.now() - idleSince >= idleMs - 20, "not before the idle timeout");
     // The service saw the stream end (its session is gone), and the slot is free again.
-    for (let waited = 0; server.openStreams > 0 && waited < 2000; waited += 10) await sleep(10);
+    await until(() => server.openStreams === 0, "the service to see the stream end", 2000);
     assert.equal(server.openStreams, 0);
     await finish(await admittedStream(client));
-  });
-
-  it("keeps a stream that sends slices more often than the idle timeout", async () => {
-    const call = client.translate();
-    const answers = collect(call);
-    call.write(options(Direction.MR_TO_CT));
-    const slices = 6;
-    for (let index = 0; index < slices; index++) {
-      call.write(sliceRequest(index, mrImage()));
-      await sleep(idleMs / 5);
-    }
-    call.end();
-    const { responses, error } = await answers;
-    assert.equal(error, undefined);
-    assert.deepEqual(
-      responses.map((r) => (r.kind.case === "result" ? Number(r.kind.value.index) : -1)),
-      [...Array(slices).keys()],
-    );
   });
 
   it("fails a stream whose message exceeds --max-message-bytes with RESOURCE_EXHAUSTED", async () => {
@@ -132,6 +117,62 @@ describe("overall limit, idle streams and message size", () => {
     assert.match(error.details, /larger than max/);
     // The server goes on serving.
     await finish(await admittedStream(client));
+  });
+});
+
+describe("idle streams in virtual time", () => {
+  const idleMs = 500;
+  const scheduler = new VirtualTimeScheduler();
+  let server: RunningServer;
+  let client: TranslatorTestClient;
+  before(async () => {
+    // No batching delay: in virtual time a slice would otherwise wait for the clock to move.
+    server = await startTestServer({ streamIdleTimeoutMs: idleMs, maxDelayMs: 0 }, { log: createLogger("error"), scheduler });
+    client = translatorClient(server.address);
+  });
+  after(async () => {
+    client?.close();
+    await server?.close();
+  });
+
+  /** A stream whose answers are counted; `answers` ends with the stream. */
+  function stream() {
+    const call = client.translate();
+    const state = { call, answered: 0, answers: collect(call) };
+    call.on("data", () => state.answered++);
+    call.write(options(Direction.MR_TO_CT));
+    return state;
+  }
+
+  it("keeps a stream that sends slices more often than the idle timeout", async () => {
+    const opened = stream();
+    const { call, answers } = opened;
+    const slices = 6;
+    for (let index = 0; index < slices; index++) {
+      // Silent for just under the timeout, then the next slice.
+      advanceTo(scheduler, scheduler.now() + idleMs - 1);
+      call.write(sliceRequest(index, mrImage()));
+      await until(() => opened.answered === index + 1, `the answer to slice ${index}`);
+    }
+    call.end();
+    const { responses, error } = await answers;
+    assert.equal(error, undefined);
+    assert.deepEqual(
+      responses.map((r) => (r.kind.case === "result" ? Number(r.kind.value.index) : -1)),
+      [...Array(slices).keys()],
+    );
+  });
+
+  it("ends a stream once nothing was sent or answered for the idle timeout", async () => {
+    const { call, answers } = stream();
+    call.write(sliceRequest(0, mrImage()));
+    const [answer] = (await once(call, "data")) as [TranslateResponse];
+    assert.equal(answer.kind.case, "result");
+    advanceTo(scheduler, scheduler.now() + idleMs);
+    const { error } = await answers;
+    assert.equal(error?.code, status.DEADLINE_EXCEEDED);
+    assert.match(error.details, new RegExp(`stream idle for ${idleMs} ms .*--stream-idle-timeout-ms`));
+    await until(() => server.openStreams === 0, "the service to see the stream end");
   });
 });
 

@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { once } from "node:events";
-import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
 import { credentials, makeGenericClientConstructor, status, type ServiceError } from "@grpc/grpc-js";
+import { VirtualTimeScheduler } from "rxjs";
 import { loadSync } from "@grpc/proto-loader";
 import { loadPackageDefinition, type GrpcObject } from "@grpc/grpc-js";
 import { serviceDefinition } from "../src/contract/service.js";
@@ -25,6 +25,9 @@ import {
 import { decodeImage, encodeImage } from "../src/imaging/codec.js";
 import { computeQuality } from "../src/quality/quality.js";
 import { editedModelsDir } from "./helpers/models.js";
+import { until } from "./helpers/until.js";
+import { advanceTo } from "./helpers/virtual-time.js";
+import { createLogger } from "../src/server/log.js";
 import type { RunningServer } from "../src/server/server.js";
 import {
   collect,
@@ -47,14 +50,6 @@ const call = <T>(client: TranslatorTestClient, method: string, request: unknown)
       e ? reject(e) : resolve(v),
     ),
   );
-
-async function until(predicate: () => boolean, what: string, limitMs = 10_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 const resultOf = (r: TranslateResponse): SliceResult => {
   if (r.kind.case !== "result") assert.fail(`expected a result, got ${r.kind.case}: ${r.kind.case === "error" ? r.kind.value.message : ""}`);
@@ -444,6 +439,57 @@ describe("internal failures", () => {
       client.close();
       await server.close();
       rmSync(modelsDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("drain deadline", () => {
+  /** A stream the server has admitted and answered once, left open (not half-closed). */
+  async function openStream(client: TranslatorTestClient) {
+    const stream = client.translate();
+    const done = collect(stream);
+    stream.write(options(Direction.MR_TO_CT));
+    stream.write(sliceRequest(0, mrImage()));
+    await once(stream, "data");
+    return { done };
+  }
+  const timedOut = (ms: number) => new RegExp(`^server is shutting down; the drain timeout of ${ms} ms passed$`);
+
+  it("ends the streams still open when the deadline passes, not before (virtual time)", async () => {
+    const scheduler = new VirtualTimeScheduler();
+    const drainTimeoutMs = 1000;
+    const server = await startTestServer({ drainTimeoutMs, maxDelayMs: 0 }, { log: createLogger("error"), scheduler });
+    const client = translatorClient(server.address);
+    try {
+      const { done } = await openStream(client);
+      const start = scheduler.now();
+      const drained = server.drain();
+      advanceTo(scheduler, start + drainTimeoutMs - 1);
+      assert.equal(server.openStreams, 1, "the stream may still finish");
+      advanceTo(scheduler, start + drainTimeoutMs);
+      assert.equal(server.openStreams, 0, "ended at the deadline");
+      const { error } = await done;
+      assert.equal(error?.code, status.UNAVAILABLE);
+      assert.match(error.details, timedOut(drainTimeoutMs));
+      await drained;
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+
+  it("ends the streams still open when the deadline passes (real time)", async () => {
+    const drainTimeoutMs = 300;
+    const server = await startTestServer({ drainTimeoutMs });
+    const client = translatorClient(server.address);
+    try {
+      const { done } = await openStream(client);
+      await server.drain();
+      const { error } = await done;
+      assert.equal(error?.code, status.UNAVAILABLE);
+      assert.match(error.details, timedOut(drainTimeoutMs));
+    } finally {
+      client.close();
     }
   });
 });

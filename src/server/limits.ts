@@ -5,6 +5,7 @@
  * and its flag.
  */
 import { ServerInterceptingCall, status, type ServerInterceptor, type ServerOptions } from "@grpc/grpc-js";
+import { asyncScheduler, debounceTime, Subject, take, type Observable, type SchedulerLike, type Subscription } from "rxjs";
 import { MAX_MESSAGE_BYTES } from "../contract/limits.js";
 
 /** Field names match the server config keys (flag --max-streams = maxStreams). */
@@ -74,15 +75,23 @@ export interface StreamLimiter {
 }
 
 /**
+ * Emits once, `idleMs` after the last `activity` (counting from the first):
+ * each activity restarts the wait.
+ */
+export function idleAfter(activity: Observable<unknown>, idleMs: number, scheduler: SchedulerLike = asyncScheduler): Observable<unknown> {
+  return activity.pipe(debounceTime(idleMs, scheduler), take(1));
+}
+
+/**
  * Counts open calls overall and per client IP; a call past either limit ends
  * with RESOURCE_EXHAUSTED before its handler runs. Streaming calls idle for
- * `streamIdleTimeoutMs` end with DEADLINE_EXCEEDED; the handler sees them
- * cancelled. Calls for which `exempt(path)` is true (default: health and
- * reflection) are neither counted nor timed.
+ * `streamIdleTimeoutMs` (on `scheduler`'s clock) end with DEADLINE_EXCEEDED;
+ * the handler sees them cancelled. Health probes and reflection are neither
+ * counted nor timed.
  */
 export function streamLimiter(
   limits: Pick<LimitsOptions, "maxStreams" | "maxStreamsPerPeer" | "streamIdleTimeoutMs">,
-  exempt: (path: string) => boolean = isInfrastructureCall,
+  scheduler: SchedulerLike = asyncScheduler,
 ): StreamLimiter {
   let active = 0;
   const perPeer = new Map<string, number>();
@@ -98,34 +107,24 @@ export function streamLimiter(
   };
 
   const interceptor: ServerInterceptor = (method, call) => {
-    if (exempt(method.path)) return new ServerInterceptingCall(call);
+    if (isInfrastructureCall(method.path)) return new ServerInterceptingCall(call);
     const peer = call.getConnectionInfo().remoteAddress ?? "unknown";
-    const streaming = method.requestStream || method.responseStream;
+    const timed = (method.requestStream || method.responseStream) && limits.streamIdleTimeoutMs > 0;
+    const activity = new Subject<void>();
     let held = false;
-    let idleTimer: NodeJS.Timeout | undefined;
+    let idle: Subscription | undefined;
 
     const release = () => {
       if (!held) return;
       held = false;
-      clearTimeout(idleTimer);
+      idle?.unsubscribe();
       active--;
       const left = (perPeer.get(peer) ?? 1) - 1;
       if (left === 0) perPeer.delete(peer);
       else perPeer.set(peer, left);
     };
     const touch = () => {
-      if (!held || !streaming || limits.streamIdleTimeoutMs <= 0) return;
-      if (idleTimer) {
-        idleTimer.refresh();
-        return;
-      }
-      idleTimer = setTimeout(() => {
-        release();
-        call.sendStatus({
-          code: status.DEADLINE_EXCEEDED,
-          details: `stream idle for ${limits.streamIdleTimeoutMs} ms (nothing sent or answered); the server closes idle streams (--stream-idle-timeout-ms)`,
-        });
-      }, limits.streamIdleTimeoutMs);
+      if (held) activity.next();
     };
 
     return new ServerInterceptingCall(call, {
@@ -137,6 +136,15 @@ export function streamLimiter(
             held = true;
             active++;
             perPeer.set(peer, (perPeer.get(peer) ?? 0) + 1);
+            if (timed) {
+              idle = idleAfter(activity, limits.streamIdleTimeoutMs, scheduler).subscribe(() => {
+                release();
+                call.sendStatus({
+                  code: status.DEADLINE_EXCEEDED,
+                  details: `stream idle for ${limits.streamIdleTimeoutMs} ms (nothing sent or answered); the server closes idle streams (--stream-idle-timeout-ms)`,
+                });
+              });
+            }
             touch();
             pass(metadata);
           },

@@ -1,4 +1,5 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { asyncScheduler, firstValueFrom, from, map, race, timer, type SchedulerLike } from "rxjs";
 import { MicroBatcher } from "../batcher/micro-batcher.js";
 import { WorkerSlots } from "../batcher/worker-slots.js";
 import { addService } from "../contract/service.js";
@@ -44,12 +45,15 @@ export interface RunningServer {
 
 export interface ServerHooks {
   log?: Logger;
+  /** Clock and timers of the batchers, the stream idle timeout and the drain deadline (default asyncScheduler). */
+  scheduler?: SchedulerLike;
 }
 
 /** Loads the models, warms up the workers, then binds and reports SERVING. */
 export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: ServerHooks = {}): Promise<RunningServer> {
   const config: ServerConfig = { ...DEFAULT_CONFIG, ...overrides };
   const log = hooks.log ?? createLogger(config.logLevel);
+  const scheduler = hooks.scheduler ?? asyncScheduler;
   // Bad TLS or token files fail here, before the slow model loading.
   const credentials = serverCredentials(config);
   const tokens = config.authTokensFile ? loadAuthTokens(config.authTokensFile) : undefined;
@@ -75,7 +79,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
       telemetry.batch(model.name, items.length, outputs[0]?.inferenceMs ?? 0);
       return outputs;
     };
-    batchers.set(model.name, new MicroBatcher(measured, slots, config));
+    batchers.set(model.name, new MicroBatcher(measured, slots, { ...config, scheduler }));
   }
   telemetry.observeQueueDepth(() => [...batchers].map(([name, batcher]) => [name, batcher.depth]));
 
@@ -107,7 +111,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   const server = new Server({
     ...serverChannelOptions(config),
     // In order: probe-port guard, then authentication, then stream limits (unauthenticated calls take no slot).
-    interceptors: [healthOnlyInterceptor(healthPorts), ...(tokens ? [tokenAuthInterceptor(tokens)] : []), streamLimiter(config).interceptor],
+    interceptors: [healthOnlyInterceptor(healthPorts), ...(tokens ? [tokenAuthInterceptor(tokens)] : []), streamLimiter(config, scheduler).interceptor],
   });
   addService(server, Translator, translator.implementation);
   addService(server, Health, health.implementation);
@@ -148,16 +152,13 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
       (stopping ??= (async () => {
         log.info("draining", { openStreams: translator.openStreams });
         health.setAll(ServingStatus.NOT_SERVING);
-        let timer: NodeJS.Timeout | undefined;
-        const timedOut = new Promise<void>((resolve) => {
-          timer = setTimeout(() => {
+        const deadline = timer(config.drainTimeoutMs, scheduler).pipe(
+          map(() => {
             log.warn("drain timeout, ending open streams", { openStreams: translator.openStreams });
             translator.abortAll(`server is shutting down; the drain timeout of ${config.drainTimeoutMs} ms passed`);
-            resolve();
-          }, config.drainTimeoutMs);
-        });
-        await Promise.race([translator.drain(), timedOut]);
-        clearTimeout(timer);
+          }),
+        );
+        await firstValueFrom(race(from(translator.drain()), deadline));
         health.endWatches();
         await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
         await release();
