@@ -33,7 +33,7 @@ export interface ClientOptions {
   token?: string;
   /** Deadline of each unary call and of each whole stream, in ms; default none. */
   deadlineMs?: number;
-  /** Slices out per stream (sent, and not yet answered and taken); default 16. */
+  /** Slices out per stream (sent, and not yet answered and taken); default DEFAULT_WINDOW. */
   window?: number;
   /** Extra grpc-js channel options. */
   channelOptions?: grpc.ChannelOptions;

@@ -4,11 +4,11 @@ import type { ModelSpec } from "./registry.js";
 import type { ExecutionDevice, OrtMethods, WorkerInit, WorkerReady } from "./ort-protocol.js";
 
 export interface OrtWorkerPoolOptions {
-  /** Number of worker threads, each with a session per model (default 2). */
+  /** Number of worker threads, each with a session per model. */
   workers?: number;
-  /** "cpu" (default), "cuda" (fail if unavailable) or "auto" (CUDA, else CPU). */
+  /** "cpu", "cuda" (fail if unavailable) or "auto" (CUDA, else CPU). */
   device?: ExecutionDevice;
-  /** CUDA device id (default 0). */
+  /** CUDA device id. */
   deviceId?: number;
   /** ORT intra-op threads per worker (default: cores ÷ workers, at least 1). */
   intraOpThreads?: number;

@@ -9,7 +9,7 @@ import { movable, movableRaster, WorkerPool } from "../workers/worker-pool.js";
 import type { TransformSpec } from "./transforms.js";
 
 export interface TransformPoolOptions {
-  /** Worker threads (default 1). */
+  /** Worker threads. */
   readonly workers?: number;
 }
 

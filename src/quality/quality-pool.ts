@@ -9,7 +9,7 @@ import type { QualityOptions, QualityReport, TargetWindow } from "./quality.js";
 
 export interface QualityPoolOptions {
   /**
-   * Worker threads (default 1). One 256² slice's metrics cost about 15 ms on
+   * Worker threads. One 256² slice's metrics cost about 15 ms on
    * one core of the development machine (`node dist/bench/quality.js`), about
    * 5% of its CPU inference, so one worker keeps up with a few inference
    * cores; add workers when metrics_ms grows with queueing.

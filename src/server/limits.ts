@@ -11,32 +11,32 @@ import { MAX_MESSAGE_BYTES } from "../contract/limits.js";
 /** Field names match the server config keys (flag --max-streams = maxStreams). */
 export interface LimitsOptions {
   /**
-   * Largest message received or sent, bytes (default MAX_MESSAGE_BYTES, 144
-   * MiB: a 4096² float32 slice and its reference). Larger messages fail with
-   * RESOURCE_EXHAUSTED (from grpc-js).
+   * Largest message received or sent, bytes (by default the contract's
+   * MAX_MESSAGE_BYTES: a 4096² float32 slice and its reference). Larger
+   * messages fail with RESOURCE_EXHAUSTED (from grpc-js).
    */
   maxMessageBytes: number;
-  /** Calls open at once over all callers (default 256); past it RESOURCE_EXHAUSTED. */
+  /** Calls open at once over all callers; past it RESOURCE_EXHAUSTED. */
   maxStreams: number;
-  /** Calls open at once from one client IP address (default 32); past it RESOURCE_EXHAUSTED. */
+  /** Calls open at once from one client IP address; past it RESOURCE_EXHAUSTED. */
   maxStreamsPerPeer: number;
   /**
    * A streaming call with no message received or sent for this long ends with
-   * DEADLINE_EXCEEDED, releasing its slot (default 300000 = 5 min; 0 = never).
+   * DEADLINE_EXCEEDED, releasing its slot (0 = never).
    */
   streamIdleTimeoutMs: number;
   /**
-   * The server pings each connection this often (default 60000), and drops
-   * it when the ping is not answered within keepaliveTimeoutMs (default
-   * 20000): streams of a vanished client (cable pulled, host rebooted) end
-   * and free their slots instead of staying open forever.
+   * The server pings each connection this often, and drops it when the ping
+   * is not answered within keepaliveTimeoutMs: streams of a vanished client
+   * (cable pulled, host rebooted) end and free their slots instead of staying
+   * open forever.
    */
   keepaliveTimeMs: number;
   keepaliveTimeoutMs: number;
   /**
    * Connections are asked to close (GOAWAY) after this long, so clients
    * reconnect and re-resolve DNS and new replicas get streams; open streams
-   * finish first (default 0 = never; the Kubernetes config sets 5 min).
+   * finish first (0 = never; the Kubernetes config sets 5 min).
    */
   maxConnectionAgeMs: number;
 }
