@@ -3,35 +3,27 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { createClient, isSliceError, type TranslatorClient } from "../src/client/client.js";
+import { isSliceError } from "../src/client/client.js";
 import { Encoding } from "../src/gen/medsynth/v1/translator_pb.js";
-import type { RunningServer } from "../src/server/server.js";
 import { readCsv, runCli } from "./helpers/cli.js";
-import { startTestServer } from "./helpers/service.js";
+import { useTestServer } from "./helpers/service.js";
 
 const DATA = "models/testdata";
 const METRICS = ["psnr", "ssim", "uqi", "vif", "mae"] as const;
 
 describe("medsynth eval on models/testdata", () => {
-  let server: RunningServer;
-  let client: TranslatorClient;
+  // One slice per batch, so the test's own answers are computed exactly as eval's were.
+  const served = useTestServer({ maxBatch: 1 });
   let out: string;
 
-  before(async () => {
-    // One slice per batch, so the test's own answers are computed exactly as eval's were.
-    server = await startTestServer({ maxBatch: 1 });
-    client = createClient(server.address);
+  before(() => {
     out = mkdtempSync(join(tmpdir(), "medsynth-eval-"));
   });
-  after(async () => {
-    client.close();
-    await server.close();
-    rmSync(out, { recursive: true, force: true });
-  });
+  after(() => rmSync(out, { recursive: true, force: true }));
 
   it("prints and writes the per-direction tables of mean ± std, from the service's own Quality", async () => {
     const run = await runCli([
-      "eval", "--data", DATA, "--subjects", "subject-101", "--models", "tiny-mr2ct,tiny-ct2mr", "--target", server.address, "--out", out,
+      "eval", "--data", DATA, "--subjects", "subject-101", "--models", "tiny-mr2ct,tiny-ct2mr", "--target", served.server.address, "--out", out,
     ]);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /MR → CT\nModel\s+Slices\s+PSNR \(dB\)\s+SSIM\s+UQI\s+VIF\s+MAE \(HU\)\n/);
@@ -57,7 +49,7 @@ describe("medsynth eval on models/testdata", () => {
     const slices = subject.slices.map((s: { mr: string; ct: string }, n: number) => ({ index: BigInt(n), image: png("mr", s.mr), reference: png("ct", s.ct) }));
     const mr2ct = report.evaluations[0];
     let n = 0;
-    for await (const answer of client.translate({ direction: "mr2ct", model: "tiny-mr2ct" }, slices)) {
+    for await (const answer of served.library.translate({ direction: "mr2ct", model: "tiny-mr2ct" }, slices)) {
       assert.ok(!isSliceError(answer));
       for (const metric of METRICS) assert.equal(mr2ct.perSlice[n].quality[metric], answer.quality![metric]);
       n++;
@@ -88,7 +80,7 @@ describe("medsynth eval on models/testdata", () => {
   });
 
   it("names the served models when asked for one that is not", async () => {
-    const run = await runCli(["eval", "--data", DATA, "--models", "nope", "--target", server.address, "--out", out]);
+    const run = await runCli(["eval", "--data", DATA, "--models", "nope", "--target", served.server.address, "--out", out]);
     assert.equal(run.code, 2);
     assert.match(run.stderr, /--models: nope not served; available: .*tiny-mr2ct/);
   });

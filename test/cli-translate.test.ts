@@ -4,16 +4,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
-import { createClient, isSliceError, type SliceInit, type TranslatorClient } from "../src/client/client.js";
+import { isSliceError, type SliceInit, type TranslatorClient } from "../src/client/client.js";
 import { create } from "@bufbuild/protobuf";
 import { Encoding, ImageSchema, PixelType, type Quality, type SliceResult } from "../src/gen/medsynth/v1/translator_pb.js";
 import { decodeImage } from "../src/imaging/codec.js";
 import { axialLayout, extractSlice, readNifti } from "../src/imaging/nifti.js";
 import type { Raster } from "../src/imaging/raster.js";
-import type { RunningServer } from "../src/server/server.js";
 import { readCsv, runCli } from "./helpers/cli.js";
 import { nifti1, NIFTI_INT16 } from "./helpers/nifti.js";
-import { startTestServer } from "./helpers/service.js";
+import { useTestServer } from "./helpers/service.js";
 import { makeInstance } from "./dicom-fixtures.js";
 
 const SUBJECT = "models/testdata/subject-101";
@@ -60,26 +59,19 @@ function assertCsvMatches(csvPath: string, expected: { name: string; quality: Qu
 }
 
 describe("medsynth translate against a real server", () => {
-  let server: RunningServer;
-  let client: TranslatorClient;
+  // One slice per batch, so the CLI's answers and the test's own answers are computed identically.
+  const served = useTestServer({ maxBatch: 1 });
   let work: string;
 
-  before(async () => {
-    // One slice per batch, so the CLI's answers and the test's own answers are computed identically.
-    server = await startTestServer({ maxBatch: 1 });
-    client = createClient(server.address);
+  before(() => {
     work = mkdtempSync(join(tmpdir(), "medsynth-cli-"));
   });
-  after(async () => {
-    client.close();
-    await server.close();
-    rmSync(work, { recursive: true, force: true });
-  });
+  after(() => rmSync(work, { recursive: true, force: true }));
 
   for (const { direction, source, target } of DIRECTIONS) {
     it(`translates a PNG folder ${direction} with references: PNG out, CSV values are the service's`, async () => {
       const out = join(work, `png-${direction}`);
-      const run = await runCli(["translate", `${SUBJECT}/${source}`, "-d", direction, "-r", `${SUBJECT}/${target}`, "-o", out, "--target", server.address]);
+      const run = await runCli(["translate", `${SUBJECT}/${source}`, "-d", direction, "-r", `${SUBJECT}/${target}`, "-o", out, "--target", served.server.address]);
       assert.equal(run.code, 0, run.stderr);
       const files = readdirSync(`${SUBJECT}/${source}`).sort();
       const n = files.length;
@@ -87,7 +79,7 @@ describe("medsynth translate against a real server", () => {
       assert.match(run.stdout, new RegExp(`metrics over ${n} slices \\(mean ± std\\): PSNR`));
 
       const expected = await answers(
-        client,
+        served.library,
         direction,
         files.map((file, n) => ({
           index: BigInt(n),
@@ -114,10 +106,10 @@ describe("medsynth translate against a real server", () => {
 
   it("writes RAW float32 slices that are exactly the service's images", async () => {
     const out = join(work, "raw");
-    const run = await runCli(["translate", `${SUBJECT}/ct`, "-d", "ct2mr", "-o", out, "--format", "raw", "--target", server.address, "-q"]);
+    const run = await runCli(["translate", `${SUBJECT}/ct`, "-d", "ct2mr", "-o", out, "--format", "raw", "--target", served.server.address, "-q"]);
     assert.equal(run.code, 0, run.stderr);
     const files = readdirSync(`${SUBJECT}/ct`).sort().slice(0, 3);
-    const expected = await answers(client, "ct2mr", files.map((file, n) => ({ index: BigInt(n), image: pngSlice("ct", `${SUBJECT}/ct`, file) })));
+    const expected = await answers(served.library, "ct2mr", files.map((file, n) => ({ index: BigInt(n), image: pngSlice("ct", `${SUBJECT}/ct`, file) })));
     files.forEach((file, n) => assert.deepEqual(new Uint8Array(readFileSync(join(out, file.replace(".png", ".raw")))), expected[n].image!.data));
     assert.equal(readdirSync(out).filter((f) => f.endsWith(".csv")).length, 0, "no references, no metrics CSV");
   });
@@ -143,13 +135,13 @@ describe("medsynth translate against a real server", () => {
       writeFileSync(reference, await volume(target));
       const out = join(work, `nifti-${direction}`);
 
-      const run = await runCli(["translate", input, "-d", direction, "-r", reference, "-o", out, "--target", server.address]);
+      const run = await runCli(["translate", input, "-d", direction, "-r", reference, "-o", out, "--target", served.server.address]);
       assert.equal(run.code, 0, run.stderr);
       const outputPath = join(out, `${source}-${direction}-synthetic-${target}.nii.gz`);
       assert.match(run.stdout, new RegExp(`wrote ${outputPath.replace(/[.]/g, "\\.")}`));
 
       const expected = await answers(
-        client,
+        served.library,
         direction,
         await Promise.all(
           files.map(async (file, k) => ({
@@ -188,13 +180,13 @@ describe("medsynth translate against a real server", () => {
       writeFileSync(join(ctDir, `IM${n + 1}.dcm`), instance("CT", Int16Array.from(ct.data, (hu) => hu + 1024)));
     }
     const out = join(work, "dicom-out");
-    const run = await runCli(["translate", mrDir, "-d", "mr2ct", "-r", ctDir, "-o", out, "--target", server.address]);
+    const run = await runCli(["translate", mrDir, "-d", "mr2ct", "-r", ctDir, "-o", out, "--target", served.server.address]);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /translated 3\/3 slices mr2ct .*\(dicom\)/);
     const names = ["IM1", "IM2", "IM3"];
     for (const name of names) assert.equal(readFileSync(join(out, `${name}.dcm`)).subarray(128, 132).toString("latin1"), "DICM");
     const expected = await answers(
-      client,
+      served.library,
       "mr2ct",
       names.map((name, n) => ({
         index: BigInt(n),
@@ -212,7 +204,7 @@ describe("medsynth translate against a real server", () => {
     writeFileSync(join(input, "b.png"), Buffer.from("not a png at all"));
     copyFileSync(`${SUBJECT}/mr/001.png`, join(input, "c.png"));
     const out = join(work, "mixed-out");
-    const run = await runCli(["translate", input, "-d", "mr2ct", "-o", out, "--target", server.address]);
+    const run = await runCli(["translate", input, "-d", "mr2ct", "-o", out, "--target", served.server.address]);
     assert.equal(run.code, 1);
     assert.match(run.stdout, /translated 2\/3 slices/);
     assert.match(run.stderr, /1 of 3 slices failed:\n {2}INVALID_ARGUMENT x1, e\.g\. b: slice\.image\.data/);

@@ -5,13 +5,12 @@ import { join } from "node:path";
 import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
-import { createClient, isSliceError, status, TranslatorError, type SliceInit, type TranslatorClient } from "../src/index.js";
+import { createClient, isSliceError, status, TranslatorError, type SliceInit } from "../src/index.js";
 import { Encoding } from "../src/gen/medsynth/v1/translator_pb.js";
-import type { RunningServer } from "../src/server/server.js";
 import { makeTestPki, type TestPki } from "./helpers/certs.js";
 import { runCli } from "./helpers/cli.js";
 import { freePort } from "./helpers/net.js";
-import { startTestServer } from "./helpers/service.js";
+import { useTestServer } from "./helpers/service.js";
 import { until } from "./helpers/until.js";
 
 const image = { encoding: Encoding.PNG, data: readFileSync("models/testdata/subject-101/mr/012.png") };
@@ -34,20 +33,10 @@ async function drain(answers: AsyncIterable<unknown>): Promise<number> {
 }
 
 describe("client library", () => {
-  let server: RunningServer;
-  let client: TranslatorClient;
-
-  before(async () => {
-    server = await startTestServer({ maxBatch: 4 });
-    client = createClient(server.address);
-  });
-  after(async () => {
-    client.close();
-    await server.close();
-  });
+  const served = useTestServer({ maxBatch: 4 });
 
   it("lists the served models", async () => {
-    const models = await client.listModels();
+    const models = await served.library.listModels();
     assert.deepEqual(models.map((m) => m.name).sort(), ["tiny-ct2mr", "tiny-mr2ct", "tiny-mr2ct-rgb"]);
     assert.ok(models.every((m) => m.ready && m.executionProvider === "cpu"));
   });
@@ -64,7 +53,7 @@ describe("client library", () => {
         yield slice(n);
       }
     }
-    for await (const answer of client.translate({ direction: "mr2ct", window }, source())) {
+    for await (const answer of served.library.translate({ direction: "mr2ct", window }, source())) {
       assert.equal(Number(answer.index), answered, "answers come in order");
       answered++;
       await sleep(5); // a slow consumer
@@ -87,7 +76,7 @@ describe("client library", () => {
       }
     }
     let answered = 0;
-    for await (const _ of client.translate({ direction: "mr2ct", window: 4 }, endless())) {
+    for await (const _ of served.library.translate({ direction: "mr2ct", window: 4 }, endless())) {
       if (++answered === 3) break;
     }
     await until(() => closed, "the source to be closed");
@@ -97,7 +86,7 @@ describe("client library", () => {
 
   it("yields SliceError values for bad slices and goes on", async () => {
     const answers = [];
-    for await (const answer of client.translate({ direction: "mr2ct" }, [slice(0), { index: 1n, image: { encoding: Encoding.PNG, data: new Uint8Array([1, 2, 3]) } }, slice(2)])) {
+    for await (const answer of served.library.translate({ direction: "mr2ct" }, [slice(0), { index: 1n, image: { encoding: Encoding.PNG, data: new Uint8Array([1, 2, 3]) } }, slice(2)])) {
       answers.push(answer);
     }
     assert.deepEqual(answers.map((a) => [Number(a.index), isSliceError(a)]), [[0, false], [1, true], [2, false]]);
@@ -106,11 +95,11 @@ describe("client library", () => {
   });
 
   it("throws typed errors carrying the gRPC code", async () => {
-    await rejectsWith(drain(client.translate({ direction: "mr2ct", model: "no-such-model" }, [slice(0)])), status.NOT_FOUND);
-    await rejectsWith(drain(client.translate({ direction: "ct2mr", model: "tiny-mr2ct" }, [slice(0)])), status.INVALID_ARGUMENT);
-    const bad = await rejectsWith(client.translateSlice({ direction: "mr2ct" }, { index: 0n }), status.INVALID_ARGUMENT);
+    await rejectsWith(drain(served.library.translate({ direction: "mr2ct", model: "no-such-model" }, [slice(0)])), status.NOT_FOUND);
+    await rejectsWith(drain(served.library.translate({ direction: "ct2mr", model: "tiny-mr2ct" }, [slice(0)])), status.INVALID_ARGUMENT);
+    const bad = await rejectsWith(served.library.translateSlice({ direction: "mr2ct" }, { index: 0n }), status.INVALID_ARGUMENT);
     assert.match(bad.details, /slice\.image/);
-    const result = await client.translateSlice({ direction: "mr2ct", outputEncoding: Encoding.RAW }, slice(7));
+    const result = await served.library.translateSlice({ direction: "mr2ct", outputEncoding: Encoding.RAW }, slice(7));
     assert.equal(result.index, 7n);
     assert.equal(result.image!.data.length, 256 * 256 * 4);
   });
@@ -120,14 +109,14 @@ describe("client library", () => {
       yield slice(0);
       throw new Error("scanner disconnected");
     }
-    await assert.rejects(drain(client.translate({ direction: "mr2ct" }, failing())), /scanner disconnected/);
+    await assert.rejects(drain(served.library.translate({ direction: "mr2ct" }, failing())), /scanner disconnected/);
 
     const abort = new AbortController();
     async function* slow(): AsyncGenerator<SliceInit> {
       yield slice(0);
       await once(abort.signal, "abort"); // a source with nothing more to send until the caller gives up
     }
-    const answers = client.translate({ direction: "mr2ct", signal: abort.signal }, slow());
+    const answers = served.library.translate({ direction: "mr2ct", signal: abort.signal }, slow());
     // The caller aborts once the stream is under way (its first answer is in).
     const aborted = (async () => {
       for await (const _ of answers) abort.abort();
@@ -150,23 +139,21 @@ describe("client library", () => {
 describe("client and CLI over TLS with a bearer token", () => {
   const token = "medsynth-test-token-0123456789abcdef";
   let pki: TestPki;
-  let server: RunningServer;
   let dir: string;
 
-  before(async () => {
+  before(() => {
     pki = makeTestPki();
     dir = mkdtempSync(join(tmpdir(), "medsynth-tls-"));
     writeFileSync(join(dir, "tokens"), `${token}\n`);
-    server = await startTestServer({ tlsCert: pki.serverCert, tlsKey: pki.serverKey, authTokensFile: join(dir, "tokens") });
   });
-  after(async () => {
-    await server.close();
+  after(() => {
     pki.remove();
     rmSync(dir, { recursive: true, force: true });
   });
+  const served = useTestServer(() => ({ tlsCert: pki.serverCert, tlsKey: pki.serverKey, authTokensFile: join(dir, "tokens") }));
 
   it("connects with the CA and the token, and is refused without the token", async () => {
-    const target = `localhost:${server.port}`;
+    const target = `localhost:${served.server.port}`;
     const anonymous = createClient(target, { tls: { ca: pki.caCert } });
     const authorised = createClient(target, { tls: { ca: pki.caCert }, token });
     try {

@@ -1,4 +1,4 @@
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
@@ -28,21 +28,8 @@ import { editedModelsDir } from "./helpers/models.js";
 import { until } from "./helpers/until.js";
 import { advanceTo } from "./helpers/virtual-time.js";
 import { createLogger } from "../src/server/log.js";
-import type { RunningServer } from "../src/server/server.js";
-import {
-  collect,
-  ctImage,
-  floats,
-  headPixels,
-  mrImage,
-  options,
-  rawImage,
-  recordingLogger,
-  sliceRequest,
-  startTestServer,
-  translatorClient,
-  type TranslatorTestClient,
-} from "./helpers/service.js";
+import { syntheticHead } from "../src/cli/synthetic-head.js";
+import { collect, ctImage, floats, mrImage, options, rawImage, recordingLogger, sliceRequest, startTestServer, translatorClient, type TranslatorTestClient, useTestServer } from "./helpers/service.js";
 
 const call = <T>(client: TranslatorTestClient, method: string, request: unknown): Promise<T> =>
   new Promise((resolve, reject) =>
@@ -57,19 +44,10 @@ const resultOf = (r: TranslateResponse): SliceResult => {
 };
 
 describe("Translator service", () => {
-  let server: RunningServer;
-  let client: TranslatorTestClient;
-  before(async () => {
-    server = await startTestServer({ maxDelayMs: 20 });
-    client = translatorClient(server.address);
-  });
-  after(async () => {
-    client.close();
-    await server.close();
-  });
+  const served = useTestServer({ maxDelayMs: 20 });
 
   it("lists the loaded models with their execution provider", async () => {
-    const { models } = await call<ListModelsResponse>(client, "listModels", {});
+    const { models } = await call<ListModelsResponse>(served.client, "listModels", {});
     const names = models.map((m) => m.name).sort();
     assert.deepEqual(names, ["tiny-ct2mr", "tiny-mr2ct", "tiny-mr2ct-rgb"]);
     const mr2ct = models.find((m) => m.name === "tiny-mr2ct")!;
@@ -82,7 +60,7 @@ describe("Translator service", () => {
   });
 
   it("translates MR to CT: one answer per slice, in order, at the source size, in HU", async () => {
-    const stream = client.translate();
+    const stream = served.client.translate();
     const done = collect(stream);
     stream.write(options(Direction.MR_TO_CT));
     const sizes = [[80, 96], [64, 64], [130, 70], [80, 96], [33, 200]];
@@ -108,7 +86,7 @@ describe("Translator service", () => {
   });
 
   it("returns Quality for slices with a reference, equal to the metrics of the returned image", async () => {
-    const stream = client.translate();
+    const stream = served.client.translate();
     const done = collect(stream);
     stream.write(options(Direction.MR_TO_CT, { foregroundMetrics: true }));
     const reference = ctImage(96, 96);
@@ -132,10 +110,10 @@ describe("Translator service", () => {
   });
 
   it("translates CT to MR from PNG and answers in PNG by default", async () => {
-    const stream = client.translate();
+    const stream = served.client.translate();
     const done = collect(stream);
     stream.write(options(Direction.CT_TO_MR));
-    const hu = Float32Array.from(headPixels(72, 72, -1000, 35, 900));
+    const hu = syntheticHead(72, 72, { outside: -1000, inside: 35, core: 900 });
     const png = await encodeImage({ width: 72, height: 72, data: hu }, Encoding.PNG);
     assert.equal(png.rescaleIntercept, -1000);
     stream.write(sliceRequest(0, png));
@@ -149,7 +127,7 @@ describe("Translator service", () => {
 
   it("serves several concurrent streams in both directions, batching slices across them", async () => {
     const streams = Array.from({ length: 4 }, (_, s) => {
-      const stream = client.translate();
+      const stream = served.client.translate();
       const done = collect(stream);
       const direction = s % 2 === 0 ? Direction.MR_TO_CT : Direction.CT_TO_MR;
       stream.write(options(direction));
@@ -172,7 +150,7 @@ describe("Translator service", () => {
   });
 
   it("answers bad slices with per-slice INVALID_ARGUMENT naming the field, and goes on", async () => {
-    const stream = client.translate();
+    const stream = served.client.translate();
     const done = collect(stream);
     stream.write(options(Direction.MR_TO_CT));
     const good = mrImage(64, 64);
@@ -216,7 +194,7 @@ describe("Translator service", () => {
       [options(Direction.CT_TO_MR, { model: "tiny-mr2ct" }), status.INVALID_ARGUMENT],
     ];
     for (const [first, code] of cases) {
-      const stream = client.translate();
+      const stream = served.client.translate();
       const done = collect(stream);
       stream.write(first);
       stream.end();
@@ -226,7 +204,7 @@ describe("Translator service", () => {
   });
 
   it("replicates greyscale over a 3-channel model and averages its output", async () => {
-    const stream = client.translate();
+    const stream = served.client.translate();
     const done = collect(stream);
     stream.write(options(Direction.MR_TO_CT, { model: "tiny-mr2ct-rgb" }));
     stream.write(sliceRequest(0, mrImage(50, 40)));
@@ -242,9 +220,9 @@ describe("Translator service", () => {
         options: create(StreamOptionsSchema, { direction: Direction.MR_TO_CT }),
         slice: create(SliceSchema, { index: 7n, image }),
       });
-    const result = await call<SliceResult>(client, "translateSlice", request());
+    const result = await call<SliceResult>(served.client, "translateSlice", request());
     assert.equal(result.index, 7n);
-    await assert.rejects(call(client, "translateSlice", request({ ...mrImage(), width: 3 })), (e: ServiceError) => {
+    await assert.rejects(call(served.client, "translateSlice", request({ ...mrImage(), width: 3 })), (e: ServiceError) => {
       assert.equal(e.code, status.INVALID_ARGUMENT);
       assert.match(e.details, /^slice\.image\.data/);
       return true;
@@ -253,7 +231,7 @@ describe("Translator service", () => {
 
   it("reports health for the server and the Translator service", async () => {
     const Client = makeGenericClientConstructor(serviceDefinition(Health), "Health");
-    const health = new Client(server.address, credentials.createInsecure()) as unknown as Record<string, Function>;
+    const health = new Client(served.server.address, credentials.createInsecure()) as unknown as Record<string, Function>;
     const check = (service: string) =>
       new Promise<{ status: number }>((resolve, reject) =>
         health.check(create(HealthCheckRequestSchema, { service }), (e: Error | null, r: { status: number }) => (e ? reject(e) : resolve(r))),
@@ -276,7 +254,7 @@ describe("Translator service", () => {
       ServerReflectionInfo(): import("@grpc/grpc-js").ClientDuplexStream<object, Record<string, any>>;
       close(): void;
     };
-    const reflection = new ServerReflection(server.address, credentials.createInsecure());
+    const reflection = new ServerReflection(served.server.address, credentials.createInsecure());
     const ask = (request: object) =>
       new Promise<Record<string, any>>((resolve, reject) => {
         const stream = reflection.ServerReflectionInfo();

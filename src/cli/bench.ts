@@ -17,6 +17,7 @@ import type { RawThroughput } from "./raw-throughput.js";
 import { textTable, type Table } from "./report.js";
 import { openService } from "./service.js";
 import { isNiftiPath, listSliceFiles, PNG_RESCALE, rawImage, readSliceImage, type ImageInit } from "./slice-files.js";
+import { syntheticHead } from "./synthetic-head.js";
 
 export interface BenchOptions {
   /** Server to load; undefined runs the service in this process (embedded). */
@@ -74,20 +75,11 @@ export interface BenchReport {
   qualityMetrics?: { medianMs: number; shareOfInference: number | null; detail: unknown };
 }
 
-/** A head-like slice in physical units: skull ring and brain in air (CT, HU) or bright tissue on dark (MR). */
-function syntheticSlice(width: number, height: number, modality: "ct" | "mr"): Raster {
-  const [air, skull, brain, core] = modality === "ct" ? [-1000, 1200, 35, 25] : [0, 150, 620, 780];
-  const data = new Float32Array(width * height);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const dx = (x - width / 2) / (width * 0.38);
-      const dy = (y - height / 2) / (height * 0.45);
-      const r = Math.sqrt(dx * dx + dy * dy);
-      data[y * width + x] = r > 1 ? air : r > 0.9 ? skull : r < 0.3 ? core : brain + 10 * Math.sin(x * 0.3 + y * 0.2);
-    }
-  }
-  return { width, height, data };
-}
+/** Physical values of the bench's synthetic slice: air and brain (CT, HU), or dark background and bright tissue (MR). */
+const SYNTHETIC_HEAD = {
+  ct: { outside: -1000, inside: 35, core: 25 },
+  mr: { outside: 0, inside: 620, core: 780 },
+};
 
 const MAX_INPUT_SLICES = 64;
 
@@ -100,7 +92,8 @@ async function benchImages(
 ): Promise<{ images: ImageInit[]; label: string }> {
   const { source } = modalitiesOf(direction);
   if (input === undefined) {
-    const raster = syntheticSlice(syntheticSize ?? model.inputWidth, syntheticSize ?? model.inputHeight, source);
+    const [width, height] = [syntheticSize ?? model.inputWidth, syntheticSize ?? model.inputHeight];
+    const raster: Raster = { width, height, data: syntheticHead(width, height, SYNTHETIC_HEAD[source]) };
     return { images: [rawImage(raster)], label: `synthetic ${raster.width}×${raster.height} RAW float32 ${source.toUpperCase()}` };
   }
   if (isNiftiPath(input)) {

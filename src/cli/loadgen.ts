@@ -2,7 +2,8 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as hdr from "hdr-histogram-js";
 import { isSliceError, type SliceInit, type TranslateOptions, type TranslatorClient } from "../client/client.js";
-import { statusName, TranslatorError } from "../client/errors.js";
+import { statusName } from "../client/errors.js";
+import { everyAnswer } from "./answers.js";
 
 export interface LoadOptions {
   /** Concurrent Translate streams. */
@@ -115,32 +116,26 @@ export async function runLoad(client: TranslatorClient, options: LoadOptions): P
       }
     }
     const window = rate === undefined ? (options.inFlight ?? 1) : (options.openLoopWindow ?? 64);
-    try {
-      for await (const answer of client.translate({ ...options.translate, window }, slices())) {
-        const sent = pending.shift();
-        const now = performance.now();
-        if (!sent?.measured) continue;
-        lastAnswerAt = Math.max(lastAnswerAt, now);
-        if (isSliceError(answer)) {
-          count1(statusName(answer.code), statuses);
-          continue;
-        }
-        count1("OK", statuses);
-        histogram.recordValue(Math.max(1, Math.round((now - sent.at) * 1000)));
-        const timing = answer.timing;
-        if (timing) {
-          count1(String(timing.batchSize), batchSizes);
-          server.queue += timing.queueMs;
-          server.inference += timing.inferenceMs;
-          server.metrics += timing.metricsMs;
-          server.total += timing.totalMs;
-        }
+    const unanswered = () => pending.map((sent) => BigInt(sent.index));
+    for await (const answer of everyAnswer(client.translate({ ...options.translate, window }, slices()), unanswered)) {
+      const sent = pending.shift();
+      const now = performance.now();
+      if (!sent?.measured) continue;
+      lastAnswerAt = Math.max(lastAnswerAt, now);
+      if (isSliceError(answer)) {
+        count1(statusName(answer.code), statuses);
+        continue;
       }
-    } catch (error) {
-      if (!(error instanceof TranslatorError)) throw error;
-      const name = statusName(error.code);
-      for (const sent of pending) if (sent.measured) count1(name, statuses);
-      lastAnswerAt = Math.max(lastAnswerAt, performance.now());
+      count1("OK", statuses);
+      histogram.recordValue(Math.max(1, Math.round((now - sent.at) * 1000)));
+      const timing = answer.timing;
+      if (timing) {
+        count1(String(timing.batchSize), batchSizes);
+        server.queue += timing.queueMs;
+        server.inference += timing.inferenceMs;
+        server.metrics += timing.metricsMs;
+        server.total += timing.totalMs;
+      }
     }
   };
 

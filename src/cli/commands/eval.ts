@@ -4,7 +4,8 @@ import type { ModelInfo, Quality } from "../../gen/medsynth/v1/translator_pb.js"
 import { parseCommand, parseInteger, parseList, UsageError, type CommandSpec, type OptionSpec } from "../args.js";
 import { isSliceError, type SliceInit } from "../../client/client.js";
 import { directionName, modalitiesOf, type DirectionName } from "../../contract/direction.js";
-import { statusName, TranslatorError } from "../../client/errors.js";
+import { statusName } from "../../client/errors.js";
+import { everyAnswer, indices } from "../answers.js";
 import { progressBar } from "../progress.js";
 import { csv, formatMeanStd, markdownTable, summarize, textTable, type Summary, type Table } from "../report.js";
 import { readSliceImage, type Rescale } from "../slice-files.js";
@@ -114,7 +115,7 @@ async function evaluate(
       { direction, model: model.name, foregroundMetrics: options.foreground, window: options.window },
       requests(),
     );
-    for await (const answer of answers) {
+    for await (const answer of everyAnswer(answers, () => indices(answered, slices.length))) {
       const { subject, slice } = slices[Number(answer.index)];
       answered++;
       progress.tick();
@@ -130,11 +131,6 @@ async function evaluate(
           ...(answer.foregroundQuality ? { foreground: pick(answer.foregroundQuality) } : {}),
         });
       }
-    }
-  } catch (error) {
-    if (!(error instanceof TranslatorError)) throw error;
-    for (const { subject, slice } of slices.slice(answered)) {
-      evaluation.failed.push({ subject, index: slice.index, status: statusName(error.code), message: error.details });
     }
   } finally {
     progress.stop();

@@ -8,7 +8,8 @@ import type { Raster } from "../../imaging/raster.js";
 import { oneOf, parseCommand, parseInteger, UsageError, type CommandSpec, type OptionSpec } from "../args.js";
 import { isSliceError, type SliceInit } from "../../client/client.js";
 import { modalitiesOf, type DirectionName } from "../../contract/direction.js";
-import { statusName, TranslatorError } from "../../client/errors.js";
+import { statusName } from "../../client/errors.js";
+import { everyAnswer, indices } from "../answers.js";
 import { progressBar } from "../progress.js";
 import { csv, formatMeanStd, summarize } from "../report.js";
 import { isNiftiPath, listSliceFiles, niftiStem, PNG_RESCALE, rawImage, readSliceImage, type Rescale, type SliceFile } from "../slice-files.js";
@@ -217,7 +218,7 @@ export async function translateCommand(argv: string[]): Promise<number> {
       },
       job.slices(),
     );
-    for await (const answer of answers) {
+    for await (const answer of everyAnswer(answers, () => indices(answered, job.count))) {
       const index = Number(answer.index);
       answered++;
       progress.tick();
@@ -234,9 +235,6 @@ export async function translateCommand(argv: string[]): Promise<number> {
         rows.push([index, job.names[index], answer.model, ...QUALITY_KEYS.map((k) => answer.quality![k]), ...(values.foreground ? QUALITY_KEYS.map((k) => fg?.[k] ?? "") : [])]);
       }
     }
-  } catch (error) {
-    if (!(error instanceof TranslatorError)) throw error;
-    for (let index = answered; index < job.count; index++) failures.push({ index, code: error.code, message: error.details });
   } finally {
     progress.stop();
     await service.close();
