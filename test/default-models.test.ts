@@ -1,6 +1,5 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import ort from "onnxruntime-node";
@@ -8,8 +7,8 @@ import sharp from "sharp";
 import { loadModelSpecs } from "../src/inference/registry.js";
 import { Direction } from "../src/gen/medsynth/v1/translator_pb.js";
 
-// Debian's interpreter carries PyTorch (CI installs python3-torch); the smoke test trains 2 steps and exports.
-const PYTHON = "/usr/bin/python3";
+// What training/ produced and the service ships: checked without Python (the training
+// run itself is checked by `npm run test:training`, test/training/).
 const MODELS = "models";
 const TESTDATA = join(MODELS, "testdata");
 const MAX_MODEL_BYTES = 20 * 1024 * 1024;
@@ -21,13 +20,7 @@ interface TestIndex {
   subjects: { id: string; slices: { index: number; mr: string; ct: string }[] }[];
 }
 
-describe("training", () => {
-  it("smoke test: 2 CycleGAN steps at 64x64, resume, ONNX export checked against PyTorch", () => {
-    const run = spawnSync(PYTHON, ["-m", "training.smoke"], { encoding: "utf8", timeout: 300_000 });
-    assert.equal(run.status, 0, `training.smoke failed:\n${run.stdout}\n${run.stderr}`);
-    assert.match(run.stdout, /training smoke test passed/);
-  });
-
+describe("default models and test data from training/", () => {
   it("default models: one per direction, 256x256 greyscale, under 20 MB, with held-out scores", async () => {
     const specs = (await loadModelSpecs(MODELS)).filter((s) => s.name.endsWith("-phantom"));
     assert.deepEqual(specs.map((s) => s.name).sort(), ["ct2mr-phantom", "mr2ct-phantom"]);
