@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import { isSliceError, type SliceInit, type TranslatorClient } from "../src/client/client.js";
 import { create } from "@bufbuild/protobuf";
@@ -14,6 +13,7 @@ import { readCsv, runCli } from "./helpers/cli.js";
 import { nifti1, NIFTI_INT16 } from "./helpers/nifti.js";
 import { useTestServer } from "./helpers/service.js";
 import { makeInstance } from "./dicom-fixtures.js";
+import { useTempDir } from "./helpers/temp-dir.js";
 
 const SUBJECT = "models/testdata/subject-101";
 const RESCALE = { ct: -1024, mr: 0 }; // models/testdata/index.json: CT stored as HU + 1024
@@ -61,16 +61,11 @@ function assertCsvMatches(csvPath: string, expected: { name: string; quality: Qu
 describe("medsynth translate against a real server", () => {
   // One slice per batch, so the CLI's answers and the test's own answers are computed identically.
   const served = useTestServer({ maxBatch: 1 });
-  let work: string;
-
-  before(() => {
-    work = mkdtempSync(join(tmpdir(), "medsynth-cli-"));
-  });
-  after(() => rmSync(work, { recursive: true, force: true }));
+  const work = useTempDir("cli");
 
   for (const { direction, source, target } of DIRECTIONS) {
     it(`translates a PNG folder ${direction} with references: PNG out, CSV values are the service's`, async () => {
-      const out = join(work, `png-${direction}`);
+      const out = join(work.path, `png-${direction}`);
       const run = await runCli(["translate", `${SUBJECT}/${source}`, "-d", direction, "-r", `${SUBJECT}/${target}`, "-o", out, "--target", served.server.address]);
       assert.equal(run.code, 0, run.stderr);
       const files = readdirSync(`${SUBJECT}/${source}`).sort();
@@ -105,7 +100,7 @@ describe("medsynth translate against a real server", () => {
   }
 
   it("writes RAW float32 slices that are exactly the service's images", async () => {
-    const out = join(work, "raw");
+    const out = join(work.path, "raw");
     const run = await runCli(["translate", `${SUBJECT}/ct`, "-d", "ct2mr", "-o", out, "--format", "raw", "--target", served.server.address, "-q"]);
     assert.equal(run.code, 0, run.stderr);
     const files = readdirSync(`${SUBJECT}/ct`).sort().slice(0, 3);
@@ -129,11 +124,11 @@ describe("medsynth translate against a real server", () => {
         const srow = [[0.9, 0, 0, -115], [0, 0.9, 0, -115], [0, 0, 4.3, -40]];
         return gzipSync(nifti1({ dims: [256, 256, files.length], datatype: NIFTI_INT16, values, slope: 1, inter: RESCALE[modality], srow }));
       };
-      const input = join(work, `${source}-${direction}.nii.gz`);
-      const reference = join(work, `${target}-${direction}.nii.gz`);
+      const input = join(work.path, `${source}-${direction}.nii.gz`);
+      const reference = join(work.path, `${target}-${direction}.nii.gz`);
       writeFileSync(input, await volume(source));
       writeFileSync(reference, await volume(target));
-      const out = join(work, `nifti-${direction}`);
+      const out = join(work.path, `nifti-${direction}`);
 
       const run = await runCli(["translate", input, "-d", direction, "-r", reference, "-o", out, "--target", served.server.address]);
       assert.equal(run.code, 0, run.stderr);
@@ -167,8 +162,8 @@ describe("medsynth translate against a real server", () => {
 
   it("translates a DICOM folder (files found by extension or by their DICM marker) to derived DICOM instances", async () => {
     const files = readdirSync(`${SUBJECT}/mr`).sort().slice(10, 13);
-    const mrDir = join(work, "dicom-mr");
-    const ctDir = join(work, "dicom-ct");
+    const mrDir = join(work.path, "dicom-mr");
+    const ctDir = join(work.path, "dicom-ct");
     mkdirSync(mrDir);
     mkdirSync(ctDir);
     for (const [n, file] of files.entries()) {
@@ -179,7 +174,7 @@ describe("medsynth translate against a real server", () => {
       writeFileSync(join(mrDir, `IM${n + 1}`), instance("MR", Uint16Array.from(mr.data)));
       writeFileSync(join(ctDir, `IM${n + 1}.dcm`), instance("CT", Int16Array.from(ct.data, (hu) => hu + 1024)));
     }
-    const out = join(work, "dicom-out");
+    const out = join(work.path, "dicom-out");
     const run = await runCli(["translate", mrDir, "-d", "mr2ct", "-r", ctDir, "-o", out, "--target", served.server.address]);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /translated 3\/3 slices mr2ct .*\(dicom\)/);
@@ -198,12 +193,12 @@ describe("medsynth translate against a real server", () => {
   });
 
   it("exits 1 with a summary when a slice fails, and still writes the good ones", async () => {
-    const input = join(work, "mixed");
+    const input = join(work.path, "mixed");
     mkdirSync(input);
     copyFileSync(`${SUBJECT}/mr/000.png`, join(input, "a.png"));
     writeFileSync(join(input, "b.png"), Buffer.from("not a png at all"));
     copyFileSync(`${SUBJECT}/mr/001.png`, join(input, "c.png"));
-    const out = join(work, "mixed-out");
+    const out = join(work.path, "mixed-out");
     const run = await runCli(["translate", input, "-d", "mr2ct", "-o", out, "--target", served.server.address]);
     assert.equal(run.code, 1);
     assert.match(run.stdout, /translated 2\/3 slices/);
@@ -213,7 +208,7 @@ describe("medsynth translate against a real server", () => {
   });
 
   it("exits 2 with the problem and a pointer to --help on a usage error", async () => {
-    const run = await runCli(["translate", `${SUBJECT}/mr`, "-o", join(work, "x")]);
+    const run = await runCli(["translate", `${SUBJECT}/mr`, "-o", join(work.path, "x")]);
     assert.equal(run.code, 2);
     assert.match(run.stderr, /--direction is required/);
     assert.match(run.stderr, /medsynth translate --help/);

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -12,6 +11,7 @@ import { runCli } from "./helpers/cli.js";
 import { freePort } from "./helpers/net.js";
 import { useTestServer } from "./helpers/service.js";
 import { until } from "./helpers/until.js";
+import { useTempDir } from "./helpers/temp-dir.js";
 
 const image = { encoding: Encoding.PNG, data: readFileSync("models/testdata/subject-101/mr/012.png") };
 const slice = (n: number): SliceInit => ({ index: BigInt(n), image });
@@ -139,18 +139,14 @@ describe("client library", () => {
 describe("client and CLI over TLS with a bearer token", () => {
   const token = "medsynth-test-token-0123456789abcdef";
   let pki: TestPki;
-  let dir: string;
+  const dir = useTempDir("tls");
 
   before(() => {
     pki = makeTestPki();
-    dir = mkdtempSync(join(tmpdir(), "medsynth-tls-"));
-    writeFileSync(join(dir, "tokens"), `${token}\n`);
+    writeFileSync(join(dir.path, "tokens"), `${token}\n`);
   });
-  after(() => {
-    pki.remove();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const served = useTestServer(() => ({ tlsCert: pki.serverCert, tlsKey: pki.serverKey, authTokensFile: join(dir, "tokens") }));
+  after(() => pki.remove());
+  const served = useTestServer(() => ({ tlsCert: pki.serverCert, tlsKey: pki.serverKey, authTokensFile: join(dir.path, "tokens") }));
 
   it("connects with the CA and the token, and is refused without the token", async () => {
     const target = `localhost:${served.server.port}`;
@@ -163,7 +159,7 @@ describe("client and CLI over TLS with a bearer token", () => {
       anonymous.close();
       authorised.close();
     }
-    const out = join(dir, "out");
+    const out = join(dir.path, "out");
     const run = await runCli(["translate", "models/testdata/subject-101/mr", "-d", "mr2ct", "-o", out, "--target", target, "--tls-ca", pki.caCert], { MEDSYNTH_TOKEN: token });
     assert.equal(run.code, 0, run.stderr);
     const n = readdirSync("models/testdata/subject-101/mr").length;

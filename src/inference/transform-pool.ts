@@ -45,8 +45,7 @@ export type TransformMethods = {
 export class TransformPool {
   readonly workers: WorkerPool<TransformMethods>;
 
-  constructor(options: TransformPoolOptions = {}) {
-    const workers = options.workers ?? DEFAULT_TRANSFORM_POOL_OPTIONS.workers;
+  constructor({ workers = DEFAULT_TRANSFORM_POOL_OPTIONS.workers }: TransformPoolOptions = {}) {
     this.workers = new WorkerPool(new URL("./transform-worker.js", import.meta.url), { name: "TransformPool", workers });
   }
 

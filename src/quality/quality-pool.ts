@@ -35,8 +35,7 @@ export type QualityMethods = {
 export class QualityPool {
   readonly workers: WorkerPool<QualityMethods>;
 
-  constructor(options: QualityPoolOptions = {}) {
-    const workers = options.workers ?? DEFAULT_QUALITY_POOL_OPTIONS.workers;
+  constructor({ workers = DEFAULT_QUALITY_POOL_OPTIONS.workers }: QualityPoolOptions = {}) {
     this.workers = new WorkerPool(new URL("./quality-worker.js", import.meta.url), { name: "QualityPool", workers });
   }
 
