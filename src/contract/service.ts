@@ -26,7 +26,7 @@ export type ServiceDefinitionOf<T extends GenServiceMethods> = {
 };
 
 /** The grpc-js handler of one method, by its kind. */
-export type HandlerOf<M extends Method> = M["methodKind"] extends "unary"
+type HandlerOf<M extends Method> = M["methodKind"] extends "unary"
   ? handleUnaryCall<Input<M>, Output<M>>
   : M["methodKind"] extends "server_streaming"
     ? handleServerStreamingCall<Input<M>, Output<M>>

@@ -20,7 +20,7 @@ interface OptionSpec<T extends string | number> {
   readonly default: T;
   /** One line for --help. */
   readonly description: string;
-  /** Integers: the smallest and largest value allowed. */
+  /** Integers: the smallest and largest value allowed (integer() sets the smallest; no largest when absent). */
   readonly min?: number;
   readonly max?: number;
   /** The values allowed, when there is a fixed set. */
@@ -135,9 +135,9 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
 function parseValue(spec: OptionSpec<string | number>, raw: string, source: string): string | number {
   if (typeof spec.default === "number") {
     const value = Number(raw);
-    const min = spec.min ?? 1;
-    if (!Number.isInteger(value) || value < min || (spec.max !== undefined && value > spec.max)) {
-      throw new ConfigError(`${source}=${raw}: expected an integer >= ${min}${spec.max !== undefined ? ` and <= ${spec.max}` : ""}`);
+    const { min = -Infinity, max = Infinity } = spec;
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new ConfigError(`${source}=${raw}: expected an integer >= ${min}${max < Infinity ? ` and <= ${max}` : ""}`);
     }
     return value;
   }

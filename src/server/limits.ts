@@ -78,7 +78,7 @@ export interface StreamLimiter {
  * Emits once, `idleMs` after the last `activity` (counting from the first):
  * each activity restarts the wait.
  */
-export function idleAfter(activity: Observable<unknown>, idleMs: number, scheduler: SchedulerLike = asyncScheduler): Observable<unknown> {
+function idleAfter(activity: Observable<unknown>, idleMs: number, scheduler: SchedulerLike = asyncScheduler): Observable<unknown> {
   return activity.pipe(debounceTime(idleMs, scheduler), take(1));
 }
 

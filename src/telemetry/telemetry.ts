@@ -20,7 +20,7 @@ export interface TelemetryOptions {
 }
 
 /** The package's version; this file runs as dist/src/telemetry/telemetry.js, three levels below package.json. */
-export const PACKAGE_VERSION: string = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")).version;
+const PACKAGE_VERSION: string = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")).version;
 
 /** Labels are low-cardinality on purpose: no stream, slice or patient identifiers. */
 export interface Telemetry {
