@@ -11,24 +11,24 @@ interface Command {
   run(argv: string[]): Promise<number | void>;
 }
 
+/** A command whose module `load` imports only when the command runs. */
+const lazy = (summary: string, load: () => Promise<(argv: string[]) => Promise<number | void>>): Command => ({
+  summary,
+  run: async (argv) => (await load())(argv),
+});
+
 // Each command loads its own modules, so `medsynth --help` and a --target run stay light.
 const COMMANDS: Record<string, Command> = {
-  serve: {
-    summary: "Start the service (same as npm start); SIGTERM/SIGINT drain, then exit.",
-    run: async (argv) => (await import("../server/main.js")).serve(argv),
-  },
-  translate: {
-    summary: "Translate a folder of PNG/DICOM slices or a NIfTI volume; metrics CSV with --reference.",
-    run: async (argv) => (await import("./commands/translate.js")).translateCommand(argv),
-  },
-  eval: {
-    summary: "Evaluate models on a paired test set: mean ± std of PSNR, SSIM, UQI, VIF (+ MAE for CT).",
-    run: async (argv) => (await import("./commands/eval.js")).evalCommand(argv),
-  },
-  bench: {
-    summary: "Load-test the service (closed or open loop) against raw ONNX Runtime throughput.",
-    run: async (argv) => (await import("./commands/bench.js")).benchCommand(argv),
-  },
+  serve: lazy("Start the service (same as npm start); SIGTERM/SIGINT drain, then exit.", async () => (await import("../server/main.js")).serve),
+  translate: lazy(
+    "Translate a folder of PNG/DICOM slices or a NIfTI volume; metrics CSV with --reference.",
+    async () => (await import("./commands/translate.js")).translateCommand,
+  ),
+  eval: lazy(
+    "Evaluate models on a paired test set: mean ± std of PSNR, SSIM, UQI, VIF (+ MAE for CT).",
+    async () => (await import("./commands/eval.js")).evalCommand,
+  ),
+  bench: lazy("Load-test the service (closed or open loop) against raw ONNX Runtime throughput.", async () => (await import("./commands/bench.js")).benchCommand),
 };
 
 function overview(): string {
