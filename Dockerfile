@@ -6,7 +6,7 @@
 #   CPU image:                  docker build --target cpu -t medsynth:cpu .
 #
 # Both run the same compiled entry points the test suite runs
-# (dist/src/server/main.js, dist/src/server/healthcheck.js). See deploy/README.md.
+# (dist/src/server/main.js, dist/src/cli/healthcheck.js). See deploy/README.md.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 # CUDA 13 + cuDNN 9, from evidence (deploy/cuda-provider.json): onnxruntime-node
@@ -70,7 +70,7 @@ ENV NODE_ENV=production \
 USER 10001:10001
 EXPOSE 50051 9464
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
-  CMD ["node", "dist/src/server/healthcheck.js"]
+  CMD ["node", "dist/src/cli/healthcheck.js"]
 ENTRYPOINT ["node", "dist/src/server/main.js"]
 
 # ---- gpu (default): CUDA 13 + cuDNN 9 runtime with Node 20 ------------------
@@ -109,5 +109,5 @@ ENV NODE_ENV=production \
 USER 10001:10001
 EXPOSE 50051 9464
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
-  CMD ["node", "dist/src/server/healthcheck.js"]
+  CMD ["node", "dist/src/cli/healthcheck.js"]
 ENTRYPOINT ["node", "dist/src/server/main.js"]

@@ -6,10 +6,10 @@
  * metrics against one slice's inference. Same options as `medsynth bench`
  * (run with --help); the service runs embedded unless --target is given.
  */
-import { parseCommand, UsageError } from "../src/client/args.js";
-import { formatBench, runBench, writeBenchFiles } from "../src/client/bench.js";
-import { benchOptionsFrom, benchSpec } from "../src/client/commands/bench.js";
-import { benchMetrics } from "./metrics.js";
+import { parseCommand, UsageError } from "../src/cli/args.js";
+import { formatBench, runBench, writeBenchFiles } from "../src/cli/bench.js";
+import { benchOptionsFrom, benchSpec } from "../src/cli/commands/bench.js";
+import { benchQuality } from "./quality.js";
 
 /** Goals from the service's issue: throughput within 5% of raw ONNX Runtime, event loop responsive under load. */
 const GOALS = { ratio: 0.95, eventLoopP99Ms: 20 };
@@ -21,12 +21,12 @@ async function main(argv: string[]): Promise<number> {
   process.stdout.write(formatBench(report));
 
   process.stderr.write("quality metrics: 256×256, one thread\n");
-  const metrics = await benchMetrics();
+  const quality = await benchQuality();
   const perSlice = report.raw?.msPerSlice;
   const qualityMetrics = {
-    medianMs: metrics.medianMs.all,
-    shareOfInference: perSlice === undefined ? null : metrics.medianMs.all / perSlice,
-    detail: metrics,
+    medianMs: quality.medianMs.all,
+    shareOfInference: perSlice === undefined ? null : quality.medianMs.all / perSlice,
+    detail: quality,
   };
   const files = await writeBenchFiles({ ...report, qualityMetrics }, parsed.values.out);
 
@@ -47,7 +47,7 @@ async function main(argv: string[]): Promise<number> {
     Number.isNaN(loopP99)
       ? "  event-loop delay p99          n/a (remote target)"
       : `  event-loop delay p99          ${loopP99.toFixed(1)} ms, worst level (${verdict(loopP99 < GOALS.eventLoopP99Ms)} the goal < ${GOALS.eventLoopP99Ms} ms)`,
-    `  quality metrics (all five)    ${metrics.medianMs.all.toFixed(2)} ms median per 256×256 slice` +
+    `  quality metrics (all five)    ${quality.medianMs.all.toFixed(2)} ms median per 256×256 slice` +
       (qualityMetrics.shareOfInference === null
         ? ""
         : ` = ${(100 * qualityMetrics.shareOfInference).toFixed(1)}% of one slice's inference (${perSlice!.toFixed(1)} ms at batch ${report.raw!.batchSize})`),

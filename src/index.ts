@@ -31,16 +31,16 @@ export {
   createClient,
   isSliceError,
   resolveTarget,
-  DEFAULT_WINDOW,
   type ClientOptions,
   type SliceInit,
   type TranslateOptions,
   type TranslatorClient,
 } from "./client/client.js";
 export { TranslatorError, statusName } from "./client/errors.js";
-export type { ClientTlsFiles } from "./server/security.js";
-export { directionName, directionOf, type DirectionName } from "./client/direction.js";
-export { serviceDefinition, type ServiceDefinitionOf } from "./client/definition.js";
+export type { ClientTlsFiles } from "./contract/credentials.js";
+export { DEFAULT_WINDOW, MAX_MESSAGE_BYTES } from "./contract/limits.js";
+export { directionName, directionOf, type DirectionName } from "./contract/direction.js";
+export { serviceDefinition, type ServiceDefinitionOf } from "./contract/service.js";
 export { status } from "@grpc/grpc-js";
 export {
   Direction,

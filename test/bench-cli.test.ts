@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import sharp from "sharp";
-import type { BenchLevel, BenchReport } from "../src/client/bench.js";
-import type { RunningServer } from "../src/server/server.js";
+import type { BenchLevel, BenchReport } from "../src/cli/bench.js";
 import { runCli } from "./helpers/cli.js";
-import { startTestServer, TINY_MODELS } from "./helpers/service.js";
+import { TINY_MODELS, useTestServer } from "./helpers/service.js";
+import { useTempDir } from "./helpers/temp-dir.js";
 
 function assertWellFormedLevel(level: BenchLevel, count: number, maxBatch: number): void {
   const total = Object.values(level.statuses).reduce((a, b) => a + b, 0);
@@ -38,22 +37,13 @@ async function assertChart(path: string, levels: number): Promise<void> {
 }
 
 describe("medsynth bench", () => {
-  let server: RunningServer;
-  let out: string;
-
-  before(async () => {
-    server = await startTestServer({ maxBatch: 8 });
-    out = mkdtempSync(join(tmpdir(), "medsynth-bench-"));
-  });
-  after(async () => {
-    await server.close();
-    rmSync(out, { recursive: true, force: true });
-  });
+  const served = useTestServer({ maxBatch: 8 });
+  const tmp = useTempDir("bench");
 
   it("--count writes a well-formed report and chart, with raw ONNX Runtime throughput and the ratio", async () => {
-    const dir = join(out, "closed");
+    const dir = join(tmp.path, "closed");
     const run = await runCli([
-      "bench", "--target", server.address, "--count", "40", "--concurrency", "1,4", "--warmup", "4",
+      "bench", "--target", served.server.address, "--count", "40", "--concurrency", "1,4", "--warmup", "4",
       "--models-dir", TINY_MODELS, "--workers", "1", "--max-batch", "8", "--raw-duration", "1s", "--out", dir,
     ]);
     assert.equal(run.code, 0, run.stderr);
@@ -63,7 +53,7 @@ describe("medsynth bench", () => {
 
     const report: BenchReport = JSON.parse(readFileSync(join(dir, "bench.json"), "utf8"));
     assert.equal(report.tool, "medsynth bench");
-    assert.equal(report.target, server.address);
+    assert.equal(report.target, served.server.address);
     assert.deepEqual(report.model, { name: "tiny-mr2ct", direction: "mr2ct", width: 64, height: 64, executionProvider: "cpu" });
     assert.equal(report.server, null);
     assert.equal(report.load.mode, "closed loop");
@@ -84,9 +74,9 @@ describe("medsynth bench", () => {
   });
 
   it("--rate runs an open loop on the schedule, latency counted from it", async () => {
-    const dir = join(out, "open");
+    const dir = join(tmp.path, "open");
     const run = await runCli([
-      "bench", "--target", server.address, "--count", "30", "--rate", "40", "--concurrency", "2", "--warmup", "0", "--raw-duration", "0", "--out", dir,
+      "bench", "--target", served.server.address, "--count", "30", "--rate", "40", "--concurrency", "2", "--warmup", "0", "--raw-duration", "0", "--out", dir,
     ]);
     assert.equal(run.code, 0, run.stderr);
     const report: BenchReport = JSON.parse(readFileSync(join(dir, "bench.json"), "utf8"));
@@ -103,7 +93,7 @@ describe("medsynth bench", () => {
   });
 
   it("--embedded runs the service in-process and reports its event-loop delay; --size sets the synthetic slice", async () => {
-    const dir = join(out, "embedded");
+    const dir = join(tmp.path, "embedded");
     const run = await runCli([
       "bench", "--embedded", "--models-dir", TINY_MODELS, "--workers", "1", "--count", "12", "--concurrency", "3",
       "--direction", "ct2mr", "--raw-duration", "0", "--size", "160", "--out", dir,

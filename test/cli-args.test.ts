@@ -9,9 +9,9 @@ import {
   UsageError,
   type CommandSpec,
   type OptionSpec,
-} from "../src/client/args.js";
+} from "../src/cli/args.js";
 import { resolveTarget } from "../src/client/client.js";
-import { benchOptionsFrom, benchSpec } from "../src/client/commands/bench.js";
+import { benchOptionsFrom, benchSpec } from "../src/cli/commands/bench.js";
 
 const spec = {
   name: "demo",

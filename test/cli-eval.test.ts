@@ -1,43 +1,30 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
-import { createClient, isSliceError, type TranslatorClient } from "../src/client/client.js";
+import { describe, it } from "node:test";
+import { isSliceError } from "../src/client/client.js";
 import { Encoding } from "../src/gen/medsynth/v1/translator_pb.js";
-import type { RunningServer } from "../src/server/server.js";
 import { readCsv, runCli } from "./helpers/cli.js";
-import { startTestServer } from "./helpers/service.js";
+import { useTestServer } from "./helpers/service.js";
+import { useTempDir } from "./helpers/temp-dir.js";
 
 const DATA = "models/testdata";
 const METRICS = ["psnr", "ssim", "uqi", "vif", "mae"] as const;
 
 describe("medsynth eval on models/testdata", () => {
-  let server: RunningServer;
-  let client: TranslatorClient;
-  let out: string;
-
-  before(async () => {
-    // One slice per batch, so the test's own answers are computed exactly as eval's were.
-    server = await startTestServer({ maxBatch: 1 });
-    client = createClient(server.address);
-    out = mkdtempSync(join(tmpdir(), "medsynth-eval-"));
-  });
-  after(async () => {
-    client.close();
-    await server.close();
-    rmSync(out, { recursive: true, force: true });
-  });
+  // One slice per batch, so the test's own answers are computed exactly as eval's were.
+  const served = useTestServer({ maxBatch: 1 });
+  const out = useTempDir("eval");
 
   it("prints and writes the per-direction tables of mean ± std, from the service's own Quality", async () => {
     const run = await runCli([
-      "eval", "--data", DATA, "--subjects", "subject-101", "--models", "tiny-mr2ct,tiny-ct2mr", "--target", server.address, "--out", out,
+      "eval", "--data", DATA, "--subjects", "subject-101", "--models", "tiny-mr2ct,tiny-ct2mr", "--target", served.server.address, "--out", out.path,
     ]);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /MR → CT\nModel\s+Slices\s+PSNR \(dB\)\s+SSIM\s+UQI\s+VIF\s+MAE \(HU\)\n/);
     assert.match(run.stdout, /CT → MR\nModel\s+Slices\s+PSNR \(dB\)\s+SSIM\s+UQI\s+VIF\n/);
 
-    const report = JSON.parse(readFileSync(join(out, "eval.json"), "utf8"));
+    const report = JSON.parse(readFileSync(join(out.path, "eval.json"), "utf8"));
     assert.deepEqual(report.evaluations.map((e: { model: string; direction: string }) => [e.model, e.direction]), [
       ["tiny-mr2ct", "mr2ct"],
       ["tiny-ct2mr", "ct2mr"],
@@ -57,7 +44,7 @@ describe("medsynth eval on models/testdata", () => {
     const slices = subject.slices.map((s: { mr: string; ct: string }, n: number) => ({ index: BigInt(n), image: png("mr", s.mr), reference: png("ct", s.ct) }));
     const mr2ct = report.evaluations[0];
     let n = 0;
-    for await (const answer of client.translate({ direction: "mr2ct", model: "tiny-mr2ct" }, slices)) {
+    for await (const answer of served.library.translate({ direction: "mr2ct", model: "tiny-mr2ct" }, slices)) {
       assert.ok(!isSliceError(answer));
       for (const metric of METRICS) assert.equal(mr2ct.perSlice[n].quality[metric], answer.quality![metric]);
       n++;
@@ -65,8 +52,8 @@ describe("medsynth eval on models/testdata", () => {
     assert.equal(n, count);
 
     // Summaries: mean and population standard deviation of those values, in JSON, CSV and Markdown.
-    const csvRows = readCsv(join(out, "eval.csv"));
-    const markdown = readFileSync(join(out, "eval.md"), "utf8");
+    const csvRows = readCsv(join(out.path, "eval.csv"));
+    const markdown = readFileSync(join(out.path, "eval.md"), "utf8");
     for (const [e, evaluation] of report.evaluations.entries()) {
       assert.equal(evaluation.slices, count);
       assert.deepEqual(evaluation.failed, []);
@@ -88,7 +75,7 @@ describe("medsynth eval on models/testdata", () => {
   });
 
   it("names the served models when asked for one that is not", async () => {
-    const run = await runCli(["eval", "--data", DATA, "--models", "nope", "--target", server.address, "--out", out]);
+    const run = await runCli(["eval", "--data", DATA, "--models", "nope", "--target", served.server.address, "--out", out.path]);
     assert.equal(run.code, 2);
     assert.match(run.stderr, /--models: nope not served; available: .*tiny-mr2ct/);
   });

@@ -1,20 +1,19 @@
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
-import { createClient, isSliceError, type SliceInit, type TranslatorClient } from "../src/client/client.js";
+import { isSliceError, type SliceInit, type TranslatorClient } from "../src/client/client.js";
 import { create } from "@bufbuild/protobuf";
 import { Encoding, ImageSchema, PixelType, type Quality, type SliceResult } from "../src/gen/medsynth/v1/translator_pb.js";
 import { decodeImage } from "../src/imaging/codec.js";
 import { axialLayout, extractSlice, readNifti } from "../src/imaging/nifti.js";
 import type { Raster } from "../src/imaging/raster.js";
-import type { RunningServer } from "../src/server/server.js";
 import { readCsv, runCli } from "./helpers/cli.js";
 import { nifti1, NIFTI_INT16 } from "./helpers/nifti.js";
-import { startTestServer } from "./helpers/service.js";
+import { useTestServer } from "./helpers/service.js";
 import { makeInstance } from "./dicom-fixtures.js";
+import { useTempDir } from "./helpers/temp-dir.js";
 
 const SUBJECT = "models/testdata/subject-101";
 const RESCALE = { ct: -1024, mr: 0 }; // models/testdata/index.json: CT stored as HU + 1024
@@ -60,26 +59,14 @@ function assertCsvMatches(csvPath: string, expected: { name: string; quality: Qu
 }
 
 describe("medsynth translate against a real server", () => {
-  let server: RunningServer;
-  let client: TranslatorClient;
-  let work: string;
-
-  before(async () => {
-    // One slice per batch, so the CLI's answers and the test's own answers are computed identically.
-    server = await startTestServer({ maxBatch: 1 });
-    client = createClient(server.address);
-    work = mkdtempSync(join(tmpdir(), "medsynth-cli-"));
-  });
-  after(async () => {
-    client.close();
-    await server.close();
-    rmSync(work, { recursive: true, force: true });
-  });
+  // One slice per batch, so the CLI's answers and the test's own answers are computed identically.
+  const served = useTestServer({ maxBatch: 1 });
+  const work = useTempDir("cli");
 
   for (const { direction, source, target } of DIRECTIONS) {
     it(`translates a PNG folder ${direction} with references: PNG out, CSV values are the service's`, async () => {
-      const out = join(work, `png-${direction}`);
-      const run = await runCli(["translate", `${SUBJECT}/${source}`, "-d", direction, "-r", `${SUBJECT}/${target}`, "-o", out, "--target", server.address]);
+      const out = join(work.path, `png-${direction}`);
+      const run = await runCli(["translate", `${SUBJECT}/${source}`, "-d", direction, "-r", `${SUBJECT}/${target}`, "-o", out, "--target", served.server.address]);
       assert.equal(run.code, 0, run.stderr);
       const files = readdirSync(`${SUBJECT}/${source}`).sort();
       const n = files.length;
@@ -87,7 +74,7 @@ describe("medsynth translate against a real server", () => {
       assert.match(run.stdout, new RegExp(`metrics over ${n} slices \\(mean ± std\\): PSNR`));
 
       const expected = await answers(
-        client,
+        served.library,
         direction,
         files.map((file, n) => ({
           index: BigInt(n),
@@ -113,11 +100,11 @@ describe("medsynth translate against a real server", () => {
   }
 
   it("writes RAW float32 slices that are exactly the service's images", async () => {
-    const out = join(work, "raw");
-    const run = await runCli(["translate", `${SUBJECT}/ct`, "-d", "ct2mr", "-o", out, "--format", "raw", "--target", server.address, "-q"]);
+    const out = join(work.path, "raw");
+    const run = await runCli(["translate", `${SUBJECT}/ct`, "-d", "ct2mr", "-o", out, "--format", "raw", "--target", served.server.address, "-q"]);
     assert.equal(run.code, 0, run.stderr);
     const files = readdirSync(`${SUBJECT}/ct`).sort().slice(0, 3);
-    const expected = await answers(client, "ct2mr", files.map((file, n) => ({ index: BigInt(n), image: pngSlice("ct", `${SUBJECT}/ct`, file) })));
+    const expected = await answers(served.library, "ct2mr", files.map((file, n) => ({ index: BigInt(n), image: pngSlice("ct", `${SUBJECT}/ct`, file) })));
     files.forEach((file, n) => assert.deepEqual(new Uint8Array(readFileSync(join(out, file.replace(".png", ".raw")))), expected[n].image!.data));
     assert.equal(readdirSync(out).filter((f) => f.endsWith(".csv")).length, 0, "no references, no metrics CSV");
   });
@@ -137,19 +124,19 @@ describe("medsynth translate against a real server", () => {
         const srow = [[0.9, 0, 0, -115], [0, 0.9, 0, -115], [0, 0, 4.3, -40]];
         return gzipSync(nifti1({ dims: [256, 256, files.length], datatype: NIFTI_INT16, values, slope: 1, inter: RESCALE[modality], srow }));
       };
-      const input = join(work, `${source}-${direction}.nii.gz`);
-      const reference = join(work, `${target}-${direction}.nii.gz`);
+      const input = join(work.path, `${source}-${direction}.nii.gz`);
+      const reference = join(work.path, `${target}-${direction}.nii.gz`);
       writeFileSync(input, await volume(source));
       writeFileSync(reference, await volume(target));
-      const out = join(work, `nifti-${direction}`);
+      const out = join(work.path, `nifti-${direction}`);
 
-      const run = await runCli(["translate", input, "-d", direction, "-r", reference, "-o", out, "--target", server.address]);
+      const run = await runCli(["translate", input, "-d", direction, "-r", reference, "-o", out, "--target", served.server.address]);
       assert.equal(run.code, 0, run.stderr);
       const outputPath = join(out, `${source}-${direction}-synthetic-${target}.nii.gz`);
       assert.match(run.stdout, new RegExp(`wrote ${outputPath.replace(/[.]/g, "\\.")}`));
 
       const expected = await answers(
-        client,
+        served.library,
         direction,
         await Promise.all(
           files.map(async (file, k) => ({
@@ -175,8 +162,8 @@ describe("medsynth translate against a real server", () => {
 
   it("translates a DICOM folder (files found by extension or by their DICM marker) to derived DICOM instances", async () => {
     const files = readdirSync(`${SUBJECT}/mr`).sort().slice(10, 13);
-    const mrDir = join(work, "dicom-mr");
-    const ctDir = join(work, "dicom-ct");
+    const mrDir = join(work.path, "dicom-mr");
+    const ctDir = join(work.path, "dicom-ct");
     mkdirSync(mrDir);
     mkdirSync(ctDir);
     for (const [n, file] of files.entries()) {
@@ -187,14 +174,14 @@ describe("medsynth translate against a real server", () => {
       writeFileSync(join(mrDir, `IM${n + 1}`), instance("MR", Uint16Array.from(mr.data)));
       writeFileSync(join(ctDir, `IM${n + 1}.dcm`), instance("CT", Int16Array.from(ct.data, (hu) => hu + 1024)));
     }
-    const out = join(work, "dicom-out");
-    const run = await runCli(["translate", mrDir, "-d", "mr2ct", "-r", ctDir, "-o", out, "--target", server.address]);
+    const out = join(work.path, "dicom-out");
+    const run = await runCli(["translate", mrDir, "-d", "mr2ct", "-r", ctDir, "-o", out, "--target", served.server.address]);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /translated 3\/3 slices mr2ct .*\(dicom\)/);
     const names = ["IM1", "IM2", "IM3"];
     for (const name of names) assert.equal(readFileSync(join(out, `${name}.dcm`)).subarray(128, 132).toString("latin1"), "DICM");
     const expected = await answers(
-      client,
+      served.library,
       "mr2ct",
       names.map((name, n) => ({
         index: BigInt(n),
@@ -206,13 +193,13 @@ describe("medsynth translate against a real server", () => {
   });
 
   it("exits 1 with a summary when a slice fails, and still writes the good ones", async () => {
-    const input = join(work, "mixed");
+    const input = join(work.path, "mixed");
     mkdirSync(input);
     copyFileSync(`${SUBJECT}/mr/000.png`, join(input, "a.png"));
     writeFileSync(join(input, "b.png"), Buffer.from("not a png at all"));
     copyFileSync(`${SUBJECT}/mr/001.png`, join(input, "c.png"));
-    const out = join(work, "mixed-out");
-    const run = await runCli(["translate", input, "-d", "mr2ct", "-o", out, "--target", server.address]);
+    const out = join(work.path, "mixed-out");
+    const run = await runCli(["translate", input, "-d", "mr2ct", "-o", out, "--target", served.server.address]);
     assert.equal(run.code, 1);
     assert.match(run.stdout, /translated 2\/3 slices/);
     assert.match(run.stderr, /1 of 3 slices failed:\n {2}INVALID_ARGUMENT x1, e\.g\. b: slice\.image\.data/);
@@ -221,7 +208,7 @@ describe("medsynth translate against a real server", () => {
   });
 
   it("exits 2 with the problem and a pointer to --help on a usage error", async () => {
-    const run = await runCli(["translate", `${SUBJECT}/mr`, "-o", join(work, "x")]);
+    const run = await runCli(["translate", `${SUBJECT}/mr`, "-o", join(work.path, "x")]);
     assert.equal(run.code, 2);
     assert.match(run.stderr, /--direction is required/);
     assert.match(run.stderr, /medsynth translate --help/);

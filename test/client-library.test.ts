@@ -1,16 +1,17 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
-import { createClient, isSliceError, status, TranslatorError, type SliceInit, type TranslatorClient } from "../src/index.js";
+import { createClient, isSliceError, status, TranslatorError, type SliceInit } from "../src/index.js";
 import { Encoding } from "../src/gen/medsynth/v1/translator_pb.js";
-import type { RunningServer } from "../src/server/server.js";
 import { makeTestPki, type TestPki } from "./helpers/certs.js";
 import { runCli } from "./helpers/cli.js";
 import { freePort } from "./helpers/net.js";
-import { startTestServer } from "./helpers/service.js";
+import { useTestServer } from "./helpers/service.js";
+import { until } from "./helpers/until.js";
+import { useTempDir } from "./helpers/temp-dir.js";
 
 const image = { encoding: Encoding.PNG, data: readFileSync("models/testdata/subject-101/mr/012.png") };
 const slice = (n: number): SliceInit => ({ index: BigInt(n), image });
@@ -32,20 +33,10 @@ async function drain(answers: AsyncIterable<unknown>): Promise<number> {
 }
 
 describe("client library", () => {
-  let server: RunningServer;
-  let client: TranslatorClient;
-
-  before(async () => {
-    server = await startTestServer({ maxBatch: 4 });
-    client = createClient(server.address);
-  });
-  after(async () => {
-    client.close();
-    await server.close();
-  });
+  const served = useTestServer({ maxBatch: 4 });
 
   it("lists the served models", async () => {
-    const models = await client.listModels();
+    const models = await served.library.listModels();
     assert.deepEqual(models.map((m) => m.name).sort(), ["tiny-ct2mr", "tiny-mr2ct", "tiny-mr2ct-rgb"]);
     assert.ok(models.every((m) => m.ready && m.executionProvider === "cpu"));
   });
@@ -62,7 +53,7 @@ describe("client library", () => {
         yield slice(n);
       }
     }
-    for await (const answer of client.translate({ direction: "mr2ct", window }, source())) {
+    for await (const answer of served.library.translate({ direction: "mr2ct", window }, source())) {
       assert.equal(Number(answer.index), answered, "answers come in order");
       answered++;
       await sleep(5); // a slow consumer
@@ -85,17 +76,17 @@ describe("client library", () => {
       }
     }
     let answered = 0;
-    for await (const _ of client.translate({ direction: "mr2ct", window: 4 }, endless())) {
+    for await (const _ of served.library.translate({ direction: "mr2ct", window: 4 }, endless())) {
       if (++answered === 3) break;
     }
-    await sleep(50);
+    await until(() => closed, "the source to be closed");
     assert.ok(closed, "the source was closed");
     assert.ok(pulled <= 3 + 4, `pulled ${pulled}`);
   });
 
   it("yields SliceError values for bad slices and goes on", async () => {
     const answers = [];
-    for await (const answer of client.translate({ direction: "mr2ct" }, [slice(0), { index: 1n, image: { encoding: Encoding.PNG, data: new Uint8Array([1, 2, 3]) } }, slice(2)])) {
+    for await (const answer of served.library.translate({ direction: "mr2ct" }, [slice(0), { index: 1n, image: { encoding: Encoding.PNG, data: new Uint8Array([1, 2, 3]) } }, slice(2)])) {
       answers.push(answer);
     }
     assert.deepEqual(answers.map((a) => [Number(a.index), isSliceError(a)]), [[0, false], [1, true], [2, false]]);
@@ -104,11 +95,11 @@ describe("client library", () => {
   });
 
   it("throws typed errors carrying the gRPC code", async () => {
-    await rejectsWith(drain(client.translate({ direction: "mr2ct", model: "no-such-model" }, [slice(0)])), status.NOT_FOUND);
-    await rejectsWith(drain(client.translate({ direction: "ct2mr", model: "tiny-mr2ct" }, [slice(0)])), status.INVALID_ARGUMENT);
-    const bad = await rejectsWith(client.translateSlice({ direction: "mr2ct" }, { index: 0n }), status.INVALID_ARGUMENT);
+    await rejectsWith(drain(served.library.translate({ direction: "mr2ct", model: "no-such-model" }, [slice(0)])), status.NOT_FOUND);
+    await rejectsWith(drain(served.library.translate({ direction: "ct2mr", model: "tiny-mr2ct" }, [slice(0)])), status.INVALID_ARGUMENT);
+    const bad = await rejectsWith(served.library.translateSlice({ direction: "mr2ct" }, { index: 0n }), status.INVALID_ARGUMENT);
     assert.match(bad.details, /slice\.image/);
-    const result = await client.translateSlice({ direction: "mr2ct", outputEncoding: Encoding.RAW }, slice(7));
+    const result = await served.library.translateSlice({ direction: "mr2ct", outputEncoding: Encoding.RAW }, slice(7));
     assert.equal(result.index, 7n);
     assert.equal(result.image!.data.length, 256 * 256 * 4);
   });
@@ -118,15 +109,19 @@ describe("client library", () => {
       yield slice(0);
       throw new Error("scanner disconnected");
     }
-    await assert.rejects(drain(client.translate({ direction: "mr2ct" }, failing())), /scanner disconnected/);
+    await assert.rejects(drain(served.library.translate({ direction: "mr2ct" }, failing())), /scanner disconnected/);
 
     const abort = new AbortController();
     async function* slow(): AsyncGenerator<SliceInit> {
       yield slice(0);
-      await sleep(10_000, undefined, { signal: abort.signal }).catch(() => {});
+      await once(abort.signal, "abort"); // a source with nothing more to send until the caller gives up
     }
-    setTimeout(() => abort.abort(), 100);
-    await rejectsWith(drain(client.translate({ direction: "mr2ct", signal: abort.signal }, slow())), status.CANCELLED);
+    const answers = served.library.translate({ direction: "mr2ct", signal: abort.signal }, slow());
+    // The caller aborts once the stream is under way (its first answer is in).
+    const aborted = (async () => {
+      for await (const _ of answers) abort.abort();
+    })();
+    await rejectsWith(aborted, status.CANCELLED);
   });
 
   it("reports a server that is not there as UNAVAILABLE or a passed deadline", async () => {
@@ -144,23 +139,17 @@ describe("client library", () => {
 describe("client and CLI over TLS with a bearer token", () => {
   const token = "medsynth-test-token-0123456789abcdef";
   let pki: TestPki;
-  let server: RunningServer;
-  let dir: string;
+  const dir = useTempDir("tls");
 
-  before(async () => {
+  before(() => {
     pki = makeTestPki();
-    dir = mkdtempSync(join(tmpdir(), "medsynth-tls-"));
-    writeFileSync(join(dir, "tokens"), `${token}\n`);
-    server = await startTestServer({ tlsCert: pki.serverCert, tlsKey: pki.serverKey, authTokensFile: join(dir, "tokens") });
+    writeFileSync(join(dir.path, "tokens"), `${token}\n`);
   });
-  after(async () => {
-    await server.close();
-    pki.remove();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => pki.remove());
+  const served = useTestServer(() => ({ tlsCert: pki.serverCert, tlsKey: pki.serverKey, authTokensFile: join(dir.path, "tokens") }));
 
   it("connects with the CA and the token, and is refused without the token", async () => {
-    const target = `localhost:${server.port}`;
+    const target = `localhost:${served.server.port}`;
     const anonymous = createClient(target, { tls: { ca: pki.caCert } });
     const authorised = createClient(target, { tls: { ca: pki.caCert }, token });
     try {
@@ -170,7 +159,7 @@ describe("client and CLI over TLS with a bearer token", () => {
       anonymous.close();
       authorised.close();
     }
-    const out = join(dir, "out");
+    const out = join(dir.path, "out");
     const run = await runCli(["translate", "models/testdata/subject-101/mr", "-d", "mr2ct", "-o", out, "--target", target, "--tls-ca", pki.caCert], { MEDSYNTH_TOKEN: token });
     assert.equal(run.code, 0, run.stderr);
     const n = readdirSync("models/testdata/subject-101/mr").length;

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import sharp from "sharp";
-import { benchChart, niceAxis } from "../src/client/chart.js";
-import { evaluationTables, type ModelEvaluation } from "../src/client/commands/eval.js";
-import { csv, formatMeanStd, markdownTable, summarize, textTable } from "../src/client/report.js";
+import { benchChart, niceAxis } from "../src/cli/chart.js";
+import { evaluationTables, type ModelEvaluation } from "../src/cli/commands/eval.js";
+import { csv, formatMeanStd, markdownTable, summarize, textTable } from "../src/cli/report.js";
 
 describe("report writers", () => {
   it("writes CSV that quotes what needs quoting and keeps full double precision", () => {

@@ -11,9 +11,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createClient, isSliceError, type SliceInit, type TranslatorClient } from "../src/client/client.js";
 import { TranslatorError } from "../src/client/errors.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
-import { checkHealth } from "../src/server/healthcheck.js";
+import { checkHealth } from "../src/cli/healthcheck.js";
 import { freePort } from "./helpers/net.js";
 import { mrImage, TINY_MODELS } from "./helpers/service.js";
+import { until } from "./helpers/until.js";
 
 interface ServerProcess {
   address: string;
@@ -31,11 +32,14 @@ async function startServerProcess(): Promise<ServerProcess> {
   const stderr: string[] = [];
   child.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk.toString()));
   const address = `127.0.0.1:${port}`;
-  for (const deadline = Date.now() + 60_000; ; await sleep(200)) {
-    assert.equal(child.exitCode, null, `server ${address} exited: ${stderr.join("")}`);
-    if ((await checkHealth(address, { timeoutMs: 1000 }).catch(() => undefined)) === ServingStatus.SERVING) break;
-    assert.ok(Date.now() < deadline, `server ${address} not SERVING within 60 s: ${stderr.join("")}`);
-  }
+  await until(
+    async () => {
+      assert.equal(child.exitCode, null, `server ${address} exited: ${stderr.join("")}`);
+      return (await checkHealth(address, { timeoutMs: 1000 }).catch(() => undefined)) === ServingStatus.SERVING;
+    },
+    () => `server ${address} to be SERVING: ${stderr.join("")}`,
+    60_000,
+  );
   return { address, metricsPort, child, stderr };
 }
 
@@ -115,9 +119,11 @@ describe("two servers behind one round-robin client", { timeout: 180_000 }, () =
     const progress = Array.from({ length: 6 }, (): number[] => []);
     const running = progress.map((answered) => runStream(client, count, 25, answered));
     // Kill when every stream is under way (answers have come back) and none is done.
-    for (const deadline = Date.now() + 30_000; progress.some((answered) => answered.length < 2); await sleep(10)) {
-      assert.ok(Date.now() < deadline, `streams not under way after 30 s: ${progress.map((a) => a.length).join(", ")} answers`);
-    }
+    await until(
+      () => progress.every((answered) => answered.length >= 2),
+      () => `streams under way (${progress.map((a) => a.length).join(", ")} answers)`,
+      30_000,
+    );
     victim.child.kill("SIGKILL");
     await once(victim.child, "exit");
 

@@ -249,7 +249,7 @@ test("the HPA scales the Deployment on metrics that the prometheus-adapter rules
   }
 });
 
-test("the server exports the series the prometheus-adapter rules read", async () => {
+test("the server exports the series the prometheus-adapter rules read, and its package version", async () => {
   const metricsPort = await freePort();
   const server = await startTestServer({ metricsPort });
   try {
@@ -260,6 +260,8 @@ test("the server exports the series the prometheus-adapter rules read", async ()
       client.close();
     }
     const exposition = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const { version } = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
+    assert.match(exposition, new RegExp(`^target_info\\{.*service_version="${version.replace(/\./g, "\\.")}"`, "m"), "telemetry reports the package's version");
     const [values] = readYaml("deploy/prometheus-adapter/values.yaml") as [{ rules: { custom: { seriesQuery: string }[] } }];
     for (const { seriesQuery } of values.rules.custom) {
       const series = /^(medsynth_[a-z_]+)\{/.exec(seriesQuery)?.[1];
@@ -463,7 +465,7 @@ test("both runtime images run the compiled entry points the tests run, as a non-
 
     const [healthcheck] = only(stage, "HEALTHCHECK");
     const probe = execForm(healthcheck);
-    assert.deepEqual(probe, ["node", "dist/src/server/healthcheck.js"]);
+    assert.deepEqual(probe, ["node", "dist/src/cli/healthcheck.js"]);
     for (const entry of [started[1], probe[1]]) {
       const source = entry.replace(/^dist\//, "").replace(/\.js$/, ".ts");
       assert.ok(existsSync(source), `${stage.name}: ${entry} is compiled from ${source}`);

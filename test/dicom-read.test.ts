@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import dicomParser from "dicom-parser";
-import { SliceFault } from "../src/errors.js";
+import { SliceFault } from "../src/contract/slice-errors.js";
 import { decodeDicom } from "../src/imaging/dicom-read.js";
 import { compress, makeInstance, PATIENT, pattern, SOP, TS } from "./dicom-fixtures.js";
 

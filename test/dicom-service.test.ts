@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import dcmjs, { type NaturalDataset } from "dcmjs";
@@ -15,9 +15,9 @@ import {
   type TranslateResponse,
 } from "../src/gen/medsynth/v1/translator_pb.js";
 import { decodeDicom } from "../src/imaging/dicom-read.js";
-import type { RunningServer } from "../src/server/server.js";
+import { syntheticHead } from "../src/cli/synthetic-head.js";
 import { compress, makeInstance, PATIENT, SOP, TS, type InstanceSpec } from "./dicom-fixtures.js";
-import { collect, floats, headPixels, mrImage, options, startTestServer, translatorClient, type TranslatorTestClient } from "./helpers/service.js";
+import { collect, floats, mrImage, options, startTestServer, translatorClient, type TranslatorTestClient, useTestServer } from "./helpers/service.js";
 
 const ROWS = 64;
 const COLUMNS = 56;
@@ -38,7 +38,7 @@ const dicomImage = (data: Uint8Array): Image => create(ImageSchema, { encoding: 
 /** MR slice k of the test series (uint16 scanner units, head-like). */
 function mrSlice(k: number, spec: Partial<InstanceSpec> = {}): Uint8Array {
   return makeInstance({
-    modality: "MR", rows: ROWS, columns: COLUMNS, pixels: Uint16Array.from(headPixels(COLUMNS, ROWS, 0, 600 + 10 * k, 900)),
+    modality: "MR", rows: ROWS, columns: COLUMNS, pixels: Uint16Array.from(syntheticHead(COLUMNS, ROWS, { outside: 0, inside: 600 + 10 * k, core: 900 })),
     ...spec,
     attributes: {
       SOPInstanceUID: `1.2.826.0.1.3680043.10.1234.9.${500 + k}`,
@@ -81,22 +81,12 @@ const readDcmjs = (file: Uint8Array): NaturalDataset =>
   dcmjs.data.DicomMetaDictionary.naturalizeDataset(dcmjs.data.DicomMessage.readFile(file.slice().buffer).dict);
 
 describe("DICOM through the service", () => {
-  let server: RunningServer;
-  let client: TranslatorTestClient;
-
-  before(async () => {
-    server = await startTestServer({ dicomUidRoot: UID_ROOT });
-    client = translatorClient(server.address);
-  });
-  after(async () => {
-    client.close();
-    await server.close();
-  });
+  const served = useTestServer({ dicomUidRoot: UID_ROOT });
 
   it("MR → CT: a series in assorted encodings comes back as one derived CT series; bad files get their own errors", async () => {
     const multiFrame = makeInstance({
       modality: "MR", rows: ROWS, columns: COLUMNS, frames: 2,
-      pixels: Uint16Array.from([...headPixels(COLUMNS, ROWS, 0, 500, 800), ...headPixels(COLUMNS, ROWS, 0, 700, 950)]),
+      pixels: Uint16Array.from([...syntheticHead(COLUMNS, ROWS, { outside: 0, inside: 500, core: 800 }), ...syntheticHead(COLUMNS, ROWS, { outside: 0, inside: 700, core: 950 })]),
       attributes: { SOPInstanceUID: "1.2.826.0.1.3680043.10.1234.9.600", InstanceNumber: 9, ImagePositionPatient: [-120, -130, 40] },
     });
     const good: Sent[] = [
@@ -105,7 +95,7 @@ describe("DICOM through the service", () => {
       { image: dicomImage(mrSlice(2, { transferSyntax: TS.explicitBig })) },
       {
         image: dicomImage(mrSlice(3, {
-          bitsStored: 12, photometric: "MONOCHROME1", pixels: Uint16Array.from(headPixels(COLUMNS, ROWS, 4095, 3495, 3195)),
+          bitsStored: 12, photometric: "MONOCHROME1", pixels: Uint16Array.from(syntheticHead(COLUMNS, ROWS, { outside: 4095, inside: 3495, core: 3195 })),
         })),
       },
       { image: dicomImage(await compress(mrSlice(4), TS.jpegLsLossless)) },
@@ -134,8 +124,8 @@ describe("DICOM through the service", () => {
     ];
     // Bad slices between good ones: each gets its own error and the stream goes on.
     const sent: Array<Sent | Bad> = [good[0], bad[0], good[1], bad[1], bad[2], good[2], bad[3], bad[4], good[3], bad[5], bad[6], good[4], good[5]];
-    const responses = await translate(client, Direction.MR_TO_CT, Encoding.UNSPECIFIED, sent);
-    const raw = await translate(client, Direction.MR_TO_CT, Encoding.RAW, sent);
+    const responses = await translate(served.client, Direction.MR_TO_CT, Encoding.UNSPECIFIED, sent);
+    const raw = await translate(served.client, Direction.MR_TO_CT, Encoding.RAW, sent);
 
     const seriesUids = new Set<string>();
     const sopInstanceUids = new Set<string>();
@@ -188,16 +178,16 @@ describe("DICOM through the service", () => {
     assert.equal(seriesUids.size, 1, "one SeriesInstanceUID for the stream");
     assert.equal(sopInstanceUids.size, good.length);
 
-    const [again] = await translate(client, Direction.MR_TO_CT, Encoding.UNSPECIFIED, [good[0]]);
+    const [again] = await translate(served.client, Direction.MR_TO_CT, Encoding.UNSPECIFIED, [good[0]]);
     assert.ok(!seriesUids.has(String(readDcmjs(dicomOf(again)).SeriesInstanceUID)), "a new series for a new stream");
   });
 
   it("CT → MR: int16 CT with rescale comes back as MR Image Storage", async () => {
     const ct = makeInstance({
-      modality: "CT", rows: ROWS, columns: COLUMNS, pixels: Int16Array.from(headPixels(COLUMNS, ROWS, 0, 1024 + 35, 1024 + 900)),
+      modality: "CT", rows: ROWS, columns: COLUMNS, pixels: Int16Array.from(syntheticHead(COLUMNS, ROWS, { outside: 0, inside: 1024 + 35, core: 1024 + 900 })),
       rescaleSlope: 1, rescaleIntercept: -1024, transferSyntax: TS.implicitLittle,
     });
-    const [response] = await translate(client, Direction.CT_TO_MR, Encoding.UNSPECIFIED, [{ image: dicomImage(ct) }]);
+    const [response] = await translate(served.client, Direction.CT_TO_MR, Encoding.UNSPECIFIED, [{ image: dicomImage(ct) }]);
     const parsed = dicomParser.parseDicom(dicomOf(response));
     assert.equal(parsed.string("x00080016"), SOP.mr);
     assert.equal(parsed.string("x00080060"), "MR");
@@ -207,7 +197,7 @@ describe("DICOM through the service", () => {
   });
 
   it("DICOM output for RAW input: one placeholder patient and study, slices numbered by index", async () => {
-    const responses = await translate(client, Direction.MR_TO_CT, Encoding.DICOM, [{ image: mrImage() }, { image: mrImage() }]);
+    const responses = await translate(served.client, Direction.MR_TO_CT, Encoding.DICOM, [{ image: mrImage() }, { image: mrImage() }]);
     const parsed = responses.map((r) => dicomParser.parseDicom(dicomOf(r)));
     for (const [index, dataset] of parsed.entries()) {
       assert.equal(dataset.string("x00100010"), "UNKNOWN");

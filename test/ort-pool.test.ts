@@ -1,9 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { InferenceStartError, OrtWorkerPool } from "../src/inference/ort-pool.js";
 import { loadModelSpecs } from "../src/inference/registry.js";
-import { OrtWorkerPool } from "../src/inference/ort-pool.js";
+import { TINY_MODELS } from "./helpers/service.js";
+import { killFirstWorker } from "./helpers/workers.js";
+
+const SIDE = 64;
+const batch = (size: number) => new Float32Array(size * SIDE * SIDE).map((_, i) => Math.sin(i / 31));
 
 const SLICE = 256 * 256;
+const slice = (seed: number) => Float32Array.from({ length: SLICE }, (_, i) => Math.sin(i * 0.013 * seed));
 
 async function mr2ct() {
   const spec = (await loadModelSpecs("models")).find((s) => s.name === "mr2ct-phantom");
@@ -11,16 +17,41 @@ async function mr2ct() {
   return spec;
 }
 
-const slice = (seed: number) => Float32Array.from({ length: SLICE }, (_, i) => Math.sin(i * 0.013 * seed));
+test("a killed inference worker fails its batch; a successor with every model loaded and warmed up takes the next", async () => {
+  const models = await loadModelSpecs(TINY_MODELS);
+  const pool = await OrtWorkerPool.start(models, { workers: 1 });
+  try {
+    const victim = killFirstWorker(pool.workers);
+    await assert.rejects(pool.run("tiny-mr2ct", batch(2), 2), { message: "inference failed: OrtWorkerPool worker died: exit code 1" });
+    assert.equal(pool.size, 1);
+    assert.notEqual(pool.workers.threads[0], victim, "a fresh worker took its place");
+    // Sent while the successor still loads: it waits for it rather than failing.
+    const [mr2ctOut, ct2mrOut] = await Promise.all([pool.run("tiny-mr2ct", batch(2), 2), pool.run("tiny-ct2mr", batch(1), 1)]);
+    assert.deepEqual([mr2ctOut.output.length, mr2ctOut.channels], [2 * SIDE * SIDE, 1]);
+    assert.deepEqual([ct2mrOut.output.length, ct2mrOut.channels], [SIDE * SIDE, 1]);
+    assert.ok(mr2ctOut.output.every((v) => v >= -1 && v <= 1));
+  } finally {
+    await pool.close();
+  }
+});
+
+test("a model the workers cannot load stops the start with the reason", async () => {
+  const [model] = await loadModelSpecs(TINY_MODELS);
+  await assert.rejects(
+    OrtWorkerPool.start([{ ...model, onnxPath: `${model.onnxPath}.missing` }], { workers: 2 }),
+    (error: Error) => error instanceof InferenceStartError && /^inference workers failed to start on cpu: .*\.missing/.test(error.message),
+  );
+  await assert.rejects(OrtWorkerPool.start([model], { workers: 0 }), InferenceStartError);
+});
 
 test("a CPU pool runs a batch as it comes (a size CUDA would pad), each row as if alone, and reports no placement", async () => {
   const pool = await OrtWorkerPool.start([await mr2ct()], { workers: 1, device: "cpu", maxBatch: 4, intraOpThreads: 1 });
   try {
     assert.equal(pool.executionProvider, "cpu");
     assert.deepEqual(pool.placement, []);
-    const batch = new Float32Array(3 * SLICE);
-    [1, 2, 3].forEach((seed, i) => batch.set(slice(seed), i * SLICE));
-    const together = await pool.run("mr2ct-phantom", batch, 3);
+    const rows = new Float32Array(3 * SLICE);
+    [1, 2, 3].forEach((seed, i) => rows.set(slice(seed), i * SLICE));
+    const together = await pool.run("mr2ct-phantom", rows, 3);
     assert.equal(together.output.length, 3 * SLICE);
     for (const [i, seed] of [1, 2, 3].entries()) {
       const alone = await pool.run("mr2ct-phantom", slice(seed), 1);

@@ -4,18 +4,9 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManifestError, loadModelSpecs } from "../src/inference/registry.js";
+import { editedModelsDir } from "./helpers/models.js";
 import { startTestServer } from "./helpers/service.js";
 
-/** A models folder with one real tiny model whose manifest `edit` changes. */
-function modelsDir(edit: (manifest: Record<string, any>) => unknown): string {
-  const dir = mkdtempSync(join(tmpdir(), "medsynth-models-"));
-  cpSync("test/fixtures/models/tiny-mr2ct", join(dir, "m"), { recursive: true });
-  const path = join(dir, "m", "model.json");
-  const manifest = JSON.parse(readFileSync(path, "utf8"));
-  const edited = edit(manifest) ?? manifest;
-  writeFileSync(path, typeof edited === "string" ? edited : JSON.stringify(edited));
-  return dir;
-}
 
 describe("model registry", () => {
   it("loads the fixture models and resolves one default per direction", async () => {
@@ -37,7 +28,7 @@ describe("model registry", () => {
   ];
   for (const [what, edit, message] of bad) {
     it(`refuses a manifest with ${what}, naming the file and field`, async () => {
-      const dir = modelsDir(edit);
+      const dir = editedModelsDir(edit);
       try {
         await assert.rejects(loadModelSpecs(dir), (error: Error) => {
           assert.ok(error instanceof ManifestError);
@@ -52,7 +43,7 @@ describe("model registry", () => {
   }
 
   it("refuses two defaults for one direction, and a folder without models", async () => {
-    const dir = modelsDir(() => undefined);
+    const dir = editedModelsDir(() => undefined);
     cpSync(join(dir, "m"), join(dir, "m2"), { recursive: true });
     const second = join(dir, "m2", "model.json");
     writeFileSync(second, JSON.stringify({ ...JSON.parse(readFileSync(second, "utf8")), name: "other" }));
@@ -67,7 +58,7 @@ describe("model registry", () => {
   });
 
   it("keeps the server from starting on a bad manifest", async () => {
-    const dir = modelsDir((m) => void (m.direction = "sideways"));
+    const dir = editedModelsDir((m) => void (m.direction = "sideways"));
     try {
       await assert.rejects(startTestServer({ modelsDir: dir }), ManifestError);
     } finally {

@@ -1,26 +1,18 @@
 // Limits on the real server (tiny fixture models), driven by a real gRPC
 // client on loopback: concurrent streams overall and per peer, idle streams,
 // message size; and the channel options the limits become.
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { setTimeout as sleep } from "node:timers/promises";
 import { status } from "@grpc/grpc-js";
+import { VirtualTimeScheduler } from "rxjs";
 import { Direction, PixelType, type TranslateRequest, type TranslateResponse } from "../src/gen/medsynth/v1/translator_pb.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
-import { checkHealth } from "../src/server/healthcheck.js";
+import { checkHealth } from "../src/cli/healthcheck.js";
 import { DEFAULT_LIMITS, serverChannelOptions } from "../src/server/limits.js";
-import type { RunningServer } from "../src/server/server.js";
-import {
-  collect,
-  mrImage,
-  options,
-  rawImage,
-  sliceRequest,
-  startTestServer,
-  translatorClient,
-  type TranslatorTestClient,
-} from "./helpers/service.js";
+import { collect, mrImage, options, rawImage, sliceRequest, useTestServer, type TranslatorTestClient } from "./helpers/service.js";
+import { until } from "./helpers/until.js";
+import { advanceTo } from "./helpers/virtual-time.js";
 import type { ClientDuplexStream } from "@grpc/grpc-js";
 
 type Stream = ClientDuplexStream<TranslateRequest, TranslateResponse>;
@@ -44,51 +36,33 @@ async function finish(call: Stream): Promise<void> {
 }
 
 describe("concurrent stream limits", () => {
-  let server: RunningServer;
-  let client: TranslatorTestClient;
-  before(async () => {
-    server = await startTestServer({ maxStreams: 3, maxStreamsPerPeer: 2, streamIdleTimeoutMs: 0 });
-    client = translatorClient(server.address);
-  });
-  after(async () => {
-    client?.close();
-    await server?.close();
-  });
+  const served = useTestServer({ maxStreams: 3, maxStreamsPerPeer: 2, streamIdleTimeoutMs: 0 });
 
   it("refuses a peer's stream past --max-streams-per-peer with RESOURCE_EXHAUSTED, and admits it again once one ends", async () => {
-    const first = await admittedStream(client);
-    const second = await admittedStream(client);
-    const refused = await collect(client.translate());
+    const first = await admittedStream(served.client);
+    const second = await admittedStream(served.client);
+    const refused = await collect(served.client.translate());
     assert.equal(refused.error?.code, status.RESOURCE_EXHAUSTED);
     assert.match(refused.error.details, /client 127\.0\.0\.1 at its limit of 2 concurrent calls \(--max-streams-per-peer\)/);
     // Probes are never limited.
-    assert.equal(await checkHealth(server.address), ServingStatus.SERVING);
+    assert.equal(await checkHealth(served.server.address), ServingStatus.SERVING);
 
     await finish(first);
-    const third = await admittedStream(client);
+    const third = await admittedStream(served.client);
     await finish(second);
     await finish(third);
   });
 });
 
 describe("overall limit, idle streams and message size", () => {
-  let server: RunningServer;
-  let client: TranslatorTestClient;
   const idleMs = 500;
-  before(async () => {
-    server = await startTestServer({ maxStreams: 1, maxStreamsPerPeer: 4, streamIdleTimeoutMs: idleMs, maxMessageBytes: 64 * 1024 });
-    client = translatorClient(server.address);
-  });
-  after(async () => {
-    client?.close();
-    await server?.close();
-  });
+  const served = useTestServer({ maxStreams: 1, maxStreamsPerPeer: 4, streamIdleTimeoutMs: idleMs, maxMessageBytes: 64 * 1024 });
 
   it("refuses a stream past --max-streams, and ends an idle stream with DEADLINE_EXCEEDED, freeing its slot", async () => {
-    const open = await admittedStream(client);
+    const open = await admittedStream(served.client);
     const idleSince = Date.now();
     const ended = collect(open);
-    const refused = await collect(client.translate());
+    const refused = await collect(served.client.translate());
     assert.equal(refused.error?.code, status.RESOURCE_EXHAUSTED);
     assert.match(refused.error.details, /server at its limit of 1 concurrent calls \(--max-streams\)/);
 
@@ -97,19 +71,50 @@ describe("overall limit, idle streams and message size", () => {
     assert.match(error.details, new RegExp(`stream idle for ${idleMs} ms .*--stream-idle-timeout-ms`));
     assert.ok(Date.now() - idleSince >= idleMs - 20, "not before the idle timeout");
     // The service saw the stream end (its session is gone), and the slot is free again.
-    for (let waited = 0; server.openStreams > 0 && waited < 2000; waited += 10) await sleep(10);
-    assert.equal(server.openStreams, 0);
-    await finish(await admittedStream(client));
+    await until(() => served.server.openStreams === 0, "the service to see the stream end", 2000);
+    assert.equal(served.server.openStreams, 0);
+    await finish(await admittedStream(served.client));
   });
 
-  it("keeps a stream that sends slices more often than the idle timeout", async () => {
-    const call = client.translate();
-    const answers = collect(call);
+  it("fails a stream whose message exceeds --max-message-bytes with RESOURCE_EXHAUSTED", async () => {
+    const side = 160; // 160² float32 = 100 KiB > 64 KiB
+    const big = rawImage(new Array<number>(side * side).fill(500), side, side, PixelType.FLOAT32);
+    const call = served.client.translate();
+    const ended = collect(call);
     call.write(options(Direction.MR_TO_CT));
+    call.write(sliceRequest(0, big));
+    const { error } = await ended;
+    assert.equal(error?.code, status.RESOURCE_EXHAUSTED);
+    assert.match(error.details, /larger than max/);
+    // The server goes on serving.
+    await finish(await admittedStream(served.client));
+  });
+});
+
+describe("idle streams in virtual time", () => {
+  const idleMs = 500;
+  const scheduler = new VirtualTimeScheduler();
+  // No batching delay: in virtual time a slice would otherwise wait for the clock to move.
+  const served = useTestServer({ streamIdleTimeoutMs: idleMs, maxDelayMs: 0 }, { scheduler });
+
+  /** A stream whose answers are counted; `answers` ends with the stream. */
+  function stream() {
+    const call = served.client.translate();
+    const state = { call, answered: 0, answers: collect(call) };
+    call.on("data", () => state.answered++);
+    call.write(options(Direction.MR_TO_CT));
+    return state;
+  }
+
+  it("keeps a stream that sends slices more often than the idle timeout", async () => {
+    const opened = stream();
+    const { call, answers } = opened;
     const slices = 6;
     for (let index = 0; index < slices; index++) {
+      // Silent for just under the timeout, then the next slice.
+      advanceTo(scheduler, scheduler.now() + idleMs - 1);
       call.write(sliceRequest(index, mrImage()));
-      await sleep(idleMs / 5);
+      await until(() => opened.answered === index + 1, `the answer to slice ${index}`);
     }
     call.end();
     const { responses, error } = await answers;
@@ -120,18 +125,16 @@ describe("overall limit, idle streams and message size", () => {
     );
   });
 
-  it("fails a stream whose message exceeds --max-message-bytes with RESOURCE_EXHAUSTED", async () => {
-    const side = 160; // 160² float32 = 100 KiB > 64 KiB
-    const big = rawImage(new Array<number>(side * side).fill(500), side, side, PixelType.FLOAT32);
-    const call = client.translate();
-    const ended = collect(call);
-    call.write(options(Direction.MR_TO_CT));
-    call.write(sliceRequest(0, big));
-    const { error } = await ended;
-    assert.equal(error?.code, status.RESOURCE_EXHAUSTED);
-    assert.match(error.details, /larger than max/);
-    // The server goes on serving.
-    await finish(await admittedStream(client));
+  it("ends a stream once nothing was sent or answered for the idle timeout", async () => {
+    const { call, answers } = stream();
+    call.write(sliceRequest(0, mrImage()));
+    const [answer] = (await once(call, "data")) as [TranslateResponse];
+    assert.equal(answer.kind.case, "result");
+    advanceTo(scheduler, scheduler.now() + idleMs);
+    const { error } = await answers;
+    assert.equal(error?.code, status.DEADLINE_EXCEEDED);
+    assert.match(error.details, new RegExp(`stream idle for ${idleMs} ms .*--stream-idle-timeout-ms`));
+    await until(() => served.server.openStreams === 0, "the service to see the stream end");
   });
 });
 

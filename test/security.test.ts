@@ -13,21 +13,14 @@ import { createClient, type ClientOptions } from "../src/client/client.js";
 import { TranslatorError } from "../src/client/errors.js";
 import { Direction } from "../src/gen/medsynth/v1/translator_pb.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
-import { checkHealth } from "../src/server/healthcheck.js";
+import { checkHealth } from "../src/cli/healthcheck.js";
 import { createLogger } from "../src/server/log.js";
-import { startServer, type RunningServer } from "../src/server/server.js";
-import {
-  bearerCallCredentials,
-  bearerMetadata,
-  channelCredentials,
-  loadAuthTokens,
-  parseAuthTokens,
-  SecurityConfigError,
-  serverCredentials,
-} from "../src/server/security.js";
+import { startServer } from "../src/server/server.js";
+import { bearerCallCredentials, bearerMetadata, channelCredentials, SecurityConfigError } from "../src/contract/credentials.js";
+import { loadAuthTokens, parseAuthTokens, serverCredentials } from "../src/server/security.js";
 import { makeTestPki, type TestPki } from "./helpers/certs.js";
 import { freePort } from "./helpers/net.js";
-import { mrImage, startTestServer, TINY_MODELS } from "./helpers/service.js";
+import { mrImage, useTestServer } from "./helpers/service.js";
 
 const run = promisify(execFile);
 
@@ -56,47 +49,38 @@ async function rejection(promise: Promise<unknown>): Promise<{ code: number; det
 
 describe("mutual TLS and the health-only probe port", () => {
   let pki: TestPki;
-  let server: RunningServer;
   let healthPort: number;
   const mtls = (): ChannelCredentials => channelCredentials({ ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey });
 
   before(async () => {
     pki = makeTestPki();
     healthPort = await freePort();
-    server = await startTestServer({
-      tlsCert: pki.serverCert,
-      tlsKey: pki.serverKey,
-      tlsClientCa: pki.caCert,
-      healthPort,
-    });
   });
-  after(async () => {
-    await server?.close();
-    pki?.remove();
-  });
+  after(() => pki?.remove());
+  const served = useTestServer(() => ({ tlsCert: pki.serverCert, tlsKey: pki.serverKey, tlsClientCa: pki.caCert, healthPort }));
 
   it("serves a client that trusts the CA and presents a certificate it signed", async () => {
-    assert.equal(await listModelsStatus(server.address, { credentials: mtls() }), status.OK);
+    assert.equal(await listModelsStatus(served.server.address, { credentials: mtls() }), status.OK);
     // The host name in the certificate works as well as its IP address.
-    assert.equal(await listModelsStatus(`localhost:${server.port}`, { credentials: mtls() }), status.OK);
+    assert.equal(await listModelsStatus(`localhost:${served.server.port}`, { credentials: mtls() }), status.OK);
   });
 
   it("fails a plaintext client on the TLS port", async () => {
-    assert.equal(await listModelsStatus(server.address, {}), status.UNAVAILABLE);
+    assert.equal(await listModelsStatus(served.server.address, {}), status.UNAVAILABLE);
   });
 
   it("refuses a TLS client without a client certificate", async () => {
-    assert.equal(await listModelsStatus(server.address, { credentials: channelCredentials({ ca: pki.caCert }) }), status.UNAVAILABLE);
+    assert.equal(await listModelsStatus(served.server.address, { credentials: channelCredentials({ ca: pki.caCert }) }), status.UNAVAILABLE);
   });
 
   it("refuses a client certificate from a CA it does not trust", async () => {
     const rogue = channelCredentials({ ca: pki.caCert, cert: pki.rogueClientCert, key: pki.rogueClientKey });
-    assert.equal(await listModelsStatus(server.address, { credentials: rogue }), status.UNAVAILABLE);
+    assert.equal(await listModelsStatus(served.server.address, { credentials: rogue }), status.UNAVAILABLE);
   });
 
   it("is refused by a client that does not trust the server's CA", async () => {
     const wrongRoot = channelCredentials({ ca: pki.rogueCaCert, cert: pki.clientCert, key: pki.clientKey });
-    assert.equal(await listModelsStatus(server.address, { credentials: wrongRoot }), status.UNAVAILABLE);
+    assert.equal(await listModelsStatus(served.server.address, { credentials: wrongRoot }), status.UNAVAILABLE);
   });
 
   it("answers health checks in plaintext on the probe port and refuses every other call there", async () => {
@@ -105,17 +89,17 @@ describe("mutual TLS and the health-only probe port", () => {
     assert.equal(await checkHealth(probeAddress, { service: "medsynth.v1.Translator" }), ServingStatus.SERVING);
     assert.equal(await listModelsStatus(probeAddress, {}), status.PERMISSION_DENIED);
     // Health over mTLS on the main port too.
-    assert.equal(await checkHealth(server.address, { credentials: mtls() }), ServingStatus.SERVING);
+    assert.equal(await checkHealth(served.server.address, { credentials: mtls() }), ServingStatus.SERVING);
   });
 
   it("the container's healthcheck script exits 0 on SERVING and 1 when nothing answers", async () => {
     // The compiled entry point the Dockerfile's HEALTHCHECK runs (npm test builds dist/ first).
-    const script = "dist/src/server/healthcheck.js";
+    const script = "dist/src/cli/healthcheck.js";
     const env = { ...process.env, MEDSYNTH_HEALTH_PORT: String(healthPort) };
     const { stdout } = await run(process.execPath, [script], { env });
     assert.match(stdout, /SERVING/);
     // Over mTLS on the main port, as an exec probe would with TLS only.
-    await run(process.execPath, [script, "--address", server.address, "--tls-ca", pki.caCert, "--tls-cert", pki.clientCert, "--tls-key", pki.clientKey]);
+    await run(process.execPath, [script, "--address", served.server.address, "--tls-ca", pki.caCert, "--tls-cert", pki.clientCert, "--tls-key", pki.clientKey]);
     const down = await rejection(run(process.execPath, [script, "--address", `127.0.0.1:${await freePort()}`, "--timeout-ms", "2000"]));
     assert.equal(down.code, 1);
   });
@@ -123,7 +107,6 @@ describe("mutual TLS and the health-only probe port", () => {
 
 describe("bearer tokens", () => {
   let pki: TestPki;
-  let server: RunningServer;
   const logs: string[] = [];
   const plainToken = "plain-token-0123456789abcdef";
   const hashedToken = "hashed-token-fedcba9876543210";
@@ -141,41 +124,28 @@ describe("bearer tokens", () => {
         `sha256:${createHash("sha256").update(hashedToken).digest("hex")}`,
       ].join("\n"),
     );
-    // Server-only TLS (no client certificates) with tokens, logging everything.
-    server = await startServer(
-      {
-        host: "127.0.0.1",
-        port: 0,
-        metricsPort: 0,
-        modelsDir: TINY_MODELS,
-        workers: 1,
-        tlsCert: pki.serverCert,
-        tlsKey: pki.serverKey,
-        authTokensFile: tokensFile,
-        logLevel: "debug",
-      },
-      { log: createLogger("debug", (line) => logs.push(line)) },
-    );
   });
-  after(async () => {
-    await server?.close();
-    pki?.remove();
-  });
+  after(() => pki?.remove());
+  // Server-only TLS (no client certificates) with tokens, logging everything.
+  const served = useTestServer(
+    () => ({ tlsCert: pki.serverCert, tlsKey: pki.serverKey, authTokensFile: join(pki.dir, "tokens"), logLevel: "debug" }),
+    { log: createLogger("debug", (line) => logs.push(line)) },
+  );
 
   it("accepts a listed token and the token whose SHA-256 is listed", async () => {
-    assert.equal(await listModelsStatus(server.address, { credentials: tls(), token: plainToken }), status.OK);
-    assert.equal(await listModelsStatus(server.address, { credentials: tls(), token: hashedToken }), status.OK);
+    assert.equal(await listModelsStatus(served.server.address, { credentials: tls(), token: plainToken }), status.OK);
+    assert.equal(await listModelsStatus(served.server.address, { credentials: tls(), token: hashedToken }), status.OK);
   });
 
   it("accepts the token as call credentials composed with TLS", async () => {
     const composed = credentials.combineChannelCredentials(tls(), bearerCallCredentials(plainToken));
-    assert.equal(await listModelsStatus(server.address, { credentials: composed }), status.OK);
+    assert.equal(await listModelsStatus(served.server.address, { credentials: composed }), status.OK);
   });
 
   it("answers UNAUTHENTICATED for a missing, wrong or malformed token, on unary calls and streams", async () => {
-    assert.equal(await listModelsStatus(server.address, { credentials: tls() }), status.UNAUTHENTICATED);
-    assert.equal(await listModelsStatus(server.address, { credentials: tls(), token: `${plainToken}x` }), status.UNAUTHENTICATED);
-    assert.equal(await listModelsStatus(server.address, { credentials: tls(), token: hashedToken.slice(1) }), status.UNAUTHENTICATED);
+    assert.equal(await listModelsStatus(served.server.address, { credentials: tls() }), status.UNAUTHENTICATED);
+    assert.equal(await listModelsStatus(served.server.address, { credentials: tls(), token: `${plainToken}x` }), status.UNAUTHENTICATED);
+    assert.equal(await listModelsStatus(served.server.address, { credentials: tls(), token: hashedToken.slice(1) }), status.UNAUTHENTICATED);
     const malformed = credentials.combineChannelCredentials(
       tls(),
       credentials.createFromMetadataGenerator((_p, done) => {
@@ -184,9 +154,9 @@ describe("bearer tokens", () => {
         done(null, metadata);
       }),
     );
-    assert.equal(await listModelsStatus(server.address, { credentials: malformed }), status.UNAUTHENTICATED);
+    assert.equal(await listModelsStatus(served.server.address, { credentials: malformed }), status.UNAUTHENTICATED);
 
-    const client = createClient(server.address, { credentials: tls(), token: "not-a-token-at-all-000000" });
+    const client = createClient(served.server.address, { credentials: tls(), token: "not-a-token-at-all-000000" });
     try {
       const error = await rejection(
         (async () => {
@@ -201,11 +171,11 @@ describe("bearer tokens", () => {
   });
 
   it("answers health checks without a token", async () => {
-    assert.equal(await checkHealth(server.address, { credentials: tls() }), ServingStatus.SERVING);
+    assert.equal(await checkHealth(served.server.address, { credentials: tls() }), ServingStatus.SERVING);
   });
 
   it("a translate stream with a valid token is served", async () => {
-    const client = createClient(server.address, { credentials: tls(), token: plainToken });
+    const client = createClient(served.server.address, { credentials: tls(), token: plainToken });
     try {
       const answers = [];
       for await (const answer of client.translate({ direction: Direction.MR_TO_CT }, [{ index: 7n, image: mrImage() }])) answers.push(answer);

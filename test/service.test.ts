@@ -1,13 +1,14 @@
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { rmSync } from "node:fs";
 import { once } from "node:events";
-import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
 import { credentials, makeGenericClientConstructor, status, type ServiceError } from "@grpc/grpc-js";
+import { VirtualTimeScheduler } from "rxjs";
 import { loadSync } from "@grpc/proto-loader";
 import { loadPackageDefinition, type GrpcObject } from "@grpc/grpc-js";
-import { serviceDefinition } from "../src/client/definition.js";
+import { serviceDefinition } from "../src/contract/service.js";
 import { Health, HealthCheckRequestSchema, HealthCheckResponse_ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
 import {
   Direction,
@@ -22,21 +23,13 @@ import {
   type TranslateResponse,
 } from "../src/gen/medsynth/v1/translator_pb.js";
 import { decodeImage, encodeImage } from "../src/imaging/codec.js";
-import { computeQuality } from "../src/metrics/quality.js";
-import type { RunningServer } from "../src/server/server.js";
-import {
-  collect,
-  ctImage,
-  floats,
-  headPixels,
-  mrImage,
-  options,
-  rawImage,
-  sliceRequest,
-  startTestServer,
-  translatorClient,
-  type TranslatorTestClient,
-} from "./helpers/service.js";
+import { computeQuality } from "../src/quality/quality.js";
+import { editedModelsDir } from "./helpers/models.js";
+import { until } from "./helpers/until.js";
+import { advanceTo } from "./helpers/virtual-time.js";
+import { createLogger } from "../src/server/log.js";
+import { syntheticHead } from "../src/cli/synthetic-head.js";
+import { collect, ctImage, floats, mrImage, options, rawImage, recordingLogger, sliceRequest, startTestServer, translatorClient, type TranslatorTestClient, useTestServer } from "./helpers/service.js";
 
 const call = <T>(client: TranslatorTestClient, method: string, request: unknown): Promise<T> =>
   new Promise((resolve, reject) =>
@@ -45,33 +38,16 @@ const call = <T>(client: TranslatorTestClient, method: string, request: unknown)
     ),
   );
 
-async function until(predicate: () => boolean, what: string, limitMs = 10_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
 const resultOf = (r: TranslateResponse): SliceResult => {
   if (r.kind.case !== "result") assert.fail(`expected a result, got ${r.kind.case}: ${r.kind.case === "error" ? r.kind.value.message : ""}`);
   return r.kind.value;
 };
 
 describe("Translator service", () => {
-  let server: RunningServer;
-  let client: TranslatorTestClient;
-  before(async () => {
-    server = await startTestServer({ maxDelayMs: 20 });
-    client = translatorClient(server.address);
-  });
-  after(async () => {
-    client.close();
-    await server.close();
-  });
+  const served = useTestServer({ maxDelayMs: 20 });
 
   it("lists the loaded models with their execution provider", async () => {
-    const { models } = await call<ListModelsResponse>(client, "listModels", {});
+    const { models } = await call<ListModelsResponse>(served.client, "listModels", {});
     const names = models.map((m) => m.name).sort();
     assert.deepEqual(names, ["tiny-ct2mr", "tiny-mr2ct", "tiny-mr2ct-rgb"]);
     const mr2ct = models.find((m) => m.name === "tiny-mr2ct")!;
@@ -84,7 +60,7 @@ describe("Translator service", () => {
   });
 
   it("translates MR to CT: one answer per slice, in order, at the source size, in HU", async () => {
-    const stream = client.translate();
+    const stream = served.client.translate();
     const done = collect(stream);
     stream.write(options(Direction.MR_TO_CT));
     const sizes = [[80, 96], [64, 64], [130, 70], [80, 96], [33, 200]];
@@ -110,7 +86,7 @@ describe("Translator service", () => {
   });
 
   it("returns Quality for slices with a reference, equal to the metrics of the returned image", async () => {
-    const stream = client.translate();
+    const stream = served.client.translate();
     const done = collect(stream);
     stream.write(options(Direction.MR_TO_CT, { foregroundMetrics: true }));
     const reference = ctImage(96, 96);
@@ -134,10 +110,10 @@ describe("Translator service", () => {
   });
 
   it("translates CT to MR from PNG and answers in PNG by default", async () => {
-    const stream = client.translate();
+    const stream = served.client.translate();
     const done = collect(stream);
     stream.write(options(Direction.CT_TO_MR));
-    const hu = Float32Array.from(headPixels(72, 72, -1000, 35, 900));
+    const hu = syntheticHead(72, 72, { outside: -1000, inside: 35, core: 900 });
     const png = await encodeImage({ width: 72, height: 72, data: hu }, Encoding.PNG);
     assert.equal(png.rescaleIntercept, -1000);
     stream.write(sliceRequest(0, png));
@@ -151,7 +127,7 @@ describe("Translator service", () => {
 
   it("serves several concurrent streams in both directions, batching slices across them", async () => {
     const streams = Array.from({ length: 4 }, (_, s) => {
-      const stream = client.translate();
+      const stream = served.client.translate();
       const done = collect(stream);
       const direction = s % 2 === 0 ? Direction.MR_TO_CT : Direction.CT_TO_MR;
       stream.write(options(direction));
@@ -174,7 +150,7 @@ describe("Translator service", () => {
   });
 
   it("answers bad slices with per-slice INVALID_ARGUMENT naming the field, and goes on", async () => {
-    const stream = client.translate();
+    const stream = served.client.translate();
     const done = collect(stream);
     stream.write(options(Direction.MR_TO_CT));
     const good = mrImage(64, 64);
@@ -218,7 +194,7 @@ describe("Translator service", () => {
       [options(Direction.CT_TO_MR, { model: "tiny-mr2ct" }), status.INVALID_ARGUMENT],
     ];
     for (const [first, code] of cases) {
-      const stream = client.translate();
+      const stream = served.client.translate();
       const done = collect(stream);
       stream.write(first);
       stream.end();
@@ -228,7 +204,7 @@ describe("Translator service", () => {
   });
 
   it("replicates greyscale over a 3-channel model and averages its output", async () => {
-    const stream = client.translate();
+    const stream = served.client.translate();
     const done = collect(stream);
     stream.write(options(Direction.MR_TO_CT, { model: "tiny-mr2ct-rgb" }));
     stream.write(sliceRequest(0, mrImage(50, 40)));
@@ -244,9 +220,9 @@ describe("Translator service", () => {
         options: create(StreamOptionsSchema, { direction: Direction.MR_TO_CT }),
         slice: create(SliceSchema, { index: 7n, image }),
       });
-    const result = await call<SliceResult>(client, "translateSlice", request());
+    const result = await call<SliceResult>(served.client, "translateSlice", request());
     assert.equal(result.index, 7n);
-    await assert.rejects(call(client, "translateSlice", request({ ...mrImage(), width: 3 })), (e: ServiceError) => {
+    await assert.rejects(call(served.client, "translateSlice", request({ ...mrImage(), width: 3 })), (e: ServiceError) => {
       assert.equal(e.code, status.INVALID_ARGUMENT);
       assert.match(e.details, /^slice\.image\.data/);
       return true;
@@ -255,7 +231,7 @@ describe("Translator service", () => {
 
   it("reports health for the server and the Translator service", async () => {
     const Client = makeGenericClientConstructor(serviceDefinition(Health), "Health");
-    const health = new Client(server.address, credentials.createInsecure()) as unknown as Record<string, Function>;
+    const health = new Client(served.server.address, credentials.createInsecure()) as unknown as Record<string, Function>;
     const check = (service: string) =>
       new Promise<{ status: number }>((resolve, reject) =>
         health.check(create(HealthCheckRequestSchema, { service }), (e: Error | null, r: { status: number }) => (e ? reject(e) : resolve(r))),
@@ -278,7 +254,7 @@ describe("Translator service", () => {
       ServerReflectionInfo(): import("@grpc/grpc-js").ClientDuplexStream<object, Record<string, any>>;
       close(): void;
     };
-    const reflection = new ServerReflection(server.address, credentials.createInsecure());
+    const reflection = new ServerReflection(served.server.address, credentials.createInsecure());
     const ask = (request: object) =>
       new Promise<Record<string, any>>((resolve, reject) => {
         const stream = reflection.ServerReflectionInfo();
@@ -398,6 +374,100 @@ describe("Translator service under pressure", () => {
       assert.ok(logs.some((l) => l.msg === "drained"));
     } finally {
       child.kill("SIGKILL");
+    }
+  });
+});
+
+describe("internal failures", () => {
+  it("reach the caller as INTERNAL with a reference the server's log line carries, the details only in the log", async () => {
+    // A manifest naming an output the model does not have: it loads and warms up, and every inference then fails.
+    const modelsDir = editedModelsDir((m) => void (m.output.name = "no-such-output"));
+    const { log, lines } = recordingLogger();
+    const server = await startTestServer({ modelsDir }, { log });
+    const client = translatorClient(server.address);
+    const logged = (ref: string) => lines.filter((l) => l.msg === "slice failed" && l.ref === ref);
+    try {
+      const stream = client.translate();
+      const done = collect(stream);
+      stream.write(options(Direction.MR_TO_CT));
+      stream.write(sliceRequest(3, mrImage()));
+      stream.end();
+      const { responses, error } = await done;
+      assert.equal(error, undefined);
+      const answer = responses[0].kind;
+      assert.equal(answer.case, "error");
+      assert.equal(answer.value.code, status.INTERNAL);
+      const [, streamRef] = /^internal error \(ref ([0-9a-f]{8})\)$/.exec(answer.value.message) ?? assert.fail(answer.value.message);
+      const [line] = logged(streamRef);
+      assert.equal(logged(streamRef).length, 1, "logged once");
+      assert.deepEqual([line.level, line.model, line.index], ["error", "tiny-mr2ct", 3]);
+      assert.match(String(line.error), /^inference failed: /);
+
+      const request = create(TranslateSliceRequestSchema, {
+        options: create(StreamOptionsSchema, { direction: Direction.MR_TO_CT }),
+        slice: create(SliceSchema, { index: 4n, image: mrImage() }),
+      });
+      const failed = await call(client, "translateSlice", request).then(() => assert.fail("expected INTERNAL"), (e: ServiceError) => e);
+      assert.equal(failed.code, status.INTERNAL);
+      const [, unaryRef] = /^internal error \(ref ([0-9a-f]{8})\)$/.exec(failed.details) ?? assert.fail(failed.details);
+      assert.notEqual(unaryRef, streamRef);
+      assert.equal(logged(unaryRef).length, 1);
+      assert.equal(logged(unaryRef)[0].index, 4);
+    } finally {
+      client.close();
+      await server.close();
+      rmSync(modelsDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("drain deadline", () => {
+  /** A stream the server has admitted and answered once, left open (not half-closed). */
+  async function openStream(client: TranslatorTestClient) {
+    const stream = client.translate();
+    const done = collect(stream);
+    stream.write(options(Direction.MR_TO_CT));
+    stream.write(sliceRequest(0, mrImage()));
+    await once(stream, "data");
+    return { done };
+  }
+  const timedOut = (ms: number) => new RegExp(`^server is shutting down; the drain timeout of ${ms} ms passed$`);
+
+  it("ends the streams still open when the deadline passes, not before (virtual time)", async () => {
+    const scheduler = new VirtualTimeScheduler();
+    const drainTimeoutMs = 1000;
+    const server = await startTestServer({ drainTimeoutMs, maxDelayMs: 0 }, { log: createLogger("error"), scheduler });
+    const client = translatorClient(server.address);
+    try {
+      const { done } = await openStream(client);
+      const start = scheduler.now();
+      const drained = server.drain();
+      advanceTo(scheduler, start + drainTimeoutMs - 1);
+      assert.equal(server.openStreams, 1, "the stream may still finish");
+      advanceTo(scheduler, start + drainTimeoutMs);
+      assert.equal(server.openStreams, 0, "ended at the deadline");
+      const { error } = await done;
+      assert.equal(error?.code, status.UNAVAILABLE);
+      assert.match(error.details, timedOut(drainTimeoutMs));
+      await drained;
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+
+  it("ends the streams still open when the deadline passes (real time)", async () => {
+    const drainTimeoutMs = 300;
+    const server = await startTestServer({ drainTimeoutMs });
+    const client = translatorClient(server.address);
+    try {
+      const { done } = await openStream(client);
+      await server.drain();
+      const { error } = await done;
+      assert.equal(error?.code, status.UNAVAILABLE);
+      assert.match(error.details, timedOut(drainTimeoutMs));
+    } finally {
+      client.close();
     }
   });
 });

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import type { Raster } from "../src/imaging/raster.js";
 import { TransformPool } from "../src/inference/transform-pool.js";
 import { fromModelOutput, outputRange, toModelInput, type TransformSpec } from "../src/inference/transforms.js";
+import { killFirstWorker } from "./helpers/workers.js";
 
 // The shapes of the embedded models' manifests: CT in a fixed HU window, MR by percentiles.
 const CT2MR: TransformSpec = {
@@ -83,4 +84,18 @@ test("a failing request rejects alone with its error's name; close() rejects lat
   await pool.close();
   await assert.rejects(pool.normalise(slice(64, 64, 500), CT2MR), /TransformPool is closed/);
   assert.throws(() => new TransformPool({ workers: 1.5 }), /TransformPool workers must be a positive integer/);
+});
+
+test("a killed worker fails the request it held and is replaced; the pool serves on", async () => {
+  const pool = new TransformPool();
+  try {
+    await pool.workers.ready;
+    const victim = killFirstWorker(pool.workers);
+    await assert.rejects(pool.normalise(slice(64, 64, 500), CT2MR), { message: "TransformPool worker died: exit code 1" });
+    assert.equal(pool.workers.size, 1);
+    assert.notEqual(pool.workers.threads[0], victim, "a fresh worker took its place");
+    assert.deepEqual(await pool.normalise(slice(64, 64, 500), CT2MR), toModelInput(slice(64, 64, 500), CT2MR));
+  } finally {
+    await pool.close();
+  }
 });

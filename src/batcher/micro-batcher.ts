@@ -2,15 +2,21 @@ import { asyncScheduler, from, Observable, type SchedulerLike, type Subscriber, 
 import type { Release, WorkerSlots } from "./worker-slots.js";
 
 export interface MicroBatcherOptions {
-  /** Most items in one batch (default 8). */
+  /** Most items in one batch. */
   maxBatch?: number;
-  /** Longest the oldest waiting item waits for a batch to fill, in ms (default 5). */
+  /** Longest the oldest waiting item waits for a batch to fill, in ms. */
   maxDelayMs?: number;
-  /** Most items waiting; one more fails at once with QueueFullError (default 256). */
+  /** Most items waiting; one more fails at once with QueueFullError. */
   maxQueue?: number;
   /** Clock and timers; a TestScheduler in tests (default asyncScheduler). */
   scheduler?: SchedulerLike;
 }
+
+export const DEFAULT_BATCHER_OPTIONS: Required<Omit<MicroBatcherOptions, "scheduler">> = {
+  maxBatch: 8,
+  maxDelayMs: 5,
+  maxQueue: 256,
+};
 
 /** Runs one batch; must return one result per item, in order. */
 export type BatchRunner<T, R> = (items: readonly T[]) => Observable<readonly R[]> | PromiseLike<readonly R[]>;
@@ -62,9 +68,9 @@ export class MicroBatcher<T, R> {
     private readonly slots: WorkerSlots,
     options: MicroBatcherOptions = {},
   ) {
-    this.maxBatch = positive(options.maxBatch ?? 8, "maxBatch");
-    this.maxDelayMs = nonNegative(options.maxDelayMs ?? 5, "maxDelayMs");
-    this.maxQueue = positive(options.maxQueue ?? 256, "maxQueue");
+    this.maxBatch = positive(options.maxBatch ?? DEFAULT_BATCHER_OPTIONS.maxBatch, "maxBatch");
+    this.maxDelayMs = nonNegative(options.maxDelayMs ?? DEFAULT_BATCHER_OPTIONS.maxDelayMs, "maxDelayMs");
+    this.maxQueue = positive(options.maxQueue ?? DEFAULT_BATCHER_OPTIONS.maxQueue, "maxQueue");
     this.scheduler = options.scheduler ?? asyncScheduler;
   }
 

@@ -17,16 +17,12 @@ import {
   type TranslateRequest,
   type TranslateResponse,
 } from "../gen/medsynth/v1/translator_pb.js";
-import { DEFAULT_LIMITS } from "../server/limits.js";
-import { bearerMetadata, channelCredentials, type ClientTlsFiles } from "../server/security.js";
-import { serviceDefinition } from "./definition.js";
-import { directionOf, type DirectionName } from "./direction.js";
+import { bearerMetadata, channelCredentials, type ClientTlsFiles } from "../contract/credentials.js";
+import { directionOf, type DirectionName } from "../contract/direction.js";
+import { DEFAULT_WINDOW, MAX_MESSAGE_BYTES } from "../contract/limits.js";
+import { serviceDefinition } from "../contract/service.js";
+export { isSliceError } from "../contract/slice-errors.js";
 import { toTranslatorError } from "./errors.js";
-
-/** Slices in flight per stream unless `window` says otherwise. */
-export const DEFAULT_WINDOW = 16;
-/** Largest message either side accepts: the server's default (a 4096×4096 float32 slice plus its reference). */
-const MAX_MESSAGE_BYTES = DEFAULT_LIMITS.maxMessageBytes;
 
 export interface ClientOptions {
   /** TLS: `true` for the system roots, or PEM file paths (ca, and cert + key for mTLS); default plaintext (loopback, dev). */
@@ -37,7 +33,7 @@ export interface ClientOptions {
   token?: string;
   /** Deadline of each unary call and of each whole stream, in ms; default none. */
   deadlineMs?: number;
-  /** Slices out per stream (sent, and not yet answered and taken); default 16. */
+  /** Slices out per stream (sent, and not yet answered and taken); default DEFAULT_WINDOW. */
   window?: number;
   /** Extra grpc-js channel options. */
   channelOptions?: grpc.ChannelOptions;
@@ -78,10 +74,6 @@ export interface TranslatorClient {
   /** Resolves once a connection is up; rejects after `timeoutMs`. */
   waitForReady(timeoutMs?: number): Promise<void>;
   close(): void;
-}
-
-export function isSliceError(value: SliceResult | SliceError): value is SliceError {
-  return value.$typeName === "medsynth.v1.SliceError";
 }
 
 /**

@@ -1,6 +1,6 @@
 import sharp, { type Metadata } from "sharp";
 import { create } from "@bufbuild/protobuf";
-import { invalidArgument, unimplemented } from "../errors.js";
+import { invalidArgument, unimplemented } from "../contract/slice-errors.js";
 import { Encoding, ImageSchema, PixelType, type Image } from "../gen/medsynth/v1/translator_pb.js";
 import { decodeDicom, type DerivedSeries, type DerivedSlice, type DicomSource } from "./dicom.js";
 import { DEFAULT_MAX_DIMENSION, quantize16, rescale, type Raster } from "./raster.js";

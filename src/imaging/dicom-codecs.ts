@@ -1,5 +1,5 @@
 import dcmjsCodecs from "dcmjs-codecs";
-import { invalidArgument, unimplemented } from "../errors.js";
+import { invalidArgument, unimplemented } from "../contract/slice-errors.js";
 
 /** Transfer syntaxes whose pixel data dcmjs reads directly (native, not encapsulated). */
 export const TransferSyntax = {

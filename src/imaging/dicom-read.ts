@@ -1,6 +1,6 @@
 import { inflateRawSync } from "node:zlib";
 import dcmjs, { type NaturalDataset } from "dcmjs";
-import { invalidArgument, unimplemented } from "../errors.js";
+import { invalidArgument, unimplemented } from "../contract/slice-errors.js";
 import { decompressPart10, isNative, TransferSyntax } from "./dicom-codecs.js";
 import { DEFAULT_MAX_DIMENSION, rescale, type Raster } from "./raster.js";
 

@@ -1,4 +1,4 @@
-import { invalidArgument } from "../errors.js";
+import { invalidArgument } from "../contract/slice-errors.js";
 
 /** Largest accepted width or height unless configured otherwise (--max-dimension). */
 export const DEFAULT_MAX_DIMENSION = 4096;

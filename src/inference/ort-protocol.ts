@@ -1,4 +1,4 @@
-/** Messages between OrtWorkerPool and its workers (structured-clone safe). */
+/** What OrtWorkerPool's workers are set up with and serve (structured-clone safe). */
 import type { NodePlacement } from "./ort-session-options.js";
 
 export type ExecutionDevice = "cpu" | "cuda" | "auto";
@@ -22,24 +22,23 @@ export interface WorkerInit {
   niceness: number;
   /** Largest batch the pool will send (CUDA pads batches to sizes up to it). */
   maxBatch: number;
-  /** Profile one warm-up run per model and report where its nodes ran (CUDA; one worker suffices). */
-  reportPlacement: boolean;
 }
 
 /** Where one model's nodes ran on CUDA, or why that could not be read. */
 export type ModelPlacement = { model: string; nodes: NodePlacement } | { model: string; error: string };
 
-export type WorkerReady =
-  | { type: "ready"; executionProvider: string; fallbackReason?: string; placement: ModelPlacement[] }
-  | { type: "failed"; message: string };
-
-export interface RunRequest {
-  id: number;
-  model: string;
-  batchSize: number;
-  input: Float32Array;
+/** A worker's ready report: what it runs on once every session is loaded and warmed up. */
+export interface WorkerReady {
+  executionProvider: string;
+  /** Why "auto" fell back to CPU, if it did. */
+  fallbackReason?: string;
+  /** On CUDA, where each model's nodes ran in a profiled warm-up; empty on CPU. */
+  placement: ModelPlacement[];
 }
 
-export type RunReply =
-  | { id: number; ok: true; output: Float32Array; outputChannels: number; inferenceMs: number }
-  | { id: number; ok: false; message: string };
+export type OrtMethods = {
+  run: {
+    request: { model: string; batchSize: number; input: Float32Array };
+    reply: { output: Float32Array; outputChannels: number; inferenceMs: number };
+  };
+};

@@ -6,26 +6,30 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
-import { parentPort, workerData } from "node:worker_threads";
 import ort from "onnxruntime-node";
+import { serveWorker, type Handled } from "../workers/serve.js";
 import { padBatch, paddedBatchSizes, paddedSize, unpadOutput } from "./batch-shapes.js";
-import type { ModelPlacement, RunReply, RunRequest, WorkerInit, WorkerModel, WorkerReady } from "./ort-protocol.js";
+import type { ModelPlacement, OrtMethods, WorkerInit, WorkerModel, WorkerReady } from "./ort-protocol.js";
 import { profiled, readPlacement, sessionOptions } from "./ort-session-options.js";
 
-const init = workerData as WorkerInit;
-const port = parentPort!;
+type Run = OrtMethods["run"];
 
-// Inference saturates every core; the event loop must still get the CPU the
-// moment it has work, or every stream's latency suffers. On Linux a priority
-// set without a pid applies to the calling thread, and the ORT threads created
-// below inherit it. Elsewhere this lowers the whole process, so skip it there.
-if (process.platform === "linux") {
-  try {
-    setPriority(init.niceness);
-  } catch {
-    // Not permitted (e.g. a seccomp profile): run at normal priority.
+serveWorker<OrtMethods, WorkerInit, WorkerReady>("ort-worker.js", async (init) => {
+  // Inference saturates every core; the event loop must still get the CPU the
+  // moment it has work, or every stream's latency suffers. On Linux a priority
+  // set without a pid applies to the calling thread, and the ORT threads created
+  // below inherit it. Elsewhere this lowers the whole process, so skip it there.
+  if (process.platform === "linux") {
+    try {
+      setPriority(init.niceness);
+    } catch {
+      // Not permitted (e.g. a seccomp profile): run at normal priority.
+    }
   }
-}
+  const { opened, ready } = await start(init);
+  const byName = new Map(init.models.map((m) => [m.name, m]));
+  return { ready, handlers: { run: (request) => run(opened, byName, request) } };
+});
 
 interface Opened {
   sessions: Map<string, ort.InferenceSession>;
@@ -34,7 +38,7 @@ interface Opened {
   placement: ModelPlacement[];
 }
 
-async function openSessions(provider: "cpu" | "cuda"): Promise<Opened> {
+async function openSessions(init: WorkerInit, provider: "cpu" | "cuda"): Promise<Opened> {
   const options = sessionOptions(provider, init);
   // CUDA: every padded size, since cuDNN searches algorithms per new shape.
   // CPU: one slice, to allocate; [1] also means no padding (larger batches run as they are).
@@ -42,7 +46,7 @@ async function openSessions(provider: "cpu" | "cuda"): Promise<Opened> {
   const sessions = new Map<string, ort.InferenceSession>();
   const placement: ModelPlacement[] = [];
   for (const model of init.models) {
-    if (provider === "cuda" && init.reportPlacement) {
+    if (provider === "cuda") {
       const { session, nodes } = await openProfiled(model, options);
       sessions.set(model.name, session);
       placement.push(nodes);
@@ -84,52 +88,38 @@ async function warmUp(session: ort.InferenceSession, model: WorkerModel, batchSi
   await session.run({ [model.inputName]: zeros });
 }
 
-async function start(): Promise<{ opened: Opened; ready: WorkerReady }> {
+async function start(init: WorkerInit): Promise<{ opened: Opened; ready: WorkerReady }> {
   const ready = (opened: Opened, executionProvider: string, fallbackReason?: string) => ({
     opened,
-    ready: { type: "ready", executionProvider, fallbackReason, placement: opened.placement } satisfies WorkerReady,
+    ready: { executionProvider, fallbackReason, placement: opened.placement },
   });
-  if (init.device === "cpu") return ready(await openSessions("cpu"), "cpu");
+  if (init.device === "cpu") return ready(await openSessions(init, "cpu"), "cpu");
   try {
-    return ready(await openSessions("cuda"), `cuda:${init.deviceId}`);
+    return ready(await openSessions(init, "cuda"), `cuda:${init.deviceId}`);
   } catch (error) {
     if (init.device === "cuda") throw error;
     const fallbackReason = (error as Error).message.split("\n")[0];
-    return ready(await openSessions("cpu"), "cpu", fallbackReason);
+    return ready(await openSessions(init, "cpu"), "cpu", fallbackReason);
   }
 }
 
-const byName = new Map(init.models.map((m) => [m.name, m]));
-
-start().then(
-  ({ opened, ready }) => {
-    port.on("message", (request: RunRequest) => {
-      void run(opened, request).then((reply) => {
-        port.postMessage(reply, reply.ok ? [reply.output.buffer as ArrayBuffer] : []);
-      });
-    });
-    port.postMessage(ready);
-  },
-  (error: Error) => port.postMessage({ type: "failed", message: error.message } satisfies WorkerReady),
-);
-
-async function run({ sessions, batchSizes }: Opened, request: RunRequest): Promise<RunReply> {
+async function run(
+  { sessions, batchSizes }: Opened,
+  byName: Map<string, WorkerModel>,
+  request: Run["request"],
+): Promise<Handled<Run["reply"]>> {
   const session = sessions.get(request.model);
   const model = byName.get(request.model);
-  if (!session || !model) return { id: request.id, ok: false, message: `model ${request.model} is not loaded` };
-  try {
-    const size = paddedSize(request.batchSize, batchSizes);
-    const shape = [size, model.channels, model.height, model.width];
-    const input = padBatch(request.input, request.batchSize, size);
-    const started = performance.now();
-    const results = await session.run({ [model.inputName]: new ort.Tensor("float32", input, shape) });
-    const inferenceMs = performance.now() - started;
-    const output = results[model.outputName];
-    // A copy of the real rows: out of ORT's buffer, so it can be transferred
-    // without detaching memory ORT still owns, and without the padded rows.
-    const data = unpadOutput(output.data as Float32Array, size, request.batchSize);
-    return { id: request.id, ok: true, output: data, outputChannels: output.dims[1], inferenceMs };
-  } catch (error) {
-    return { id: request.id, ok: false, message: (error as Error).message };
-  }
+  if (!session || !model) throw new Error(`model ${request.model} is not loaded`);
+  const size = paddedSize(request.batchSize, batchSizes);
+  const shape = [size, model.channels, model.height, model.width];
+  const input = padBatch(request.input, request.batchSize, size);
+  const started = performance.now();
+  const results = await session.run({ [model.inputName]: new ort.Tensor("float32", input, shape) });
+  const inferenceMs = performance.now() - started;
+  const output = results[model.outputName];
+  // A copy of the real rows: out of ORT's buffer, so it can be transferred
+  // without detaching memory ORT still owns, and without the padded rows.
+  const data = unpadOutput(output.data as Float32Array, size, request.batchSize);
+  return { value: { output: data, outputChannels: output.dims[1], inferenceMs }, transfer: [data.buffer as ArrayBuffer] };
 }

@@ -1,6 +1,6 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { directionName, directionOf } from "../client/direction.js";
+import { directionName, directionOf } from "../contract/direction.js";
 import { Direction } from "../gen/medsynth/v1/translator_pb.js";
 import type { WindowSpec } from "../imaging/window.js";
 

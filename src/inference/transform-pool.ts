@@ -5,30 +5,15 @@
  */
 import type { Raster } from "../imaging/raster.js";
 import type { Range } from "../imaging/window.js";
-import { movable, movableRaster, ThreadPool } from "../workers/thread-pool.js";
+import { movable, movableRaster, WorkerPool } from "../workers/worker-pool.js";
 import type { TransformSpec } from "./transforms.js";
 
 export interface TransformPoolOptions {
-  /** Worker threads (default 1). */
+  /** Worker threads. */
   readonly workers?: number;
 }
 
-/** A request to transform-worker.js. */
-export type TransformRequest =
-  | { readonly kind: "normalise"; readonly raster: Raster; readonly spec: TransformSpec }
-  | {
-      readonly kind: "denormalise";
-      readonly output: Float32Array;
-      readonly channels: number;
-      readonly spec: TransformSpec;
-      /** Travels there and back: the output range of an MR model comes from its percentiles. */
-      readonly reference: Raster | undefined;
-      /** The source slice's size, which the output is resized back to. */
-      readonly size: { readonly width: number; readonly height: number };
-    };
-
-/** normalise answers the model input (C×H×W in [-1, 1]); denormalise a Denormalised. */
-export type TransformReply = Float32Array | Denormalised;
+export const DEFAULT_TRANSFORM_POOL_OPTIONS: Required<TransformPoolOptions> = { workers: 1 };
 
 export interface Denormalised {
   /** The synthetic slice in physical units at the source size. */
@@ -39,9 +24,29 @@ export interface Denormalised {
   readonly reference: Raster | undefined;
 }
 
-export class TransformPool extends ThreadPool<TransformRequest, TransformReply> {
-  constructor(options: TransformPoolOptions = {}) {
-    super(new URL("./transform-worker.js", import.meta.url), { workers: options.workers, name: "TransformPool" });
+/** What transform-worker.js serves. */
+export type TransformMethods = {
+  /** The model input (C×H×W in [-1, 1]). */
+  normalise: { request: { readonly raster: Raster; readonly spec: TransformSpec }; reply: Float32Array };
+  denormalise: {
+    request: {
+      readonly output: Float32Array;
+      readonly channels: number;
+      readonly spec: TransformSpec;
+      /** Travels there and back: the output range of an MR model comes from its percentiles. */
+      readonly reference: Raster | undefined;
+      /** The source slice's size, which the output is resized back to. */
+      readonly size: { readonly width: number; readonly height: number };
+    };
+    reply: Denormalised;
+  };
+};
+
+export class TransformPool {
+  readonly workers: WorkerPool<TransformMethods>;
+
+  constructor({ workers = DEFAULT_TRANSFORM_POOL_OPTIONS.workers }: TransformPoolOptions = {}) {
+    this.workers = new WorkerPool(new URL("./transform-worker.js", import.meta.url), { name: "TransformPool", workers });
   }
 
   /**
@@ -50,8 +55,7 @@ export class TransformPool extends ThreadPool<TransformRequest, TransformReply> 
    */
   async normalise(raster: Raster, spec: TransformSpec): Promise<Float32Array> {
     const transfer: ArrayBuffer[] = [];
-    const request: TransformRequest = { kind: "normalise", raster: movableRaster(raster, transfer), spec: pick(spec) };
-    return (await this.run(request, transfer)).value as Float32Array;
+    return (await this.workers.call("normalise", { raster: movableRaster(raster, transfer), spec: pick(spec) }, transfer)).value;
   }
 
   /**
@@ -67,15 +71,18 @@ export class TransformPool extends ThreadPool<TransformRequest, TransformReply> 
     size: { width: number; height: number },
   ): Promise<Denormalised> {
     const transfer: ArrayBuffer[] = [];
-    const request: TransformRequest = {
-      kind: "denormalise",
+    const request = {
       output: movable(output, transfer),
       channels,
       spec: pick(spec),
       reference: reference && movableRaster(reference, transfer),
       size: { width: size.width, height: size.height }, // only the numbers, even when given a Raster
     };
-    return (await this.run(request, transfer)).value as Denormalised;
+    return (await this.workers.call("denormalise", request, transfer)).value;
+  }
+
+  close(): Promise<void> {
+    return this.workers.close();
   }
 }
 

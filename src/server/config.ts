@@ -1,115 +1,109 @@
-import { parseArgs } from "node:util";
-import type { ExecutionDevice } from "../inference/ort-protocol.js";
-import type { LogLevel } from "./log.js";
-import { checkUidRoot } from "../imaging/dicom.js";
-import { DEFAULT_MAX_DIMENSION } from "../imaging/raster.js";
-import { DEFAULT_LIMITS, type LimitsOptions } from "./limits.js";
-
 /**
- * Service options. Every one is a flag (--max-batch) and an env variable (MEDSYNTH_MAX_BATCH).
- * Limits (--max-message-bytes, --max-streams, --max-streams-per-peer,
- * --stream-idle-timeout-ms, --keepalive-time-ms, --keepalive-timeout-ms,
- * --max-connection-age-ms) are documented in limits.ts.
+ * The service's options, composed from the components that own them: one
+ * row per option with its default (the component's), bounds or choices and a
+ * line for `--help`. Every option is a flag (--max-batch) and an environment
+ * variable (MEDSYNTH_MAX_BATCH); flags win over the environment, which wins
+ * over the defaults.
  */
-export interface ServerConfig extends LimitsOptions {
-  /** Address to listen on (default 0.0.0.0). */
-  host: string;
-  /** gRPC port (default 50051; 0 picks a free one). */
-  port: number;
-  /** Prometheus /metrics port (default 9464; 0 turns it off). */
-  metricsPort: number;
-  /** Folder of <model>/model.json (default models). */
-  modelsDir: string;
-  /** cpu (default), cuda (fail if unavailable) or auto (CUDA, else CPU). */
-  device: ExecutionDevice;
-  /** CUDA device id (default 0). */
-  deviceId: number;
-  /** Inference worker threads (default 2). */
-  workers: number;
-  /** Largest inference batch (default 8). */
-  maxBatch: number;
-  /** Longest the oldest queued slice waits for a fuller batch, ms (default 5). */
-  maxDelayMs: number;
-  /** Slices queued per model before RESOURCE_EXHAUSTED (default 256). */
-  maxQueue: number;
-  /** Slices one stream may have in flight before the server stops reading it (default 16). */
-  window: number;
-  /** Largest accepted width or height (default 4096). */
-  maxDimension: number;
-  /** Metrics worker threads (default 1). */
-  metricsWorkers: number;
-  /** Worker threads that resize and window slices before and after inference (default 1). */
-  transformWorkers: number;
-  /** On SIGTERM, how long open streams may take to finish before they are ended, ms (default 30000). */
-  drainTimeoutMs: number;
-  /** Plaintext port serving only grpc.health.v1, for probes that cannot do TLS (default 0: none). */
-  healthPort: number;
-  /** PEM certificate chain; with tlsKey, the gRPC port speaks TLS (default "": plaintext). */
-  tlsCert: string;
-  /** PEM private key of tlsCert (default ""). */
-  tlsKey: string;
-  /** PEM CA bundle; when set, clients must present a certificate it signed (default "": no client certificates). */
-  tlsClientCa: string;
-  /** File of accepted bearer tokens, one per line or sha256:<hex> (default "": no token needed). */
-  authTokensFile: string;
-  /** Root of the UIDs of derived DICOM instances (default 2.25, the UUID-derived root; use your organisation's). */
-  dicomUidRoot: string;
-  /** De-identify DICOM output: off (default) or basic-profile (PS3.15 Basic Application Level Confidentiality Profile). */
-  deidentify: "off" | "basic-profile";
-  logLevel: LogLevel;
+import { parseArgs } from "node:util";
+import { DEFAULT_BATCHER_OPTIONS } from "../batcher/micro-batcher.js";
+import { DEFAULT_WINDOW } from "../contract/limits.js";
+import { checkUidRoot, DEFAULT_UID_ROOT } from "../imaging/dicom-uid.js";
+import { DEFAULT_MAX_DIMENSION } from "../imaging/raster.js";
+import { DEFAULT_ORT_POOL_OPTIONS } from "../inference/ort-pool.js";
+import { DEFAULT_TRANSFORM_POOL_OPTIONS } from "../inference/transform-pool.js";
+import { DEFAULT_QUALITY_POOL_OPTIONS } from "../quality/quality-pool.js";
+import { DEFAULT_LIMITS } from "./limits.js";
+import { LOG_LEVELS } from "./log.js";
+
+interface OptionSpec<T extends string | number> {
+  readonly default: T;
+  /** One line for --help. */
+  readonly description: string;
+  /** Integers: the smallest and largest value allowed (integer() sets the smallest; no largest when absent). */
+  readonly min?: number;
+  readonly max?: number;
+  /** The values allowed, when there is a fixed set. */
+  readonly choices?: readonly T[];
+  /** Throws, saying why, when the value cannot work. */
+  readonly check?: (value: string) => void;
 }
 
-export const DEFAULT_CONFIG: ServerConfig = {
-  host: "0.0.0.0",
-  port: 50051,
-  metricsPort: 9464,
-  modelsDir: "models",
-  device: "cpu",
-  deviceId: 0,
-  workers: 2,
-  maxBatch: 8,
-  maxDelayMs: 5,
-  maxQueue: 256,
-  window: 16,
-  maxDimension: DEFAULT_MAX_DIMENSION,
-  metricsWorkers: 1,
-  transformWorkers: 1,
-  drainTimeoutMs: 30_000,
-  healthPort: 0,
-  tlsCert: "",
-  tlsKey: "",
-  tlsClientCa: "",
-  authTokensFile: "",
-  dicomUidRoot: "2.25",
-  deidentify: "off",
-  ...DEFAULT_LIMITS,
-  logLevel: "info",
+const integer = (fallback: number, description: string, bounds: { min?: number; max?: number } = {}): OptionSpec<number> => ({
+  default: fallback,
+  description,
+  min: bounds.min ?? 1,
+  max: bounds.max,
+});
+const text = (fallback: string, description: string, check?: (value: string) => void): OptionSpec<string> => ({
+  default: fallback,
+  description,
+  check,
+});
+const choice = <T extends string>(choices: readonly T[], fallback: T, description: string): OptionSpec<T> => ({
+  default: fallback,
+  description,
+  choices,
+});
+const PORT = { min: 0, max: 65535 };
+
+/** Every option of the service, in --help order. */
+const OPTIONS = {
+  host: text("0.0.0.0", "listen address"),
+  port: integer(50051, "gRPC port (0 picks a free one)", PORT),
+  // The OpenTelemetry Prometheus exporter's usual port.
+  metricsPort: integer(9464, "Prometheus /metrics port (0 = off)", PORT),
+  modelsDir: text("models", "folder of <model>/model.json"),
+  device: choice(["cpu", "cuda", "auto"], DEFAULT_ORT_POOL_OPTIONS.device, "cpu, cuda (fail if unavailable) or auto (CUDA, else CPU)"),
+  deviceId: integer(DEFAULT_ORT_POOL_OPTIONS.deviceId, "CUDA device", { min: 0 }),
+  workers: integer(DEFAULT_ORT_POOL_OPTIONS.workers, "inference worker threads"),
+  maxBatch: integer(DEFAULT_BATCHER_OPTIONS.maxBatch, "largest inference batch"),
+  maxDelayMs: integer(DEFAULT_BATCHER_OPTIONS.maxDelayMs, "longest wait of the oldest queued slice for a fuller batch, ms", { min: 0 }),
+  maxQueue: integer(DEFAULT_BATCHER_OPTIONS.maxQueue, "queued slices per model before RESOURCE_EXHAUSTED"),
+  window: integer(DEFAULT_WINDOW, "in-flight slices per stream before the server stops reading it"),
+  maxDimension: integer(DEFAULT_MAX_DIMENSION, "largest width or height of a slice"),
+  metricsWorkers: integer(DEFAULT_QUALITY_POOL_OPTIONS.workers, "quality-metric (PSNR, SSIM, ...) worker threads"),
+  transformWorkers: integer(DEFAULT_TRANSFORM_POOL_OPTIONS.workers, "worker threads that resize and window slices before and after inference"),
+  drainTimeoutMs: integer(30_000, "on SIGTERM, how long open streams may take before they are ended, ms"),
+  healthPort: integer(0, "extra plaintext port serving only grpc.health.v1, for probes when the main port is TLS (0 = off)", PORT),
+  tlsCert: text("", "PEM certificate chain; with --tls-key the gRPC port speaks TLS"),
+  tlsKey: text("", "PEM private key of --tls-cert"),
+  tlsClientCa: text("", "PEM CA bundle: clients must present a certificate it signed (mTLS)"),
+  authTokensFile: text("", "accepted bearer tokens, one per line or sha256:<hex>; every RPC but health needs one"),
+  maxMessageBytes: integer(DEFAULT_LIMITS.maxMessageBytes, "largest message received or sent, bytes"),
+  maxStreams: integer(DEFAULT_LIMITS.maxStreams, "concurrent calls over all clients"),
+  maxStreamsPerPeer: integer(DEFAULT_LIMITS.maxStreamsPerPeer, "concurrent calls per client IP"),
+  streamIdleTimeoutMs: integer(DEFAULT_LIMITS.streamIdleTimeoutMs, "a stream silent this long ends with DEADLINE_EXCEEDED, ms (0 = never)", { min: 0 }),
+  keepaliveTimeMs: integer(DEFAULT_LIMITS.keepaliveTimeMs, "HTTP/2 keepalive ping interval, ms"),
+  keepaliveTimeoutMs: integer(DEFAULT_LIMITS.keepaliveTimeoutMs, "a connection whose ping is unanswered this long is dropped, ms"),
+  maxConnectionAgeMs: integer(DEFAULT_LIMITS.maxConnectionAgeMs, "recycle connections after this long so new replicas get streams, ms (0 = never)", { min: 0 }),
+  dicomUidRoot: text(DEFAULT_UID_ROOT, "root of the UIDs of derived DICOM instances (use your organisation's)", checkUidRoot),
+  deidentify: choice(["off", "basic-profile"], "off", "basic-profile: de-identify DICOM output (PS3.15 Basic Application Level Confidentiality Profile)"),
+  logLevel: choice(LOG_LEVELS, "info", "least severe log level written"),
 };
+
+type Key = keyof typeof OPTIONS;
+
+/** The service's configuration: every option of OPTIONS, with its value type. */
+export type ServerConfig = { [K in Key]: (typeof OPTIONS)[K] extends OptionSpec<infer T> ? T : never };
+
+export const DEFAULT_CONFIG = Object.fromEntries(Object.entries(OPTIONS).map(([key, spec]) => [key, spec.default])) as ServerConfig;
 
 /** Thrown for a bad flag or env value; the message names it and says what is allowed. */
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-type Key = keyof ServerConfig;
 const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 const envName = (key: string) => `MEDSYNTH_${kebab(key).replace(/-/g, "_").toUpperCase()}`;
+const keys = Object.keys(OPTIONS) as Key[];
 
-/** Numeric options where 0 means "any free port" or "off". */
-const ZERO_ALLOWED = new Set<Key>(["port", "metricsPort", "maxDelayMs", "deviceId", "healthPort", "streamIdleTimeoutMs", "maxConnectionAgeMs"]);
-
-const CHOICES: Partial<Record<Key, readonly string[]>> = {
-  device: ["cpu", "cuda", "auto"],
-  logLevel: ["debug", "info", "warn", "error"],
-  deidentify: ["off", "basic-profile"],
-};
-
-/** Usage text for --help: every option, its env variable and its default. */
+/** Usage text for --help: every option, its env variable, its default and what it does. */
 export function usage(): string {
-  const lines = (Object.keys(DEFAULT_CONFIG) as Key[]).map(
-    (key) => `  --${kebab(key).padEnd(18)} ${envName(key).padEnd(28)} default ${DEFAULT_CONFIG[key]}`,
-  );
-  return ["Options (flag, environment variable, default):", ...lines].join("\n");
+  const rows = keys.map((key) => [`--${kebab(key)}`, envName(key), OPTIONS[key].default === "" ? '""' : String(OPTIONS[key].default), OPTIONS[key].description]);
+  const widths = [0, 1, 2].map((c) => Math.max(...rows.map((row) => row[c].length)));
+  const lines = rows.map((row) => `  ${row.map((cell, c) => (c < 3 ? cell.padEnd(widths[c]) : cell)).join("  ")}`);
+  return ["Options (flag, environment variable, default, meaning):", ...lines].join("\n");
 }
 
 /**
@@ -117,7 +111,6 @@ export function usage(): string {
  * Unknown flags are an error, so a typo does not silently run with a default.
  */
 export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
-  const keys = Object.keys(DEFAULT_CONFIG) as Key[];
   let values: Record<string, string | undefined>;
   try {
     ({ values } = parseArgs({
@@ -129,35 +122,30 @@ export function parseServerConfig(argv: readonly string[], env: NodeJS.ProcessEn
   } catch (error) {
     throw new ConfigError(`${(error as Error).message}\n${usage()}`);
   }
-  const config = { ...DEFAULT_CONFIG } as Record<Key, unknown>;
+  const config: Record<string, unknown> = { ...DEFAULT_CONFIG };
   for (const key of keys) {
     const flag = values[kebab(key)];
     const raw = flag ?? env[envName(key)];
     if (raw === undefined) continue;
-    const source = flag !== undefined ? `--${kebab(key)}` : envName(key);
-    config[key] = parseValue(key, raw, source);
+    config[key] = parseValue(OPTIONS[key], raw, flag !== undefined ? `--${kebab(key)}` : envName(key));
   }
-  return config as unknown as ServerConfig;
+  return config as ServerConfig;
 }
 
-function parseValue(key: Key, raw: string, source: string): unknown {
-  const fallback = DEFAULT_CONFIG[key];
-  if (typeof fallback === "number") {
+function parseValue(spec: OptionSpec<string | number>, raw: string, source: string): string | number {
+  if (typeof spec.default === "number") {
     const value = Number(raw);
-    const min = ZERO_ALLOWED.has(key) ? 0 : 1;
-    if (!Number.isInteger(value) || value < min || (key.endsWith("ort") && value > 65535)) {
-      throw new ConfigError(`${source}=${raw}: expected an integer >= ${min}${key.endsWith("ort") ? " and <= 65535" : ""}`);
+    const { min = -Infinity, max = Infinity } = spec;
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new ConfigError(`${source}=${raw}: expected an integer >= ${min}${max < Infinity ? ` and <= ${max}` : ""}`);
     }
     return value;
   }
-  if (key === "dicomUidRoot") {
-    try {
-      checkUidRoot(raw);
-    } catch (error) {
-      throw new ConfigError(`${source}=${raw}: ${(error as Error).message}`);
-    }
+  try {
+    spec.check?.(raw);
+  } catch (error) {
+    throw new ConfigError(`${source}=${raw}: ${(error as Error).message}`);
   }
-  const choices = CHOICES[key];
-  if (choices && !choices.includes(raw)) throw new ConfigError(`${source}=${raw}: expected one of ${choices.join(", ")}`);
+  if (spec.choices && !spec.choices.includes(raw)) throw new ConfigError(`${source}=${raw}: expected one of ${spec.choices.join(", ")}`);
   return raw;
 }

@@ -1,6 +1,8 @@
 import { create } from "@bufbuild/protobuf";
-import { status, type ServerWritableStream, type UntypedServiceImplementation, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
+import { status, type ServerWritableStream } from "@grpc/grpc-js";
+import type { ServiceImpl } from "../contract/service.js";
 import {
+  Health,
   HealthCheckResponse_ServingStatus as ServingStatus,
   HealthCheckResponseSchema,
   type HealthCheckRequest,
@@ -35,13 +37,13 @@ export class HealthService {
     this.watchers.clear();
   }
 
-  readonly implementation: UntypedServiceImplementation = {
-    check: (call: ServerUnaryCall<HealthCheckRequest, HealthCheckResponse>, callback: sendUnaryData<HealthCheckResponse>) => {
+  readonly implementation: ServiceImpl<typeof Health> = {
+    check: (call, callback) => {
       const current = this.statuses.get(call.request.service);
       if (current === undefined) callback({ code: status.NOT_FOUND, details: `unknown service "${call.request.service}"` });
       else callback(null, create(HealthCheckResponseSchema, { status: current }));
     },
-    watch: (call: ServerWritableStream<HealthCheckRequest, HealthCheckResponse>) => {
+    watch: (call) => {
       const name = call.request.service;
       call.write(create(HealthCheckResponseSchema, { status: this.statuses.get(name) ?? ServingStatus.SERVICE_UNKNOWN }));
       const set = this.watchers.get(name) ?? new Set();

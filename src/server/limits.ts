@@ -5,45 +5,44 @@
  * and its flag.
  */
 import { ServerInterceptingCall, status, type ServerInterceptor, type ServerOptions } from "@grpc/grpc-js";
-
-const MiB = 1024 * 1024;
+import { asyncScheduler, debounceTime, Subject, take, type Observable, type SchedulerLike, type Subscription } from "rxjs";
+import { MAX_MESSAGE_BYTES } from "../contract/limits.js";
 
 /** Field names match the server config keys (flag --max-streams = maxStreams). */
 export interface LimitsOptions {
   /**
-   * Largest message received or sent, bytes. Default 144 MiB: a 4096×4096
-   * float32 slice (64 MiB) plus a float32 reference of the same size, plus
-   * 16 MiB for the rest of the message (DICOM headers, envelope). Larger
+   * Largest message received or sent, bytes (by default the contract's
+   * MAX_MESSAGE_BYTES: a 4096² float32 slice and its reference). Larger
    * messages fail with RESOURCE_EXHAUSTED (from grpc-js).
    */
   maxMessageBytes: number;
-  /** Calls open at once over all callers (default 256); past it RESOURCE_EXHAUSTED. */
+  /** Calls open at once over all callers; past it RESOURCE_EXHAUSTED. */
   maxStreams: number;
-  /** Calls open at once from one client IP address (default 32); past it RESOURCE_EXHAUSTED. */
+  /** Calls open at once from one client IP address; past it RESOURCE_EXHAUSTED. */
   maxStreamsPerPeer: number;
   /**
    * A streaming call with no message received or sent for this long ends with
-   * DEADLINE_EXCEEDED, releasing its slot (default 300000 = 5 min; 0 = never).
+   * DEADLINE_EXCEEDED, releasing its slot (0 = never).
    */
   streamIdleTimeoutMs: number;
   /**
-   * The server pings each connection this often (default 60000), and drops
-   * it when the ping is not answered within keepaliveTimeoutMs (default
-   * 20000): streams of a vanished client (cable pulled, host rebooted) end
-   * and free their slots instead of staying open forever.
+   * The server pings each connection this often, and drops it when the ping
+   * is not answered within keepaliveTimeoutMs: streams of a vanished client
+   * (cable pulled, host rebooted) end and free their slots instead of staying
+   * open forever.
    */
   keepaliveTimeMs: number;
   keepaliveTimeoutMs: number;
   /**
    * Connections are asked to close (GOAWAY) after this long, so clients
    * reconnect and re-resolve DNS and new replicas get streams; open streams
-   * finish first (default 0 = never; the Kubernetes config sets 5 min).
+   * finish first (0 = never; the Kubernetes config sets 5 min).
    */
   maxConnectionAgeMs: number;
 }
 
 export const DEFAULT_LIMITS: LimitsOptions = {
-  maxMessageBytes: 2 * 4096 * 4096 * 4 + 16 * MiB,
+  maxMessageBytes: MAX_MESSAGE_BYTES,
   maxStreams: 256,
   maxStreamsPerPeer: 32,
   streamIdleTimeoutMs: 300_000,
@@ -76,15 +75,23 @@ export interface StreamLimiter {
 }
 
 /**
+ * Emits once, `idleMs` after the last `activity` (counting from the first):
+ * each activity restarts the wait.
+ */
+function idleAfter(activity: Observable<unknown>, idleMs: number, scheduler: SchedulerLike = asyncScheduler): Observable<unknown> {
+  return activity.pipe(debounceTime(idleMs, scheduler), take(1));
+}
+
+/**
  * Counts open calls overall and per client IP; a call past either limit ends
  * with RESOURCE_EXHAUSTED before its handler runs. Streaming calls idle for
- * `streamIdleTimeoutMs` end with DEADLINE_EXCEEDED; the handler sees them
- * cancelled. Calls for which `exempt(path)` is true (default: health and
- * reflection) are neither counted nor timed.
+ * `streamIdleTimeoutMs` (on `scheduler`'s clock) end with DEADLINE_EXCEEDED;
+ * the handler sees them cancelled. Health probes and reflection are neither
+ * counted nor timed.
  */
 export function streamLimiter(
   limits: Pick<LimitsOptions, "maxStreams" | "maxStreamsPerPeer" | "streamIdleTimeoutMs">,
-  exempt: (path: string) => boolean = isInfrastructureCall,
+  scheduler: SchedulerLike = asyncScheduler,
 ): StreamLimiter {
   let active = 0;
   const perPeer = new Map<string, number>();
@@ -100,34 +107,24 @@ export function streamLimiter(
   };
 
   const interceptor: ServerInterceptor = (method, call) => {
-    if (exempt(method.path)) return new ServerInterceptingCall(call);
+    if (isInfrastructureCall(method.path)) return new ServerInterceptingCall(call);
     const peer = call.getConnectionInfo().remoteAddress ?? "unknown";
-    const streaming = method.requestStream || method.responseStream;
+    const timed = (method.requestStream || method.responseStream) && limits.streamIdleTimeoutMs > 0;
+    const activity = new Subject<void>();
     let held = false;
-    let idleTimer: NodeJS.Timeout | undefined;
+    let idle: Subscription | undefined;
 
     const release = () => {
       if (!held) return;
       held = false;
-      clearTimeout(idleTimer);
+      idle?.unsubscribe();
       active--;
       const left = (perPeer.get(peer) ?? 1) - 1;
       if (left === 0) perPeer.delete(peer);
       else perPeer.set(peer, left);
     };
     const touch = () => {
-      if (!held || !streaming || limits.streamIdleTimeoutMs <= 0) return;
-      if (idleTimer) {
-        idleTimer.refresh();
-        return;
-      }
-      idleTimer = setTimeout(() => {
-        release();
-        call.sendStatus({
-          code: status.DEADLINE_EXCEEDED,
-          details: `stream idle for ${limits.streamIdleTimeoutMs} ms (nothing sent or answered); the server closes idle streams (--stream-idle-timeout-ms)`,
-        });
-      }, limits.streamIdleTimeoutMs);
+      if (held) activity.next();
     };
 
     return new ServerInterceptingCall(call, {
@@ -139,6 +136,15 @@ export function streamLimiter(
             held = true;
             active++;
             perPeer.set(peer, (perPeer.get(peer) ?? 0) + 1);
+            if (timed) {
+              idle = idleAfter(activity, limits.streamIdleTimeoutMs, scheduler).subscribe(() => {
+                release();
+                call.sendStatus({
+                  code: status.DEADLINE_EXCEEDED,
+                  details: `stream idle for ${limits.streamIdleTimeoutMs} ms (nothing sent or answered); the server closes idle streams (--stream-idle-timeout-ms)`,
+                });
+              });
+            }
             touch();
             pass(metadata);
           },

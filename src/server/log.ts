@@ -2,7 +2,8 @@
  * JSON-lines logger. Callers pass structured fields; never pixel data or
  * patient identifiers (nothing in the pipeline hands those to it).
  */
-export type LogLevel = "debug" | "info" | "warn" | "error";
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 

@@ -1,23 +1,20 @@
 import { create } from "@bufbuild/protobuf";
-import { status } from "@grpc/grpc-js";
 import { defer, finalize, from, map, switchMap, type Observable } from "rxjs";
 import { context, trace, type Span, type Tracer } from "@opentelemetry/api";
-import { QueueFullError, type MicroBatcher } from "../batcher/micro-batcher.js";
-import { SliceFault, invalidArgument } from "../errors.js";
+import type { MicroBatcher } from "../batcher/micro-batcher.js";
+import { invalidArgument } from "../contract/slice-errors.js";
 import {
   Encoding,
   QualitySchema,
-  SliceErrorSchema,
   SliceResultSchema,
   TimingSchema,
   type Slice,
-  type SliceError,
   type SliceResult,
 } from "../gen/medsynth/v1/translator_pb.js";
 import { decodeImage, encodeImage, type DecodedImage } from "../imaging/codec.js";
 import type { DerivedSeries } from "../imaging/dicom.js";
 import type { Raster } from "../imaging/raster.js";
-import type { QualityReport, TargetWindow } from "../metrics/quality.js";
+import type { QualityReport, TargetWindow } from "../quality/quality.js";
 import type { ModelSpec } from "../inference/registry.js";
 import type { ModelOutput } from "../inference/runner.js";
 import type { TransformPool } from "../inference/transform-pool.js";
@@ -43,7 +40,7 @@ export interface PipelineDeps {
   quality: QualityFn;
   tracer: Tracer;
   onQueueWait(model: string, ms: number): void;
-  onMetricsTime(ms: number): void;
+  onQualityTime(ms: number): void;
 }
 
 interface Prepared {
@@ -138,7 +135,7 @@ async function finish(
     const report = await deps.quality(synthetic, reference, { window: "fixed", low: range.low, high: range.high }, ctx.foreground);
     metricsMs = performance.now() - started;
     childSpan(deps.tracer, span, "metrics", started, started + metricsMs);
-    deps.onMetricsTime(metricsMs);
+    deps.onQualityTime(metricsMs);
     quality = create(QualitySchema, report.quality);
     if (report.foreground) foregroundQuality = create(QualitySchema, report.foreground);
   }
@@ -164,13 +161,4 @@ function childSpan(tracer: Tracer, parent: Span, name: string, start: number, en
   const origin = performance.timeOrigin;
   const parentContext = trace.setSpan(context.active(), parent);
   tracer.startSpan(`medsynth.${name}`, { startTime: origin + start }, parentContext).end(origin + end);
-}
-
-/** The SliceError a failure becomes; internal details stay in the server log. */
-export function sliceErrorOf(index: bigint, error: unknown): SliceError {
-  if (error instanceof SliceFault) return create(SliceErrorSchema, { index, code: error.code, message: error.message });
-  if (error instanceof QueueFullError) {
-    return create(SliceErrorSchema, { index, code: status.RESOURCE_EXHAUSTED, message: error.message });
-  }
-  return create(SliceErrorSchema, { index, code: status.INTERNAL, message: `internal error: ${(error as Error).message}` });
 }

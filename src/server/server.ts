@@ -1,12 +1,13 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { asyncScheduler, firstValueFrom, from, map, race, timer, type SchedulerLike } from "rxjs";
 import { MicroBatcher } from "../batcher/micro-batcher.js";
 import { WorkerSlots } from "../batcher/worker-slots.js";
-import { serviceDefinition } from "../client/definition.js";
+import { addService } from "../contract/service.js";
 import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health_pb.js";
 import { file_medsynth_v1_translator, Translator } from "../gen/medsynth/v1/translator_pb.js";
 import { OrtWorkerPool } from "../inference/ort-pool.js";
 import { loadModelSpecs } from "../inference/registry.js";
-import { MetricsPool } from "../metrics/pool.js";
+import { QualityPool } from "../quality/quality-pool.js";
 import { TransformPool } from "../inference/transform-pool.js";
 import { inferenceRunner, type ModelOutput } from "../inference/runner.js";
 import { startTelemetry } from "../telemetry/telemetry.js";
@@ -44,12 +45,15 @@ export interface RunningServer {
 
 export interface ServerHooks {
   log?: Logger;
+  /** Clock and timers of the batchers, the stream idle timeout and the drain deadline (default asyncScheduler). */
+  scheduler?: SchedulerLike;
 }
 
 /** Loads the models, warms up the workers, then binds and reports SERVING. */
 export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: ServerHooks = {}): Promise<RunningServer> {
   const config: ServerConfig = { ...DEFAULT_CONFIG, ...overrides };
   const log = hooks.log ?? createLogger(config.logLevel);
+  const scheduler = hooks.scheduler ?? asyncScheduler;
   // Bad TLS or token files fail here, before the slow model loading.
   const credentials = serverCredentials(config);
   const tokens = config.authTokensFile ? loadAuthTokens(config.authTokensFile) : undefined;
@@ -81,14 +85,14 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
       telemetry.batch(model.name, items.length, outputs[0]?.inferenceMs ?? 0);
       return outputs;
     };
-    batchers.set(model.name, new MicroBatcher(measured, slots, config));
+    batchers.set(model.name, new MicroBatcher(measured, slots, { ...config, scheduler }));
   }
   telemetry.observeQueueDepth(() => [...batchers].map(([name, batcher]) => [name, batcher.depth]));
 
-  const metrics = new MetricsPool({ workers: config.metricsWorkers });
+  const qualityPool = new QualityPool({ workers: config.metricsWorkers });
   const transforms = new TransformPool({ workers: config.transformWorkers });
   const quality: QualityFn = (synthetic, reference, target, foreground) =>
-    metrics.compute(synthetic, reference, target, { foreground });
+    qualityPool.compute(synthetic, reference, target, { foreground });
   const translator = new TranslatorService({
     models,
     batchers,
@@ -103,7 +107,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
       quality,
       tracer: telemetry.tracer,
       onQueueWait: telemetry.queueWait,
-      onMetricsTime: telemetry.metricsTime,
+      onQualityTime: telemetry.qualityTime,
     },
   });
   const health = new HealthService([Translator.typeName]);
@@ -113,10 +117,10 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   const server = new Server({
     ...serverChannelOptions(config),
     // In order: probe-port guard, then authentication, then stream limits (unauthenticated calls take no slot).
-    interceptors: [healthOnlyInterceptor(healthPorts), ...(tokens ? [tokenAuthInterceptor(tokens)] : []), streamLimiter(config).interceptor],
+    interceptors: [healthOnlyInterceptor(healthPorts), ...(tokens ? [tokenAuthInterceptor(tokens)] : []), streamLimiter(config, scheduler).interceptor],
   });
-  server.addService(serviceDefinition(Translator), translator.implementation);
-  server.addService(serviceDefinition(Health), health.implementation);
+  addService(server, Translator, translator.implementation);
+  addService(server, Health, health.implementation);
   addReflection(server, [file_medsynth_v1_translator, file_grpc_health_v1_health]);
 
   const bind = (port: number, portCredentials: ServerCredentials) =>
@@ -135,7 +139,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   });
 
   const release = async () => {
-    await Promise.all([pool.close(), metrics.close(), transforms.close()]);
+    await Promise.all([pool.close(), qualityPool.close(), transforms.close()]);
     await telemetry.shutdown();
   };
   let stopping: Promise<void> | undefined;
@@ -154,16 +158,13 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
       (stopping ??= (async () => {
         log.info("draining", { openStreams: translator.openStreams });
         health.setAll(ServingStatus.NOT_SERVING);
-        let timer: NodeJS.Timeout | undefined;
-        const timedOut = new Promise<void>((resolve) => {
-          timer = setTimeout(() => {
+        const deadline = timer(config.drainTimeoutMs, scheduler).pipe(
+          map(() => {
             log.warn("drain timeout, ending open streams", { openStreams: translator.openStreams });
             translator.abortAll(`server is shutting down; the drain timeout of ${config.drainTimeoutMs} ms passed`);
-            resolve();
-          }, config.drainTimeoutMs);
-        });
-        await Promise.race([translator.drain(), timedOut]);
-        clearTimeout(timer);
+          }),
+        );
+        await firstValueFrom(race(from(translator.drain()), deadline));
         health.endWatches();
         await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
         await release();

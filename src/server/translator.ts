@@ -1,47 +1,37 @@
 import { create } from "@bufbuild/protobuf";
-import {
-  status,
-  type sendUnaryData,
-  type ServerDuplexStream,
-  type ServerUnaryCall,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
+import { status, type ServerDuplexStream } from "@grpc/grpc-js";
 import { Subscription } from "rxjs";
 import type { MicroBatcher } from "../batcher/micro-batcher.js";
-import { SliceFault } from "../errors.js";
-import { directionName } from "../client/direction.js";
+import { directionName } from "../contract/direction.js";
+import type { ServiceImpl } from "../contract/service.js";
+import { isSliceError } from "../contract/slice-errors.js";
 import {
   Direction,
   Encoding,
   ListModelsResponseSchema,
   ModelInfoSchema,
   TranslateResponseSchema,
-  type ListModelsRequest,
-  type ListModelsResponse,
-  type SliceResult,
+  Translator,
   type StreamOptions,
   type TranslateRequest,
   type TranslateResponse,
-  type TranslateSliceRequest,
 } from "../gen/medsynth/v1/translator_pb.js";
 import { createDerivedSeries } from "../imaging/dicom.js";
 import type { ModelSpec } from "../inference/registry.js";
 import type { ModelOutput } from "../inference/runner.js";
 import type { Telemetry } from "../telemetry/telemetry.js";
-import type { Logger } from "./log.js";
-import { sliceErrorOf, translateSlice, type PipelineDeps, type StreamContext } from "./pipeline.js";
+import { answerSlice, type AnswerDeps } from "./answer.js";
+import type { StreamContext } from "./pipeline.js";
 
-export interface TranslatorDeps {
+export interface TranslatorDeps extends AnswerDeps {
   models: readonly ModelSpec[];
   batchers: ReadonlyMap<string, MicroBatcher<Float32Array, ModelOutput>>;
-  pipeline: PipelineDeps;
   /** Slices one stream may have in flight before the server stops reading it. */
   window: number;
   executionProvider: string;
   /** UID root of derived DICOM instances, and whether they are de-identified (PS3.15 basic profile). */
   dicom: { uidRoot: string; deidentify: boolean };
   telemetry: Telemetry;
-  log: Logger;
 }
 
 interface CallStatus {
@@ -135,28 +125,15 @@ class StreamSession {
     if (request.kind.case !== "slice") {
       return this.fail(status.INVALID_ARGUMENT, "options: send StreamOptions once, as the first message; every later message must be a Slice");
     }
-    const slice = request.kind.value;
     const entry: { response?: TranslateResponse } = {};
     this.order.push(entry);
     if (++this.inFlight >= this.deps.window) this.call.pause();
-    const directionLabel = directionName(this.context.model.direction);
-    const model = this.context.model.name;
     this.work.add(
-      translateSlice(this.deps.pipeline, this.context, slice).subscribe({
-        next: (result: SliceResult) => {
-          entry.response = create(TranslateResponseSchema, { kind: { case: "result", value: result } });
-          this.deps.telemetry.slice(directionLabel, model, "OK");
-          this.flush();
-        },
-        error: (error: unknown) => {
-          const sliceError = sliceErrorOf(slice.index, error);
-          if (!(error instanceof SliceFault) && sliceError.code === status.INTERNAL) {
-            this.deps.log.error("slice failed", { model, index: Number(slice.index), error: (error as Error).message });
-          }
-          entry.response = create(TranslateResponseSchema, { kind: { case: "error", value: sliceError } });
-          this.deps.telemetry.slice(directionLabel, model, status[sliceError.code]);
-          this.flush();
-        },
+      answerSlice(this.deps, this.context, request.kind.value).subscribe((answer) => {
+        entry.response = create(TranslateResponseSchema, {
+          kind: isSliceError(answer) ? { case: "error", value: answer } : { case: "result", value: answer },
+        });
+        this.flush();
       }),
     );
   }
@@ -219,8 +196,8 @@ export class TranslatorService {
     return undefined;
   }
 
-  readonly implementation: UntypedServiceImplementation = {
-    translate: (call: ServerDuplexStream<TranslateRequest, TranslateResponse>) => {
+  readonly implementation: ServiceImpl<typeof Translator> = {
+    translate: (call) => {
       const refused = this.refusal();
       if (refused) return void call.emit("error", refused);
       this.deps.telemetry.streamOpened();
@@ -232,29 +209,20 @@ export class TranslatorService {
       this.sessions.add(session);
     },
 
-    translateSlice: (call: ServerUnaryCall<TranslateSliceRequest, SliceResult>, callback: sendUnaryData<SliceResult>) => {
+    translateSlice: (call, callback) => {
       const refused = this.refusal();
       if (refused) return callback(refused);
       const context = resolveStream(this.deps, call.request.options);
       if (isStatus(context)) return callback(context);
       const slice = call.request.slice;
       if (!slice) return callback({ code: status.INVALID_ARGUMENT, details: "slice: missing" });
-      const directionLabel = directionName(context.model.direction);
-      const subscription = translateSlice(this.deps.pipeline, context, slice).subscribe({
-        next: (result) => {
-          this.deps.telemetry.slice(directionLabel, context.model.name, "OK");
-          callback(null, result);
-        },
-        error: (error: unknown) => {
-          const { code, message } = sliceErrorOf(slice.index, error);
-          this.deps.telemetry.slice(directionLabel, context.model.name, status[code]);
-          callback({ code, details: message });
-        },
-      });
+      const subscription = answerSlice(this.deps, context, slice).subscribe((answer) =>
+        isSliceError(answer) ? callback({ code: answer.code, details: answer.message }) : callback(null, answer),
+      );
       call.on("cancelled", () => subscription.unsubscribe());
     },
 
-    listModels: (_call: ServerUnaryCall<ListModelsRequest, ListModelsResponse>, callback: sendUnaryData<ListModelsResponse>) => {
+    listModels: (_call, callback) => {
       callback(
         null,
         create(ListModelsResponseSchema, {

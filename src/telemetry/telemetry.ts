@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { trace, type Tracer } from "@opentelemetry/api";
@@ -14,8 +15,12 @@ export interface TelemetryOptions {
   host?: string;
   /** Export traces by OTLP/gRPC here (default: $OTEL_EXPORTER_OTLP_ENDPOINT; none when unset). */
   otlpEndpoint?: string;
+  /** Default: the version in package.json. */
   serviceVersion?: string;
 }
+
+/** The package's version; this file runs as dist/src/telemetry/telemetry.js, three levels below package.json. */
+const PACKAGE_VERSION: string = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")).version;
 
 /** Labels are low-cardinality on purpose: no stream, slice or patient identifiers. */
 export interface Telemetry {
@@ -25,7 +30,7 @@ export interface Telemetry {
   slice(direction: string, model: string, status: string): void;
   batch(model: string, size: number, inferenceMs: number): void;
   queueWait(model: string, ms: number): void;
-  metricsTime(ms: number): void;
+  qualityTime(ms: number): void;
   streamOpened(): void;
   streamClosed(): void;
   /** Called at every collection to read each model's queue depth. */
@@ -44,7 +49,7 @@ const MS_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
 export async function startTelemetry(options: TelemetryOptions = {}): Promise<Telemetry> {
   const resource = resourceFromAttributes({
     [ATTR_SERVICE_NAME]: "medsynth",
-    [ATTR_SERVICE_VERSION]: options.serviceVersion ?? "0.0.0",
+    [ATTR_SERVICE_VERSION]: options.serviceVersion ?? PACKAGE_VERSION,
   });
   const exporter = options.metricsPort === undefined ? undefined : new PrometheusExporter({ preventServerStart: true });
   const meterProvider = new MeterProvider({ resource, readers: exporter ? [exporter] : [] });
@@ -87,7 +92,7 @@ export async function startTelemetry(options: TelemetryOptions = {}): Promise<Te
     description: "Slices per inference batch",
     advice: { explicitBucketBoundaries: [1, 2, 4, 8, 16, 32, 64] },
   });
-  const metricsMs = meter.createHistogram("medsynth_quality_metrics_ms", {
+  const qualityMs = meter.createHistogram("medsynth_quality_metrics_ms", {
     description: "Time to compute PSNR, SSIM, UQI, VIF and MAE for one slice",
     unit: "ms",
     advice: { explicitBucketBoundaries: MS_BUCKETS },
@@ -103,7 +108,7 @@ export async function startTelemetry(options: TelemetryOptions = {}): Promise<Te
       inference.record(ms, { model });
     },
     queueWait: (model, ms) => queueWait.record(ms, { model }),
-    metricsTime: (ms) => metricsMs.record(ms),
+    qualityTime: (ms) => qualityMs.record(ms),
     streamOpened: () => {
       streams.add(1);
       activeStreams.add(1);

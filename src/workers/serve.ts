@@ -1,6 +1,9 @@
-/** The worker side of ThreadPool: one reply per request, errors sent back by name and message. */
-import { parentPort } from "node:worker_threads";
-import type { WorkerReply, WorkerRequest } from "./thread-pool.js";
+/**
+ * The worker side of WorkerPool: set up once from the pool's `init`, say
+ * ready, then answer one call at a time; errors go back by name and message.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import type { CallMessage, Methods, WorkerMessage } from "./protocol.js";
 
 /** What a handler returns: the reply and the buffers in it to transfer back. */
 export interface Handled<Reply> {
@@ -8,21 +11,38 @@ export interface Handled<Reply> {
   readonly transfer?: ArrayBuffer[];
 }
 
-export function serveRequests<Request, Reply>(script: string, handle: (request: Request) => Handled<Reply>): void {
+export type Handlers<M extends Methods> = {
+  readonly [K in keyof M]: (request: M[K]["request"]) => Handled<M[K]["reply"]> | Promise<Handled<M[K]["reply"]>>;
+};
+
+/** What setup gives: the handlers, and what the pool's `ready` reports (nothing unless `Ready` says). */
+export type Served<M extends Methods, Ready> = { readonly handlers: Handlers<M> } & (undefined extends Ready
+  ? { readonly ready?: Ready }
+  : { readonly ready: Ready });
+
+export function serveWorker<M extends Methods, Init = undefined, Ready = undefined>(
+  script: string,
+  setup: (init: Init) => Served<M, Ready> | Promise<Served<M, Ready>>,
+): void {
   const port = parentPort;
-  if (port === null) throw new Error(`${script} runs as a worker thread of a ThreadPool`);
-  port.on("message", ({ id, request }: WorkerRequest<Request>) => {
-    const started = performance.now();
-    let reply: WorkerReply<Reply>;
-    let transfer: ArrayBuffer[] = [];
-    try {
-      const handled = handle(request);
-      transfer = handled.transfer ?? [];
-      reply = { id, ok: true, value: handled.value, computeMs: performance.now() - started };
-    } catch (error) {
-      const e = error instanceof Error ? error : new Error(String(error));
-      reply = { id, ok: false, name: e.name, message: e.message };
-    }
-    port.postMessage(reply, transfer);
-  });
+  if (port === null) throw new Error(`${script} runs as a worker thread of a WorkerPool`);
+  const post = (message: WorkerMessage, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
+  Promise.resolve(workerData as Init)
+    .then(setup)
+    .then(
+      ({ handlers, ready }) => {
+        port.on("message", async ({ id, method, request }: CallMessage) => {
+          const started = performance.now();
+          try {
+            const handled = await handlers[method](request);
+            post({ kind: "reply", id, ok: true, value: handled.value, computeMs: performance.now() - started }, handled.transfer);
+          } catch (error) {
+            const e = error instanceof Error ? error : new Error(String(error));
+            post({ kind: "reply", id, ok: false, name: e.name, message: e.message });
+          }
+        });
+        post({ kind: "ready", ready });
+      },
+      (error: unknown) => post({ kind: "failed", message: error instanceof Error ? error.message : String(error) }),
+    );
 }

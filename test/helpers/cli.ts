@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 
 // The compiled CLI sits beside the compiled tests (dist/ or a private --outDir), so it is found
 // from this file's URL; everything else (models, test data) is found from the repository root (cwd).
-const CLI = fileURLToPath(new URL("../../src/client/cli.js", import.meta.url));
+const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
 export interface CliRun {
   code: number;

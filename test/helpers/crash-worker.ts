@@ -1,13 +1,37 @@
-/** A ThreadPool worker for tests: echoes, fails, or dies before answering, as asked. */
-import { isMainThread } from "node:worker_threads";
-import { serveRequests } from "../../src/workers/serve.js";
+/**
+ * A WorkerPool worker for tests: echoes, fails, or dies before answering, as
+ * asked. Its setup reports the thread's id, and fails once `starts` (shared
+ * by every worker of the pool) has run out: the pool's handshake and what it
+ * does with a successor that cannot start.
+ */
+import { isMainThread, threadId } from "node:worker_threads";
+import { serveWorker } from "../../src/workers/serve.js";
 
-export type CrashRequest = { kind: "echo"; value: number } | { kind: "fail" } | { kind: "die" };
+export type CrashMethods = {
+  echo: { request: number; reply: number };
+  fail: { request: undefined; reply: never };
+  die: { request: undefined; reply: never };
+};
 
-// `node --test dist/test/` also loads the helpers; only a ThreadPool worker serves.
-if (!isMainThread) serveRequests<CrashRequest, number>("crash-worker.js", (request) => {
-  if (request.kind === "fail") throw new RangeError("asked to fail");
-  // In a worker, process.exit ends only this thread, as a crash would, and no reply is sent.
-  if (request.kind === "die") process.exit(3);
-  return { value: request.value * 2 };
-});
+export interface CrashInit {
+  /** Worker starts left, one Int32 over a SharedArrayBuffer; unlimited when absent. */
+  readonly starts?: Int32Array;
+}
+
+// `node --test` may load the helpers too; only a pool's worker serves.
+if (!isMainThread) {
+  serveWorker<CrashMethods, CrashInit | undefined, number>("crash-worker.js", (init) => {
+    if (init?.starts && Atomics.sub(init.starts, 0, 1) <= 0) throw new Error("no starts left");
+    return {
+      ready: threadId,
+      handlers: {
+        echo: (value) => ({ value: value * 2 }),
+        fail: () => {
+          throw new RangeError("asked to fail");
+        },
+        // In a worker, process.exit ends only this thread, as a crash would, and no reply is sent.
+        die: () => process.exit(3),
+      },
+    };
+  });
+}

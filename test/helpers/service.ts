@@ -1,6 +1,8 @@
+import assert from "node:assert/strict";
+import { after, before } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { credentials, makeGenericClientConstructor, type Client, type ClientDuplexStream } from "@grpc/grpc-js";
-import { serviceDefinition } from "../../src/client/definition.js";
+import { serviceDefinition } from "../../src/contract/service.js";
 import {
   Direction,
   Encoding,
@@ -12,23 +14,70 @@ import {
   TranslateRequestSchema,
   type Image,
   type Slice,
-  type StreamOptions,
   type TranslateRequest,
   type TranslateResponse,
 } from "../../src/gen/medsynth/v1/translator_pb.js";
-import { startServer, type RunningServer } from "../../src/server/server.js";
+import { syntheticHead } from "../../src/cli/synthetic-head.js";
+import { createClient, type TranslatorClient } from "../../src/client/client.js";
+import { startServer, type RunningServer, type ServerHooks } from "../../src/server/server.js";
 import type { ServerConfig } from "../../src/server/config.js";
-import { createLogger } from "../../src/server/log.js";
+import { createLogger, type Logger } from "../../src/server/log.js";
 
 /** Tiny random-weight generators (64², made by training/) so tests run in seconds. */
 export const TINY_MODELS = "test/fixtures/models";
 
-/** A real server on an ephemeral loopback port, quiet unless something fails. */
-export function startTestServer(overrides: Partial<ServerConfig> = {}): Promise<RunningServer> {
+/** A real server on an ephemeral loopback port, quiet unless something fails (or logging where `hooks` say). */
+export function startTestServer(overrides: Partial<ServerConfig> = {}, hooks: ServerHooks = {}): Promise<RunningServer> {
   return startServer(
     { host: "127.0.0.1", port: 0, metricsPort: 0, modelsDir: TINY_MODELS, workers: 1, ...overrides },
-    { log: createLogger("error") },
+    { log: createLogger("error"), ...hooks },
   );
+}
+
+export interface TestServer {
+  /** The running server, from the suite's `before` on. */
+  readonly server: RunningServer;
+  /** A grpc-js Translator client of it, made on first use. */
+  readonly client: TranslatorTestClient;
+  /** A client-library client of it, made on first use. */
+  readonly library: TranslatorClient;
+}
+
+/**
+ * A real test server for the tests of the enclosing `describe`: started in
+ * its `before`, closed (with the clients made of it) in its `after`.
+ * `config` may be a function, for values another `before` makes first.
+ */
+export function useTestServer(config: Partial<ServerConfig> | (() => Partial<ServerConfig>) = {}, hooks?: ServerHooks): TestServer {
+  let server: RunningServer | undefined;
+  let client: TranslatorTestClient | undefined;
+  let library: TranslatorClient | undefined;
+  before(async () => {
+    server = await startTestServer(typeof config === "function" ? config() : config, hooks);
+  });
+  after(async () => {
+    client?.close();
+    library?.close();
+    await server?.close();
+  });
+  const running = (): RunningServer => server ?? assert.fail("the test server has not started");
+  return {
+    get server() {
+      return running();
+    },
+    get client() {
+      return (client ??= translatorClient(running().address));
+    },
+    get library() {
+      return (library ??= createClient(running().address));
+    },
+  };
+}
+
+/** A logger that keeps its JSON lines, parsed, in `lines`. */
+export function recordingLogger(): { log: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  return { log: createLogger("debug", (line) => lines.push(JSON.parse(line))), lines };
 }
 
 const TranslatorClient = makeGenericClientConstructor(serviceDefinition(Translator), "Translator");
@@ -42,39 +91,26 @@ export function translatorClient(address: string): TranslatorTestClient {
   return new TranslatorClient(address, credentials.createInsecure()) as unknown as TranslatorTestClient;
 }
 
-/** A head-like test image: an ellipse of `inside` in `outside`, with a brighter core. */
-export function headPixels(width: number, height: number, outside: number, inside: number, core: number): number[] {
-  const out: number[] = [];
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const dx = (x - width / 2) / (width * 0.4);
-      const dy = (y - height / 2) / (height * 0.45);
-      const r = dx * dx + dy * dy;
-      out.push(r < 0.25 ? core : r < 1 ? inside + ((x * 7 + y * 3) % 11) : outside);
-    }
-  }
-  return out;
-}
-
-export function rawImage(pixels: number[], width: number, height: number, pixelType: PixelType, intercept = 0): Image {
+export function rawImage(pixels: ArrayLike<number>, width: number, height: number, pixelType: PixelType, intercept = 0): Image {
   const bytes = new Uint8Array(pixels.length * (pixelType === PixelType.FLOAT32 ? 4 : pixelType === PixelType.UINT8 ? 1 : 2));
   const view = new DataView(bytes.buffer);
-  pixels.forEach((v, i) => {
+  for (let i = 0; i < pixels.length; i++) {
+    const v = pixels[i];
     if (pixelType === PixelType.INT16) view.setInt16(2 * i, v, true);
     else if (pixelType === PixelType.UINT16) view.setUint16(2 * i, v, true);
     else if (pixelType === PixelType.FLOAT32) view.setFloat32(4 * i, v, true);
     else view.setUint8(i, v);
-  });
+  }
   return create(ImageSchema, { encoding: Encoding.RAW, data: bytes, width, height, pixelType, rescaleSlope: 1, rescaleIntercept: intercept });
 }
 
 /** An MR-like slice (uint16 scanner units). */
 export const mrImage = (width = 80, height = 96) =>
-  rawImage(headPixels(width, height, 0, 600, 900), width, height, PixelType.UINT16);
+  rawImage(syntheticHead(width, height, { outside: 0, inside: 600, core: 900 }), width, height, PixelType.UINT16);
 
 /** A CT-like slice: int16 stored HU + 1024, intercept −1024. */
 export const ctImage = (width = 80, height = 96) =>
-  rawImage(headPixels(width, height, 0, 1024 + 35, 1024 + 900), width, height, PixelType.INT16, -1024);
+  rawImage(syntheticHead(width, height, { outside: 0, inside: 1024 + 35, core: 1024 + 900 }), width, height, PixelType.INT16, -1024);
 
 export const options = (direction: Direction, extra: { model?: string; outputEncoding?: Encoding; foregroundMetrics?: boolean } = {}) =>
   create(TranslateRequestSchema, { kind: { case: "options", value: create(StreamOptionsSchema, { direction, ...extra }) } });

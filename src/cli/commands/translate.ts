@@ -1,0 +1,286 @@
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import { Encoding, type Image, type Quality } from "../../gen/medsynth/v1/translator_pb.js";
+import { decodeImage, encodeImage } from "../../imaging/codec.js";
+import { axialLayout, extractSlice, insertSlice, readNifti, writeNifti, type AxialLayout, type NiftiVolume } from "../../imaging/nifti.js";
+import type { Raster } from "../../imaging/raster.js";
+import { oneOf, parseCommand, parseInteger, UsageError, type CommandSpec, type OptionSpec } from "../args.js";
+import { isSliceError, type SliceInit } from "../../client/client.js";
+import { modalitiesOf, type DirectionName } from "../../contract/direction.js";
+import { statusName } from "../../client/errors.js";
+import { everyAnswer, indices } from "../answers.js";
+import { progressBar } from "../progress.js";
+import { csv, formatMeanStd, summarize } from "../report.js";
+import { isNiftiPath, listSliceFiles, niftiStem, PNG_RESCALE, rawImage, readSliceImage, type Rescale, type SliceFile } from "../slice-files.js";
+import { CONNECTION_OPTIONS, connect } from "./common.js";
+import { DEFAULT_WINDOW } from "../../contract/limits.js";
+
+export const translateSpec = {
+  name: "translate",
+  summary: "Translate a folder of PNG or DICOM slices, or a NIfTI volume, to the other modality.",
+  usage: "medsynth translate <input> --direction mr2ct|ct2mr --out <dir> [options]",
+  details: [
+    "<input> is a folder of PNG or DICOM slices, or a .nii/.nii.gz volume (cut into axial slices and",
+    "written back as a float32 NIfTI with the same header geometry). With --reference (a folder whose",
+    "files have the same names, or a NIfTI volume of the same size) each slice gets PSNR, SSIM, UQI,",
+    "VIF and MAE from the service, written to <out>/metrics.csv. PNG slices are read and written with",
+    "the project's convention (CT stored as HU + 1024, MR as is) unless --slope/--intercept say",
+    "otherwise. Exits 1 when any slice failed. NOT FOR CLINICAL USE.",
+  ].join("\n"),
+  options: {
+    direction: { type: "string", short: "d", placeholder: "mr2ct|ct2mr", description: "translation direction (required)" },
+    out: { type: "string", short: "o", placeholder: "dir", description: "output folder (required; created if missing)" },
+    reference: { type: "string", short: "r", placeholder: "dir|file", description: "real images of the target modality, for metrics" },
+    format: {
+      type: "string",
+      placeholder: "png|raw|dicom|nifti",
+      description: "output format (default: the input's; raw = float32 little-endian in physical units)",
+    },
+    model: { type: "string", short: "m", placeholder: "name", description: "model to use (default: the direction's default)" },
+    slope: { type: "string", placeholder: "n", description: "PNG input: physical = stored × slope + intercept (default 1)" },
+    intercept: { type: "string", placeholder: "n", description: "PNG input intercept (default -1024 for CT, 0 for MR)" },
+    "reference-slope": { type: "string", placeholder: "n", description: "PNG reference slope (default 1)" },
+    "reference-intercept": { type: "string", placeholder: "n", description: "PNG reference intercept (default by modality)" },
+    foreground: { type: "boolean", description: "also compute the metrics inside the head mask (fg_* columns)" },
+    window: { type: "string", placeholder: "n", description: "slices in flight on the stream", default: String(DEFAULT_WINDOW) },
+    quiet: { type: "boolean", short: "q", description: "no progress bar" },
+    ...CONNECTION_OPTIONS,
+  },
+  positionals: { min: 1, max: 1 },
+  examples: [
+    "medsynth translate models/testdata/subject-101/mr -d mr2ct -r models/testdata/subject-101/ct -o out/ct",
+    "medsynth translate head-ct.nii.gz -d ct2mr -o out --target 127.0.0.1:50051",
+  ],
+} satisfies CommandSpec<Record<string, OptionSpec>>;
+
+type Format = "png" | "raw" | "dicom" | "nifti";
+
+/** Where slices come from and where their answers go. */
+interface Job {
+  count: number;
+  names: string[];
+  slices(): AsyncGenerator<SliceInit>;
+  /** Writes one answer's image; returns the written file (relative to --out) for the index. */
+  write(index: number, image: Image): Promise<string>;
+  /** Writes what is left (a NIfTI volume) after the last answer. */
+  finish(): Promise<string[]>;
+}
+
+const QUALITY_KEYS = ["psnr", "ssim", "uqi", "vif", "mae"] as const;
+
+function rescaleOption(value: string | undefined, fallback: number, option: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || (option.endsWith("slope") && n === 0)) {
+    throw new UsageError(`--${option} "${value}": expected a${option.endsWith("slope") ? " non-zero" : ""} number`);
+  }
+  return n;
+}
+
+/** Physical values → the project's PNG convention (stored = value − intercept, clipped to 16 bits). */
+async function pngBytes(raster: Raster, rescale: Rescale): Promise<Uint8Array> {
+  const stored = new Float32Array(raster.data.length);
+  for (let i = 0; i < stored.length; i++) {
+    stored[i] = Math.min(65535, Math.max(0, (raster.data[i] - rescale.intercept) / rescale.slope));
+  }
+  // With samples in [0, 65535], encodeImage stores them as they are (intercept 0, slope 1).
+  return (await encodeImage({ width: raster.width, height: raster.height, data: stored }, Encoding.PNG)).data;
+}
+
+const EXTENSION: Record<Exclude<Format, "nifti">, string> = { png: ".png", raw: ".raw", dicom: ".dcm" };
+
+/** Writes one slice file in `format` and returns its name. */
+async function writeSliceFile(out: string, name: string, format: Exclude<Format, "nifti">, image: Image, rescale: Rescale): Promise<string> {
+  const file = `${name}${EXTENSION[format]}`;
+  const bytes = format === "png" ? await pngBytes((await decodeImage(image, "result.image")).raster, rescale) : image.data;
+  await writeFile(join(out, file), bytes);
+  return file;
+}
+
+async function folderJob(input: string, reference: string | undefined, out: string, format: Exclude<Format, "nifti">, rescales: { input: Rescale; reference: Rescale; output: Rescale }): Promise<Job> {
+  const files = await listSliceFiles(input);
+  let references: Map<string, SliceFile> | undefined;
+  if (reference !== undefined) {
+    references = new Map((await listSliceFiles(reference)).map((f) => [f.name, f]));
+    const missing = files.filter((f) => !references!.has(f.name)).map((f) => f.name);
+    if (missing.length > 0) throw new UsageError(`--reference ${reference} has no slice named ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", ..." : ""}`);
+  }
+  return {
+    count: files.length,
+    names: files.map((f) => f.name),
+    async *slices() {
+      for (const [index, file] of files.entries()) {
+        const ref = references?.get(file.name);
+        yield {
+          index: BigInt(index),
+          image: await readSliceImage(file, rescales.input),
+          ...(ref ? { reference: await readSliceImage(ref, rescales.reference) } : {}),
+        };
+      }
+    },
+    write: (index, image) => writeSliceFile(out, files[index].name, format, image, rescales.output),
+    finish: async () => [],
+  };
+}
+
+async function niftiJob(input: string, reference: string | undefined, out: string, format: Exclude<Format, "dicom">, target: string, rescale: Rescale): Promise<Job> {
+  const volume = readNifti(await readFile(input), input);
+  const layout: AxialLayout = axialLayout(volume.dims, volume.affine);
+  let referenceVolume: NiftiVolume | undefined;
+  if (reference !== undefined) {
+    referenceVolume = readNifti(await readFile(reference), reference);
+    if (referenceVolume.dims.join() !== volume.dims.join()) {
+      throw new UsageError(`--reference ${reference} is ${referenceVolume.dims.join("×")} voxels, ${input} is ${volume.dims.join("×")}`);
+    }
+  }
+  const stem = niftiStem(input);
+  const names = Array.from({ length: layout.count }, (_, k) => `${stem}-${String(k).padStart(3, "0")}`);
+  // Slices that fail stay NaN, so they cannot pass for real values.
+  const synthetic = format === "nifti" ? new Float32Array(volume.data.length).fill(NaN) : undefined;
+  return {
+    count: layout.count,
+    names,
+    async *slices() {
+      for (let k = 0; k < layout.count; k++) {
+        yield {
+          index: BigInt(k),
+          image: rawImage(extractSlice(volume.data, layout, k)),
+          ...(referenceVolume ? { reference: rawImage(extractSlice(referenceVolume.data, layout, k)) } : {}),
+        };
+      }
+    },
+    async write(index, image) {
+      if (!synthetic) return writeSliceFile(out, names[index], format as "png" | "raw", image, rescale);
+      insertSlice(synthetic, layout, index, (await decodeImage(image, "result.image")).raster);
+      return `${stem}-synthetic-${target}.nii${input.toLowerCase().endsWith(".gz") ? ".gz" : ""}`;
+    },
+    async finish() {
+      if (!synthetic) return [];
+      const file = `${stem}-synthetic-${target}.nii${input.toLowerCase().endsWith(".gz") ? ".gz" : ""}`;
+      const description = `medsynth synthetic ${target.toUpperCase()} - NOT FOR CLINICAL USE`;
+      await writeFile(join(out, file), writeNifti(volume, synthetic, { gzip: file.endsWith(".gz"), description }));
+      return [file];
+    },
+  };
+}
+
+export async function translateCommand(argv: string[]): Promise<number> {
+  const parsed = parseCommand(translateSpec, argv);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
+  const input = positionals[0];
+  if (!values.direction) throw new UsageError("--direction is required (mr2ct or ct2mr)");
+  if (!values.out) throw new UsageError("--out is required");
+  const direction = oneOf(values.direction, ["mr2ct", "ct2mr"] as const, "direction") as DirectionName;
+  const { source, target } = modalitiesOf(direction);
+  const nifti = isNiftiPath(input);
+  if (!nifti && !(await stat(input).catch(() => undefined))?.isDirectory()) {
+    throw new UsageError(`${input}: expected a folder of PNG/DICOM slices or a .nii/.nii.gz file`);
+  }
+  const allowed: readonly Format[] = nifti ? ["nifti", "png", "raw"] : ["png", "raw", "dicom"];
+  const defaultFormat: Format = nifti ? "nifti" : (await listSliceFiles(input))[0].kind;
+  const format = values.format === undefined ? defaultFormat : oneOf(values.format as Format, allowed, "format");
+  const out = values.out;
+  if (!nifti && resolve(out) === resolve(input)) throw new UsageError("--out must not be the input folder");
+  const window = parseInteger(values.window, "window");
+  const rescales = {
+    input: { slope: rescaleOption(values.slope, 1, "slope"), intercept: rescaleOption(values.intercept, PNG_RESCALE[source].intercept, "intercept") },
+    reference: {
+      slope: rescaleOption(values["reference-slope"], 1, "reference-slope"),
+      intercept: rescaleOption(values["reference-intercept"], PNG_RESCALE[target].intercept, "reference-intercept"),
+    },
+    output: PNG_RESCALE[target],
+  };
+
+  await mkdir(out, { recursive: true });
+  const job = nifti
+    ? await niftiJob(input, values.reference, out, format as Exclude<Format, "dicom">, target, rescales.output)
+    : await folderJob(input, values.reference, out, format as Exclude<Format, "nifti">, rescales);
+
+  const service = await connect(values);
+  const progress = progressBar(job.count, `${direction}`, !values.quiet && process.stderr.isTTY === true);
+  const started = performance.now();
+  const failures: { index: number; code: number; message: string }[] = [];
+  const rows: (string | number)[][] = [];
+  const written: { index: number; name: string; file: string }[] = [];
+  const qualities: Quality[] = [];
+  let model = values.model ?? "";
+  let answered = 0;
+  try {
+    const answers = service.client.translate(
+      {
+        direction,
+        model: values.model,
+        outputEncoding: format === "dicom" ? Encoding.DICOM : Encoding.RAW,
+        foregroundMetrics: values.foreground,
+        window,
+      },
+      job.slices(),
+    );
+    for await (const answer of everyAnswer(answers, () => indices(answered, job.count))) {
+      const index = Number(answer.index);
+      answered++;
+      progress.tick();
+      if (isSliceError(answer)) {
+        failures.push({ index, code: answer.code, message: answer.message });
+        continue;
+      }
+      model = answer.model;
+      const file = answer.image ? await job.write(index, answer.image) : "";
+      written.push({ index, name: job.names[index], file });
+      if (answer.quality) {
+        qualities.push(answer.quality);
+        const fg = answer.foregroundQuality;
+        rows.push([index, job.names[index], answer.model, ...QUALITY_KEYS.map((k) => answer.quality![k]), ...(values.foreground ? QUALITY_KEYS.map((k) => fg?.[k] ?? "") : [])]);
+      }
+    }
+  } finally {
+    progress.stop();
+    await service.close();
+  }
+  const elapsed = (performance.now() - started) / 1000;
+  const files = await job.finish();
+
+  const print = (line: string) => process.stdout.write(`${line}\n`);
+  print(
+    `translated ${written.length}/${job.count} slices ${direction} with ${model || "the default model"} ` +
+      `in ${elapsed.toFixed(1)} s (${(written.length / Math.max(elapsed, 1e-3)).toFixed(1)} slices/s) -> ${out} (${format})`,
+  );
+  for (const file of files) print(`wrote ${join(out, file)}`);
+  if (rows.length > 0) {
+    const columns = ["index", "name", "model", ...QUALITY_KEYS, ...(values.foreground ? QUALITY_KEYS.map((k) => `fg_${k}`) : [])];
+    await writeFile(join(out, "metrics.csv"), csv(columns, rows));
+    const digits: Record<(typeof QUALITY_KEYS)[number], number> = { psnr: 2, ssim: 4, uqi: 4, vif: 4, mae: 1 };
+    print(
+      `metrics over ${qualities.length} slices (mean ± std): ` +
+        QUALITY_KEYS.map((k) => `${k.toUpperCase()} ${formatMeanStd(summarize(qualities.map((q) => q[k])), digits[k])}`).join(", "),
+    );
+    print(`wrote ${join(out, "metrics.csv")}`);
+  }
+  await writeFile(
+    join(out, "index.json"),
+    JSON.stringify(
+      {
+        description: `medsynth synthetic ${target.toUpperCase()} from ${input}. NOT FOR CLINICAL USE.`,
+        direction,
+        model,
+        format,
+        ...(format === "png" ? { png: { rescale_slope: rescales.output.slope, rescale_intercept: rescales.output.intercept } } : {}),
+        ...(format === "raw" ? { raw: { pixel_type: "float32", byte_order: "little-endian" } } : {}),
+        units: target === "ct" ? "HU" : "scanner units",
+        slices: written.sort((a, b) => a.index - b.index),
+        failed: failures.map(({ index, code, message }) => ({ index, name: job.names[index], status: statusName(code), message })),
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  if (failures.length === 0) return 0;
+  process.stderr.write(`${failures.length} of ${job.count} slices failed:\n`);
+  for (const code of new Set(failures.map((f) => f.code))) {
+    const group = failures.filter((f) => f.code === code);
+    process.stderr.write(`  ${statusName(code)} x${group.length}, e.g. ${job.names[group[0].index]}: ${group[0].message}\n`);
+  }
+  return 1;
+}

@@ -1,0 +1,83 @@
+/**
+ * The gRPC services as grpc-js sees them, built from the protobuf-es
+ * descriptors: method definitions for clients and `Server.addService`, and
+ * the handler types a server implements (the counterpart of connect-es's
+ * `ServiceImpl<Desc>`), so that a renamed or retyped RPC breaks the build.
+ */
+import type {
+  handleBidiStreamingCall,
+  handleClientStreamingCall,
+  handleServerStreamingCall,
+  handleUnaryCall,
+  MethodDefinition,
+  Server,
+  UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+import { fromBinary, toBinary, type DescMessage, type DescMethod, type MessageShape } from "@bufbuild/protobuf";
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+
+type Method = GenServiceMethods[string];
+type Input<M extends Method> = MessageShape<M["input"]>;
+type Output<M extends Method> = MessageShape<M["output"]>;
+
+/** grpc-js method definitions keyed by the generated service's local method names. */
+export type ServiceDefinitionOf<T extends GenServiceMethods> = {
+  [K in keyof T]: MethodDefinition<Input<T[K]>, Output<T[K]>>;
+};
+
+/** The grpc-js handler of one method, by its kind. */
+type HandlerOf<M extends Method> = M["methodKind"] extends "unary"
+  ? handleUnaryCall<Input<M>, Output<M>>
+  : M["methodKind"] extends "server_streaming"
+    ? handleServerStreamingCall<Input<M>, Output<M>>
+    : M["methodKind"] extends "client_streaming"
+      ? handleClientStreamingCall<Input<M>, Output<M>>
+      : handleBidiStreamingCall<Input<M>, Output<M>>;
+
+/** What a server implements for `service`: one typed handler per RPC, named as the descriptor names it. */
+export type ServiceImpl<S> = S extends GenService<infer T> ? { [K in keyof T]: HandlerOf<T[K]> } : never;
+
+const serializer =
+  <D extends DescMessage>(schema: D) =>
+  (message: MessageShape<D>): Buffer => {
+    const bytes = toBinary(schema, message);
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  };
+
+// protobuf-es returns `bytes` fields as views into what it decodes. Decoding a
+// plain Uint8Array copy (not grpc-js's pooled Buffer, whose slice() is a view)
+// gives image data that is standalone and behaves as Uint8Array everywhere.
+const deserializer =
+  <D extends DescMessage>(schema: D) =>
+  (bytes: Buffer): MessageShape<D> =>
+    fromBinary(schema, new Uint8Array(bytes));
+
+function methodDefinition(method: DescMethod): MethodDefinition<unknown, unknown> {
+  return {
+    path: `/${method.parent.typeName}/${method.name}`,
+    originalName: method.localName,
+    requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+    responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+    requestSerialize: serializer(method.input) as (value: unknown) => Buffer,
+    requestDeserialize: deserializer(method.input),
+    responseSerialize: serializer(method.output) as (value: unknown) => Buffer,
+    responseDeserialize: deserializer(method.output),
+  };
+}
+
+/**
+ * A grpc-js service definition built from protobuf-es descriptors, so client
+ * and server (de)serialize with `toBinary`/`fromBinary` and never load .proto
+ * files at run time. Usable with `Server.addService` as well as with a client.
+ */
+export function serviceDefinition<T extends GenServiceMethods>(service: GenService<T>): ServiceDefinitionOf<T> {
+  return Object.fromEntries(
+    service.methods.map((method) => [method.localName, methodDefinition(method)]),
+  ) as ServiceDefinitionOf<T>;
+}
+
+/** `server.addService` with handlers checked against the descriptor. */
+export function addService<T extends GenServiceMethods>(server: Server, service: GenService<T>, implementation: ServiceImpl<GenService<T>>): void {
+  // grpc-js types the map loosely; ServiceImpl above is the check.
+  server.addService(serviceDefinition(service), implementation as unknown as UntypedServiceImplementation);
+}

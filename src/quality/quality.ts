@@ -1,0 +1,97 @@
+/**
+ * Quality of a synthetic slice against the real target image, in the domain
+ * that the `Quality` message documents (proto/medsynth/v1/translator.proto):
+ * both images brought to the target window and mapped to [0, 1] with
+ * clipping; PSNR and SSIM with data range 1 and UQI on those values; VIF on
+ * the same images scaled to [0, 255]; MAE in physical units, unclipped.
+ */
+import type { Raster } from "../imaging/raster.js";
+import { mapRange, resolveWindow, type WindowSpec } from "../imaging/window.js";
+import { mae, psnr, ssim, uqi, vifp, type Plane } from "./kernels.js";
+import { crop, foregroundMask } from "./mask.js";
+import { scratch32, Scratch32 } from "./scratch.js";
+
+/**
+ * The target modality's window: the model's output window from its manifest
+ * (CT: `{ window: "fixed", low: -1024, high: 3071 }` in HU; MR:
+ * `{ window: "percentile", low: 0.5, high: 99.5 }`, taken on the reference).
+ */
+export type TargetWindow = WindowSpec;
+
+/** One set of metrics; the server copies it into a `Quality` message. */
+export interface QualityValues {
+  /** dB; +Infinity when the images are identical in the window. */
+  readonly psnr: number;
+  readonly ssim: number;
+  readonly uqi: number;
+  readonly vif: number;
+  /** Physical units (HU for CT). */
+  readonly mae: number;
+}
+
+export interface QualityReport {
+  readonly quality: QualityValues;
+  /** Only with `foreground: true`. */
+  readonly foreground?: QualityValues;
+}
+
+export interface QualityOptions {
+  /**
+   * Also compute the metrics inside the foreground mask (see mask.ts):
+   * SSIM, UQI and VIF on the mask's bounding box, PSNR and MAE on its
+   * pixels. Default false. Metrics that cannot be computed (an empty mask,
+   * a box smaller than the metric's window: 7 px for SSIM, 9 for UQI, 41 for
+   * VIF) are NaN.
+   */
+  readonly foreground?: boolean;
+}
+
+/**
+ * Metrics of `synthetic` against `reference` (same size, physical units) in
+ * the `target` window. Synchronous and CPU-bound: call it through
+ * QualityPool on a server. Throws RangeError when the sizes differ.
+ */
+export function computeQuality(
+  synthetic: Raster,
+  reference: Raster,
+  target: TargetWindow,
+  options: QualityOptions = {},
+): QualityReport {
+  const { width, height } = reference;
+  if (synthetic.width !== width || synthetic.height !== height) {
+    throw new RangeError(`synthetic image is ${synthetic.width}x${synthetic.height}, its reference ${width}x${height}`);
+  }
+  const n = width * height;
+  const range = resolveWindow(target, reference.data);
+  const unitRef = mapRange(reference.data, range, 0, 1, scratch32(Scratch32.Reference, n));
+  const unitSyn = mapRange(synthetic.data, range, 0, 1, scratch32(Scratch32.Synthetic, n));
+  const byteRef = mapRange(reference.data, range, 0, 255, scratch32(Scratch32.Reference255, n));
+  const byteSyn = mapRange(synthetic.data, range, 0, 255, scratch32(Scratch32.Synthetic255, n));
+  const whole = (data: Float32Array): Plane => ({ width, height, data });
+  const quality: QualityValues = {
+    psnr: psnr(whole(unitRef), whole(unitSyn), 1),
+    ssim: ssim(whole(unitRef), whole(unitSyn), 1),
+    uqi: uqi(whole(unitRef), whole(unitSyn)),
+    vif: vifp(whole(byteRef), whole(byteSyn)),
+    mae: mae(reference, synthetic),
+  };
+  if (options.foreground !== true) return { quality };
+
+  const { mask, box } = foregroundMask(unitRef, width, height);
+  if (box === undefined) return { quality, foreground: { psnr: NaN, ssim: NaN, uqi: NaN, vif: NaN, mae: NaN } };
+  const boxed = (data: Float32Array, role: number): Plane => ({
+    width: box.width,
+    height: box.height,
+    data: crop(data, width, box, scratch32(role, box.width * box.height)),
+  });
+  const boxRef = boxed(unitRef, Scratch32.CropReference);
+  const boxSyn = boxed(unitSyn, Scratch32.CropSynthetic);
+  const foreground: QualityValues = {
+    psnr: psnr(whole(unitRef), whole(unitSyn), 1, mask),
+    ssim: ssim(boxRef, boxSyn, 1),
+    uqi: uqi(boxRef, boxSyn),
+    vif: vifp(boxed(byteRef, Scratch32.CropReference255), boxed(byteSyn, Scratch32.CropSynthetic255)),
+    mae: mae(reference, synthetic, mask),
+  };
+  return { quality, foreground };
+}

@@ -1,0 +1,64 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import ort from "onnxruntime-node";
+import sharp from "sharp";
+import { loadModelSpecs } from "../src/inference/registry.js";
+import { Direction } from "../src/gen/medsynth/v1/translator_pb.js";
+
+// What training/ produced and the service ships: checked without Python (the training
+// run itself is checked by `npm run test:training`, test/training/).
+const MODELS = "models";
+const TESTDATA = join(MODELS, "testdata");
+const MAX_MODEL_BYTES = 20 * 1024 * 1024;
+
+interface TestIndex {
+  width: number;
+  height: number;
+  ct: { encoding: string; rescale_intercept: number };
+  subjects: { id: string; slices: { index: number; mr: string; ct: string }[] }[];
+}
+
+describe("default models and test data from training/", () => {
+  it("default models: one per direction, 256x256 greyscale, under 20 MB, with held-out scores", async () => {
+    const specs = (await loadModelSpecs(MODELS)).filter((s) => s.name.endsWith("-phantom"));
+    assert.deepEqual(specs.map((s) => s.name).sort(), ["ct2mr-phantom", "mr2ct-phantom"]);
+    for (const spec of specs) {
+      assert.equal(spec.isDefault, true, spec.name);
+      assert.deepEqual([spec.input.width, spec.input.height, spec.input.channels], [256, 256, 1]);
+      assert.ok((await stat(spec.onnxPath)).size < MAX_MODEL_BYTES, `${spec.name} exceeds 20 MB`);
+      const provenance = spec.provenance as { steps: number; held_out_scores: { psnr_db: number; ssim: number } };
+      assert.ok(provenance.steps > 0 && provenance.held_out_scores.psnr_db > 0, `${spec.name} provenance`);
+    }
+    assert.deepEqual(specs.map((s) => s.direction).sort(), [Direction.MR_TO_CT, Direction.CT_TO_MR].sort());
+  });
+
+  it("default models run in ONNX Runtime with a dynamic batch and tanh-bounded output", async () => {
+    for (const name of ["mr2ct-phantom", "ct2mr-phantom"]) {
+      const session = await ort.InferenceSession.create(join(MODELS, name, "model.onnx"));
+      const input = new Float32Array(2 * 256 * 256).map((_, i) => Math.sin(i / 97));
+      const { output } = await session.run({ input: new ort.Tensor("float32", input, [2, 1, 256, 256]) });
+      assert.deepEqual(output.dims, [2, 1, 256, 256]);
+      const values = output.data as Float32Array;
+      assert.ok(values.every((v) => v >= -1 && v <= 1), `${name} output leaves [-1, 1]`);
+      await session.release();
+    }
+  });
+
+  it("test series: at least 2 subjects x 24 paired 16-bit 256x256 PNGs, CT stored as HU + 1024", async () => {
+    const index = JSON.parse(await readFile(join(TESTDATA, "index.json"), "utf8")) as TestIndex;
+    assert.equal(index.ct.rescale_intercept, -1024);
+    assert.ok(index.subjects.length >= 2);
+    for (const subject of index.subjects) {
+      assert.ok(subject.slices.length >= 24, subject.id);
+      for (const file of [subject.slices[0].mr, subject.slices[0].ct]) {
+        const meta = await sharp(join(TESTDATA, file)).metadata();
+        assert.deepEqual([meta.width, meta.height, meta.depth, meta.channels], [256, 256, "ushort", 1], file);
+      }
+    }
+    const ctAir = await sharp(join(TESTDATA, index.subjects[0].slices[0].ct)).raw({ depth: "ushort" }).toBuffer();
+    const corner = new Uint16Array(ctAir.buffer, ctAir.byteOffset, 1)[0];
+    assert.ok(Math.abs(corner - 1024 - -1000) < 60, `air corner reads ${corner - 1024} HU`);
+  });
+});
