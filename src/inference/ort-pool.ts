@@ -12,15 +12,14 @@ export interface OrtWorkerPoolOptions {
   deviceId?: number;
   /** ORT intra-op threads per CPU worker (default: cores ÷ workers, at least 1; CUDA workers use 1). */
   intraOpThreads?: number;
-  /** Largest batch callers will run (default 8); on CUDA, batches are padded to sizes up to it, each warmed up at start. */
+  /** Largest batch callers will run; on CUDA, batches are padded to sizes up to it, each warmed up at start (default 1: none padded). */
   maxBatch?: number;
 }
 
-export const DEFAULT_ORT_POOL_OPTIONS: Required<Omit<OrtWorkerPoolOptions, "intraOpThreads">> = {
+export const DEFAULT_ORT_POOL_OPTIONS: Required<Omit<OrtWorkerPoolOptions, "intraOpThreads" | "maxBatch">> = {
   workers: 2,
   device: "cpu",
   deviceId: 0,
-  maxBatch: 8,
 };
 
 export interface InferenceOutput {
@@ -80,7 +79,7 @@ export class OrtWorkerPool {
       deviceId,
       intraOpThreads: options.intraOpThreads ?? Math.max(1, Math.floor(availableParallelism() / workers)),
       niceness: WORKER_NICENESS,
-      maxBatch: options.maxBatch ?? DEFAULT_ORT_POOL_OPTIONS.maxBatch,
+      maxBatch: options.maxBatch ?? 1,
     };
     const pool = new WorkerPool<OrtMethods, WorkerInit, WorkerReady>(new URL("./ort-worker.js", import.meta.url), {
       name: "OrtWorkerPool",
