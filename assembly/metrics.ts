@@ -84,9 +84,14 @@ let blockChanges: usize = 0;
 /** Bytes of one float64 row (the widest, padded); a row of window statistics takes MOMENTS times that. */
 let row: usize = 0;
 
-/** The next buffer's address after `bytes` at p: PAD bytes behind, 16-byte aligned. Sizes are summed in 64 bits, so that no layout wraps. */
-@inline function after(p: u64, bytes: u64): u64 {
-  return (p + bytes + <u64>PAD + 15) & ~(<u64>15);
+/** Where reserve() lays out the next buffer; summed in 64 bits, so that no layout wraps around. */
+let cursor: u64 = 0;
+
+/** The next buffer of `bytes`, 16-byte aligned, with PAD bytes behind it. */
+@inline function take(bytes: u64): usize {
+  const at = cursor;
+  cursor = (cursor + bytes + <u64>PAD + 15) & ~(<u64>15);
+  return <usize>at;
 }
 
 /**
@@ -100,42 +105,26 @@ export function reserve(width: i32, height: i32): bool {
   const image = n * <u64>F32;
   const level = ((w >> 1) + 2) * ((<u64>height >> 1) + 2) * <u64>F64;
   const rowBytes = ((w + 48) & ~1) * <u64>F64;
-  let p = after(<u64>__heap_base, 0);
-  imageX = <usize>p;
-  p = after(p, image);
-  imageY = <usize>p;
-  p = after(p, image);
-  unitX = <usize>p;
-  p = after(p, image);
-  unitY = <usize>p;
-  p = after(p, image);
-  byteX = <usize>p;
-  p = after(p, image);
-  byteY = <usize>p;
-  p = after(p, image);
-  maskAt = <usize>p;
-  p = after(p, n);
-  levelAX = <usize>p;
-  p = after(p, level);
-  levelAY = <usize>p;
-  p = after(p, level);
-  levelBX = <usize>p;
-  p = after(p, level >> 2);
-  levelBY = <usize>p;
-  p = after(p, level >> 2);
-  inputs = <usize>p;
-  p = after(p, <u64>(2 * INPUT_ROW));
-  ring = <usize>p;
-  p = after(p, <u64>MAX_TAPS * <u64>MOMENTS * rowBytes);
-  out = <usize>p;
-  p = after(p, <u64>MOMENTS * rowBytes);
-  columnChanges = <usize>p;
-  p = after(p, rowBytes);
-  blockChanges = <usize>p;
-  p = after(p, rowBytes);
+  cursor = (<u64>__heap_base + 15) & ~(<u64>15);
+  imageX = take(image);
+  imageY = take(image);
+  unitX = take(image);
+  unitY = take(image);
+  byteX = take(image);
+  byteY = take(image);
+  maskAt = take(n);
+  levelAX = take(level);
+  levelAY = take(level);
+  levelBX = take(level >> 2);
+  levelBY = take(level >> 2);
+  inputs = take(<u64>(2 * INPUT_ROW));
+  ring = take(<u64>MAX_TAPS * <u64>MOMENTS * rowBytes);
+  out = take(<u64>MOMENTS * rowBytes);
+  columnChanges = take(rowBytes);
+  blockChanges = take(rowBytes);
   row = <usize>rowBytes;
-  if (p > 0xffff_ffff) return false;
-  const pages = <i32>((p + 0xffff) >> 16);
+  if (cursor > 0xffff_ffff) return false;
+  const pages = <i32>((cursor + 0xffff) >> 16);
   const have = memory.size();
   return pages <= have || memory.grow(pages - have) >= 0;
 }
@@ -292,11 +281,7 @@ function gaussianRow(g: usize, k: i32, ow: i32, dst: usize): void {
       syy = f64x2.add(syy, f64x2.mul(wt, f64x2.add(f64x2.mul(b1, b1), f64x2.mul(b2, b2))));
       sxy = f64x2.add(sxy, f64x2.mul(wt, f64x2.add(f64x2.mul(a1, b1), f64x2.mul(a2, b2))));
     }
-    v128.store(o, sx);
-    v128.store(o, sy, 16);
-    v128.store(o, sxx, 32);
-    v128.store(o, syy, 48);
-    v128.store(o, sxy, 64);
+    storeStatistics(o, sx, sy, sxx, syy, sxy);
   }
 }
 
@@ -327,13 +312,17 @@ function verticalMoments(g: usize, k: i32, ow: i32): void {
       s3 = f64x2.add(s3, f64x2.mul(wt, f64x2.add(v128.load(p, 48), v128.load(q, 48))));
       s4 = f64x2.add(s4, f64x2.mul(wt, f64x2.add(v128.load(p, 64), v128.load(q, 64))));
     }
-    const d = out + o;
-    v128.store(d, s0);
-    v128.store(d, s1, 16);
-    v128.store(d, s2, 32);
-    v128.store(d, s3, 48);
-    v128.store(d, s4, 64);
+    storeStatistics(out + o, s0, s1, s2, s3, s4);
   }
+}
+
+/** The five statistics of a column pair, in their order at `at`. */
+@inline function storeStatistics(at: usize, sx: v128, sy: v128, sxx: v128, syy: v128, sxy: v128): void {
+  v128.store(at, sx);
+  v128.store(at, sy, 16);
+  v128.store(at, sxx, 32);
+  v128.store(at, syy, 48);
+  v128.store(at, sxy, 64);
 }
 
 /** Points TAP_ROWS[t] at the ring slot of row first + t (slot (first + t) mod k, `bytes` long), t < k. */
