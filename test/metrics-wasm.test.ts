@@ -4,7 +4,7 @@ import type { Raster } from "../src/imaging/raster.js";
 import * as reference from "../src/metrics/kernels.js";
 import { computeQuality, computeQualityTs, type QualityReport, type TargetWindow } from "../src/metrics/quality.js";
 import { MAX_MEMORY_BYTES, wasmFailure, wasmMetrics, type WasmMetrics } from "../src/metrics/wasm.js";
-import { readF32 } from "./metrics-fixtures.js";
+import { random, raster, readF32 } from "./metrics-fixtures.js";
 
 // The WebAssembly kernels against the TypeScript ones (the reference): per
 // window the arithmetic is the same, only the sums over windows are added in
@@ -17,24 +17,6 @@ function kernels(): WasmMetrics {
   const wasm = wasmMetrics();
   assert.ok(wasm, `the WebAssembly kernels did not load: ${String(wasmFailure())}`);
   return wasm;
-}
-
-/** Deterministic uniform [0, 1) numbers (mulberry32), so failures reproduce. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function raster(width: number, height: number, f: (r: number, c: number) => number): Raster {
-  const data = new Float32Array(width * height);
-  for (let r = 0; r < height; r++) for (let c = 0; c < width; c++) data[r * width + c] = f(r, c);
-  return { width, height, data };
 }
 
 /** Structure plus texture on [0, scale]; a second image is a noisy, slightly blurred-looking variant. */
