@@ -23,7 +23,7 @@ export interface MetricsBenchOptions {
   readonly warmup?: number;
 }
 
-/** Median milliseconds per slice. */
+/** Milliseconds per slice. */
 export interface MetricsTimes {
   /** computeQuality, all five metrics, CT window (fixed [-1024, 3071] HU). */
   readonly all: number;
@@ -47,10 +47,13 @@ export interface MetricsBenchResult {
   readonly iterations: number;
   /** The kernels computeQuality runs here: "wasm", or "typescript" where the module does not load. */
   readonly kernels: "wasm" | "typescript";
-  /** computeQuality and the kernels it uses. */
+  /** Medians: computeQuality and the kernels it uses. */
   readonly medianMs: MetricsTimes;
-  /** The TypeScript reference kernels, measured in the same runs. */
+  /** Medians: the TypeScript reference kernels, measured in the same runs. */
   readonly typescriptMs: MetricsTimes;
+  /** The fastest runs of the same: on a busy machine, the nearest to an idle core's time. */
+  readonly minimumMs: MetricsTimes;
+  readonly typescriptMinimumMs: MetricsTimes;
   /** One-minute load average per CPU, before and after: above ~0.5 the figures are inflated by other work. */
   readonly loadPerCpu: readonly [number, number];
 }
@@ -69,14 +72,19 @@ async function slicePair(): Promise<{ reference: Raster; synthetic: Raster }> {
   return { reference: await read("ref.f32"), synthetic: await read("img.f32") };
 }
 
-function median(times: number[]): number {
-  times.sort((a, b) => a - b);
-  const mid = times.length >> 1;
-  return times.length % 2 === 1 ? times[mid] : (times[mid - 1] + times[mid]) / 2;
+interface Summary {
+  readonly median: number;
+  readonly minimum: number;
 }
 
-/** Medians of each run function, timed in turns (a, b, a, b, ...) so that load changes hit both alike. */
-function interleaved(runs: readonly (() => unknown)[], iterations: number, warmup: number): number[] {
+function summary(times: number[]): Summary {
+  times.sort((a, b) => a - b);
+  const mid = times.length >> 1;
+  return { median: times.length % 2 === 1 ? times[mid] : (times[mid - 1] + times[mid]) / 2, minimum: times[0] };
+}
+
+/** Each run function timed in turns (a, b, a, b, ...) so that load changes hit both alike. */
+function interleaved(runs: readonly (() => unknown)[], iterations: number, warmup: number): Summary[] {
   for (let i = 0; i < warmup; i++) for (const run of runs) run();
   const times = runs.map((): number[] => []);
   for (let i = 0; i < iterations; i++) {
@@ -86,7 +94,7 @@ function interleaved(runs: readonly (() => unknown)[], iterations: number, warmu
       times[j].push(performance.now() - started);
     });
   }
-  return times.map(median);
+  return times.map(summary);
 }
 
 /** Per CPU of the machine (not of this process's affinity, which taskset narrows). */
@@ -113,8 +121,8 @@ export async function benchMetrics(options: MetricsBenchOptions = {}): Promise<M
     [() => fast.mae(reference, synthetic), () => mae(reference, synthetic)],
   ];
   const measured = pairs.map((runs) => interleaved(runs, iterations, warmup));
-  const times = (column: number): MetricsTimes => {
-    const [all, allWithForeground, allPercentileWindow, p, s, u, v, m] = measured.map((medians) => medians[column]);
+  const times = (column: number, which: keyof Summary): MetricsTimes => {
+    const [all, allWithForeground, allPercentileWindow, p, s, u, v, m] = measured.map((summaries) => summaries[column][which]);
     return { all, allWithForeground, allPercentileWindow, psnr: p, ssim: s, uqi: u, vif: v, mae: m, fiveKernels: p + s + u + v + m };
   };
   return {
@@ -122,8 +130,10 @@ export async function benchMetrics(options: MetricsBenchOptions = {}): Promise<M
     height: reference.height,
     iterations,
     kernels: wasm === undefined ? "typescript" : "wasm",
-    medianMs: times(0),
-    typescriptMs: times(1),
+    medianMs: times(0, "median"),
+    typescriptMs: times(1, "median"),
+    minimumMs: times(0, "minimum"),
+    typescriptMinimumMs: times(1, "minimum"),
     loadPerCpu: [loadBefore, loadPerCpu()],
   };
 }
@@ -131,14 +141,15 @@ export async function benchMetrics(options: MetricsBenchOptions = {}): Promise<M
 /** The table `node dist/bench/metrics.js` prints. */
 export function formatMetricsBench(result: MetricsBenchResult): string {
   const lines = [
-    `quality metrics, ${result.width}x${result.height}, one thread, median of ${result.iterations} interleaved runs`,
-    `load average per CPU ${result.loadPerCpu.map((l) => l.toFixed(2)).join(" -> ")} (figures are inflated above ~0.5)`,
-    `${"".padEnd(22)}${"typescript".padStart(12)}${result.kernels.padStart(12)}${"speed-up".padStart(10)}`,
+    `quality metrics, ${result.width}x${result.height}, one thread, ${result.iterations} interleaved runs each: median (fastest) ms`,
+    `load average per CPU ${result.loadPerCpu.map((l) => l.toFixed(2)).join(" -> ")} (medians are inflated above ~0.5)`,
+    `${"".padEnd(22)}${"typescript".padStart(16)}${result.kernels.padStart(16)}${"speed-up".padStart(10)}`,
   ];
+  const cell = (median: number, minimum: number): string => `${median.toFixed(2)} (${minimum.toFixed(2)})`.padStart(16);
   for (const key of Object.keys(result.medianMs) as (keyof MetricsTimes)[]) {
     const ts = result.typescriptMs[key];
     const fast = result.medianMs[key];
-    lines.push(`  ${key.padEnd(20)}${`${ts.toFixed(2)} ms`.padStart(12)}${`${fast.toFixed(2)} ms`.padStart(12)}${`${(ts / fast).toFixed(1)}x`.padStart(10)}`);
+    lines.push(`  ${key.padEnd(20)}${cell(ts, result.typescriptMinimumMs[key])}${cell(fast, result.minimumMs[key])}${`${(ts / fast).toFixed(1)}x`.padStart(10)}`);
   }
   return `${lines.join("\n")}\n`;
 }
