@@ -7,7 +7,7 @@
  * uses them wherever the module loads and its memory holds the image.
  *
  * One instance per thread (every worker imports its own copy of this
- * module), made on first use: a synchronous read and compile of ~14 KB,
+ * module), made on first use: a synchronous read and compile of ~12 KB,
  * once, like the metrics themselves meant for worker threads. Its memory
  * grows to the largest image seen, about 30 bytes per pixel (2 MB at 256²),
  * and never beyond MAX_MEMORY_BYTES (asc --maximumMemory in package.json),
