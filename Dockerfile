@@ -28,9 +28,10 @@ COPY package.json package-lock.json .npmrc ./
 RUN npm ci --ignore-scripts
 COPY tsconfig.json buf.yaml buf.gen.yaml ./
 COPY proto/ proto/
+COPY assembly/ assembly/
 COPY src/ src/
 # `npm rebuild` runs the install scripts skipped above; `prepare` is what a
-# fresh-clone `npm ci` runs (buf generate + tsc).
+# fresh-clone `npm ci` runs (buf generate, asc for the metrics' WebAssembly, tsc).
 RUN npm rebuild \
  && npm run prepare \
  && npm prune --omit=dev \

@@ -14,3 +14,22 @@ export function readF32(path: string, width: number, height: number): Raster {
   new Uint8Array(data.buffer).set(bytes);
   return { width, height, data };
 }
+
+/** Deterministic uniform [0, 1) numbers (mulberry32), so failures reproduce. */
+export function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A width × height float32 image with sample f(row, column). */
+export function raster(width: number, height: number, f: (r: number, c: number) => number): Raster {
+  const data = new Float32Array(width * height);
+  for (let r = 0; r < height; r++) for (let c = 0; c < width; c++) data[r * width + c] = f(r, c);
+  return { width, height, data };
+}

@@ -1,24 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mae, psnr, ssim, uqi, vifp, type Plane } from "../src/quality/kernels.js";
-
-/** Deterministic uniform [0, 1) numbers (mulberry32), so failures reproduce. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function plane(width: number, height: number, f: (r: number, c: number) => number): Plane {
-  const data = new Float32Array(width * height);
-  for (let r = 0; r < height; r++) for (let c = 0; c < width; c++) data[r * width + c] = f(r, c);
-  return { width, height, data };
-}
+import { random, raster as plane } from "./quality-fixtures.js";
 
 /** Smooth structure plus texture on 0..255, `width` ≠ `height` to catch row/column mix-ups. */
 function textured(width: number, height: number, seed: number): Plane {

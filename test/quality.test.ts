@@ -3,16 +3,10 @@ import assert from "node:assert/strict";
 import type { Raster } from "../src/imaging/raster.js";
 import { percentiles } from "../src/imaging/window.js";
 import { computeQuality, foregroundMask, ssim, uqi, vifp, type QualityValues } from "../src/quality/index.js";
-import { readF32 } from "./quality-fixtures.js";
+import { raster, readF32 } from "./quality-fixtures.js";
 
 const CT: { window: "fixed"; low: number; high: number } = { window: "fixed", low: -1024, high: 3071 };
 const MR: { window: "percentile"; low: number; high: number } = { window: "percentile", low: 0.5, high: 99.5 };
-
-function raster(width: number, height: number, f: (r: number, c: number) => number): Raster {
-  const data = new Float32Array(width * height);
-  for (let r = 0; r < height; r++) for (let c = 0; c < width; c++) data[r * width + c] = f(r, c);
-  return { width, height, data };
-}
 
 const fixture = (name: string, file: string): Raster => readF32(`${name}/${file}`, 256, 256);
 

@@ -19,7 +19,7 @@ export interface Plane {
   readonly data: Float32Array | Float64Array;
 }
 
-function checkPair(reference: Plane, distorted: Plane): void {
+export function checkPair(reference: Plane, distorted: Plane): void {
   const { width, height } = reference;
   if (distorted.width !== width || distorted.height !== height) {
     throw new RangeError(`image sizes differ: reference ${width}x${height}, distorted ${distorted.width}x${distorted.height}`);
@@ -90,7 +90,7 @@ export interface SsimOptions {
   readonly gaussian?: boolean;
 }
 
-const SSIM_GAUSSIAN_TAPS = gaussianTaps(5, 1.5);
+export const SSIM_GAUSSIAN_TAPS = gaussianTaps(5, 1.5);
 
 /**
  * Structural similarity: mean over all windows lying inside the image of
@@ -125,7 +125,7 @@ export function ssim(reference: Plane, distorted: Plane, dataRange: number, opti
   return total / n;
 }
 
-const UQI_SIZE = 8;
+export const UQI_SIZE = 8;
 
 /**
  * Universal Quality Index (Wang & Bovik 2002) over 8×8 windows with
@@ -208,12 +208,12 @@ function neighbourChanges(x: Float64Array, y: Float64Array, w: number, h: number
 }
 
 /** Noise variance of the HVS model (σ²ₙ) and the stabiliser of sewar.vifp. */
-const VIF_NOISE = 2;
-const VIF_EPS = 1e-10;
+export const VIF_NOISE = 2;
+export const VIF_EPS = 1e-10;
 /** Per scale s = 1..4: N = 2^(5-s)+1 taps, σ = N/5 (MATLAB fspecial). */
-const VIF_TAPS = [17, 9, 5, 3].map((n) => gaussianTaps((n - 1) / 2, n / 5));
+export const VIF_TAPS = [17, 9, 5, 3].map((n) => gaussianTaps((n - 1) / 2, n / 5));
 /** Smallest side for which all four scales have a window (17 → 9 → 5 → 3). */
-const VIF_MIN_SIDE = 41;
+export const VIF_MIN_SIDE = 41;
 
 /**
  * Pixel-domain Visual Information Fidelity (Sheikh & Bovik 2006, as

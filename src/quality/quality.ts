@@ -10,6 +10,7 @@ import { mapRange, resolveWindow, type WindowSpec } from "../imaging/window.js";
 import { mae, psnr, ssim, uqi, vifp, type Plane } from "./kernels.js";
 import { crop, foregroundMask } from "./mask.js";
 import { scratch32, Scratch32 } from "./scratch.js";
+import { wasmMetrics } from "./wasm.js";
 
 /**
  * The target modality's window: the model's output window from its manifest
@@ -51,7 +52,12 @@ export interface QualityOptions {
  * the `target` window. Synchronous and CPU-bound: call it through
  * QualityPool on a server. Throws RangeError when the sizes differ.
  */
-export function computeQuality(
+export function computeQuality(synthetic: Raster, reference: Raster, target: TargetWindow, options: QualityOptions = {}): QualityReport {
+  return wasmMetrics()?.computeQuality(synthetic, reference, target, options) ?? computeQualityTs(synthetic, reference, target, options);
+}
+
+/** computeQuality on the TypeScript kernels: the reference for the WebAssembly ones (wasm.ts), and their fallback. */
+export function computeQualityTs(
   synthetic: Raster,
   reference: Raster,
   target: TargetWindow,
