@@ -39,7 +39,7 @@ test("normalise and denormalise on the pool equal the in-thread transforms, and 
       const source = slice(150, 97, physical);
       const expectedInput = toModelInput(source, spec);
       const owned = copy(source);
-      const input = await pool.normalise(owned, spec);
+      const { value: input } = await pool.normalise(owned, spec);
       assert.equal(owned.data.length, 0, "the slice's pixels moved to the worker");
       assert.deepEqual(input, expectedInput);
       assert.equal(input.length, spec.input.channels * 64 * 64);
@@ -51,7 +51,7 @@ test("normalise and denormalise on the pool equal the in-thread transforms, and 
       const reference = slice(150, 97, physical * 1.1);
       const range = outputRange(spec, reference);
       const expected = fromModelOutput(output, spec.input.channels, spec, range, reference);
-      const result = await pool.denormalise(output, spec.input.channels, spec, copy(reference), reference);
+      const { value: result } = await pool.denormalise(output, spec.input.channels, spec, copy(reference), reference);
       assert.equal(batch.length, 2 * plane, "a view into the batch is copied, never detached");
       assert.deepEqual(result.range, range);
       assert.deepEqual(result.synthetic, expected);
@@ -66,7 +66,7 @@ test("without a reference an MR output maps onto the manifest's nominal range", 
   const pool = new TransformPool();
   try {
     const output = new Float32Array(64 * 64).fill(1);
-    const { synthetic, range, reference } = await pool.denormalise(output, 1, CT2MR, undefined, { width: 32, height: 32 });
+    const { synthetic, range, reference } = (await pool.denormalise(output, 1, CT2MR, undefined, { width: 32, height: 32 })).value;
     assert.deepEqual(range, { low: 0, high: 1000 });
     assert.equal(reference, undefined);
     assert.equal(synthetic.width, 32);
@@ -80,7 +80,7 @@ test("a failing request rejects alone with its error's name; close() rejects lat
   const pool = new TransformPool();
   const empty: Raster = { width: 0, height: 0, data: new Float32Array(0) };
   await assert.rejects(pool.normalise(empty, MR2CT_RGB), { name: "RangeError", message: /percentiles of an empty image/ });
-  assert.equal((await pool.normalise(slice(64, 64, 500), CT2MR)).length, 64 * 64, "the pool still serves");
+  assert.equal((await pool.normalise(slice(64, 64, 500), CT2MR)).value.length, 64 * 64, "the pool still serves");
   await pool.close();
   await assert.rejects(pool.normalise(slice(64, 64, 500), CT2MR), /TransformPool is closed/);
   assert.throws(() => new TransformPool({ workers: 1.5 }), /TransformPool workers must be a positive integer/);
@@ -94,7 +94,7 @@ test("a killed worker fails the request it held and is replaced; the pool serves
     await assert.rejects(pool.normalise(slice(64, 64, 500), CT2MR), { message: "TransformPool worker died: exit code 1" });
     assert.equal(pool.workers.size, 1);
     assert.notEqual(pool.workers.threads[0], victim, "a fresh worker took its place");
-    assert.deepEqual(await pool.normalise(slice(64, 64, 500), CT2MR), toModelInput(slice(64, 64, 500), CT2MR));
+    assert.deepEqual((await pool.normalise(slice(64, 64, 500), CT2MR)).value, toModelInput(slice(64, 64, 500), CT2MR));
   } finally {
     await pool.close();
   }

@@ -3,16 +3,16 @@ import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { Worker } from "node:worker_threads";
+import { fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import type { ServerConfig } from "../server/config.js";
-import type { ModelInfo } from "../gen/medsynth/v1/translator_pb.js";
 import { axialLayout, extractSlice, readNifti } from "../imaging/nifti.js";
 import type { Raster } from "../imaging/raster.js";
 import { benchChart } from "./chart.js";
 import type { ClientOptions } from "../client/client.js";
 import { directionName, modalitiesOf, type DirectionName } from "../contract/direction.js";
 import type { LoadResult } from "./loadgen.js";
-import type { LoadWorkerData, LoadWorkerReply } from "./loadgen-worker.js";
+import type { LoadJob, LoadReply } from "./loadgen-process.js";
 import type { RawThroughput } from "./raw-throughput.js";
 import { textTable, type Table } from "./report.js";
 import { openService } from "./service.js";
@@ -83,16 +83,16 @@ const SYNTHETIC_HEAD = {
 
 const MAX_INPUT_SLICES = 64;
 
-/** The images a bench sends, cycled: up to 64 from `input`, or one synthetic slice. */
-async function benchImages(
+/** The images a bench sends, cycled: up to 64 from `input`, or one synthetic slice (by default at the model's input size). */
+export async function benchImages(
   input: string | undefined,
   syntheticSize: number | undefined,
-  model: ModelInfo,
+  modelSize: { width: number; height: number },
   direction: DirectionName,
 ): Promise<{ images: ImageInit[]; label: string }> {
   const { source } = modalitiesOf(direction);
   if (input === undefined) {
-    const [width, height] = [syntheticSize ?? model.inputWidth, syntheticSize ?? model.inputHeight];
+    const [width, height] = [syntheticSize ?? modelSize.width, syntheticSize ?? modelSize.height];
     const raster: Raster = { width, height, data: syntheticHead(width, height, SYNTHETIC_HEAD[source]) };
     return { images: [rawImage(raster)], label: `synthetic ${raster.width}×${raster.height} RAW float32 ${source.toUpperCase()}` };
   }
@@ -108,15 +108,20 @@ async function benchImages(
   return { images, label: `${files.length} ${files[0].kind.toUpperCase()} slices of ${input}` };
 }
 
-/** One load level in a worker thread (see loadgen-worker.ts). */
-async function runLoadInWorker(data: LoadWorkerData): Promise<LoadResult> {
-  const worker = new Worker(new URL("./loadgen-worker.js", import.meta.url), { workerData: data });
+/** One load level in a child process (see loadgen-process.ts). */
+export async function runLoadInProcess(job: LoadJob): Promise<LoadResult> {
+  const child = fork(fileURLToPath(new URL("./loadgen-process.js", import.meta.url)), [], { serialization: "advanced", stdio: "inherit", execArgv: [] });
   try {
-    const [reply] = (await once(worker, "message")) as [LoadWorkerReply];
+    const reply = await new Promise<LoadReply>((resolve, reject) => {
+      child.once("message", resolve);
+      child.once("error", reject);
+      child.once("exit", (code, signal) => reject(new Error(`load generator exited (${signal ?? `code ${code}`}) before it replied`)));
+      child.send(job);
+    });
     if (!reply.ok) throw new Error(`load generator: ${reply.message}`);
     return reply.result;
   } finally {
-    await worker.terminate();
+    child.kill();
   }
 }
 
@@ -142,7 +147,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       );
     }
     const modelDirection = directionName(model.direction);
-    const { images, label } = await benchImages(options.input, options.syntheticSize, model, modelDirection);
+    const { images, label } = await benchImages(options.input, options.syntheticSize, { width: model.inputWidth, height: model.inputHeight }, modelDirection);
 
     let raw: RawThroughput | null = null;
     let rawSkipped: string | undefined;
@@ -176,7 +181,8 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       log(`load: ${concurrency} stream(s), ${options.count !== undefined ? `${options.count} slices` : `${(options.durationMs ?? 0) / 1000} s`}${options.rate ? ` at ${options.rate}/s` : ""}`);
       const loop = service.embedded ? monitorEventLoopDelay({ resolution: 10 }) : undefined;
       loop?.enable();
-      const result = await runLoadInWorker({
+      const result = await runLoadInProcess({
+        kind: "translate",
         target: service.address,
         client: { tls: options.client?.tls, token: options.client?.token },
         load: {

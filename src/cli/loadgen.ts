@@ -2,11 +2,12 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as hdr from "hdr-histogram-js";
 import { isSliceError, type SliceInit, type TranslateOptions, type TranslatorClient } from "../client/client.js";
+import type { Timing } from "../gen/medsynth/v1/translator_pb.js";
 import { statusName } from "../client/errors.js";
 import { everyAnswer } from "./answers.js";
 
 export interface LoadOptions {
-  /** Concurrent Translate streams. */
+  /** Concurrent streams. */
   concurrency: number;
   /** Stop after this many measured slices (all streams together)… */
   count?: number;
@@ -25,10 +26,27 @@ export interface LoadOptions {
   inFlight?: number;
   /** Open loop: the most slices one stream may have in flight (default 64). */
   openLoopWindow?: number;
+}
+
+export interface TranslateLoadOptions extends LoadOptions {
   translate: TranslateOptions;
   /** The slice to send for a given index (called once per slice). */
   slice: (index: bigint) => SliceInit;
 }
+
+/** How one answer went: "OK" or a status name, and the server's Timing of an OK one. */
+export interface Outcome {
+  status: string;
+  timing?: Timing;
+}
+
+/**
+ * Opens one stream that sends one message per index of `indices` (read only
+ * when fewer than `window` are unanswered) and yields one Outcome per
+ * message, in order. `unanswered` names the indices sent and not answered
+ * yet, for a stream that fails as a whole.
+ */
+export type StreamOpener = (window: number, indices: AsyncIterable<bigint>, unanswered: () => Iterable<bigint>) => AsyncIterable<Outcome>;
 
 export interface LatencySummary {
   p50: number;
@@ -70,13 +88,30 @@ interface Sent {
   measured: boolean;
 }
 
+/** Translate streams of `client`, as a StreamOpener. */
+export function translateStreams(client: TranslatorClient, translate: TranslateOptions, slice: (index: bigint) => SliceInit): StreamOpener {
+  return async function* (window, indices, unanswered) {
+    async function* slices(): AsyncGenerator<SliceInit> {
+      for await (const index of indices) yield slice(index);
+    }
+    for await (const answer of everyAnswer(client.translate({ ...translate, window }, slices()), unanswered)) {
+      yield isSliceError(answer) ? { status: statusName(answer.code) } : { status: "OK", timing: answer.timing };
+    }
+  };
+}
+
 /**
- * Runs one load level against `client` and returns its numbers. Bounded by
- * `count` or `durationMs`, so it always stops by itself.
+ * Runs one load level of Translate streams against `client` and returns its
+ * numbers. Bounded by `count` or `durationMs`, so it always stops by itself.
  */
-export async function runLoad(client: TranslatorClient, options: LoadOptions): Promise<LoadResult> {
+export function runLoad(client: TranslatorClient, options: TranslateLoadOptions): Promise<LoadResult> {
+  return runStreams(translateStreams(client, options.translate, options.slice), options);
+}
+
+/** One load level of the streams `open` makes (see runLoad). */
+export async function runStreams(open: StreamOpener, options: LoadOptions): Promise<LoadResult> {
   const { concurrency, count, durationMs, rate } = options;
-  if (count === undefined && durationMs === undefined) throw new Error("runLoad needs count or durationMs");
+  if (count === undefined && durationMs === undefined) throw new Error("a load level needs count or durationMs");
   const warmup = options.warmup ?? 0;
   // Microseconds, 1 µs to 1 h, 3 significant digits.
   const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
@@ -106,29 +141,26 @@ export async function runLoad(client: TranslatorClient, options: LoadOptions): P
 
   const stream = async (): Promise<void> => {
     const pending: Sent[] = [];
-    async function* slices(): AsyncGenerator<SliceInit> {
+    async function* indices(): AsyncGenerator<bigint> {
       for (let ticket = nextTicket(); ticket; ticket = nextTicket()) {
         const wait = ticket.at - performance.now();
         if (wait > 0) await sleep(wait);
         if (rate === undefined) ticket.at = performance.now();
         pending.push(ticket);
-        yield options.slice(BigInt(ticket.index));
+        yield BigInt(ticket.index);
       }
     }
     const window = rate === undefined ? (options.inFlight ?? 1) : (options.openLoopWindow ?? 64);
     const unanswered = () => pending.map((sent) => BigInt(sent.index));
-    for await (const answer of everyAnswer(client.translate({ ...options.translate, window }, slices()), unanswered)) {
+    for await (const outcome of open(window, indices(), unanswered)) {
       const sent = pending.shift();
       const now = performance.now();
       if (!sent?.measured) continue;
       lastAnswerAt = Math.max(lastAnswerAt, now);
-      if (isSliceError(answer)) {
-        count1(statusName(answer.code), statuses);
-        continue;
-      }
-      count1("OK", statuses);
+      count1(outcome.status, statuses);
+      if (outcome.status !== "OK") continue;
       histogram.recordValue(Math.max(1, Math.round((now - sent.at) * 1000)));
-      const timing = answer.timing;
+      const timing = outcome.timing;
       if (timing) {
         count1(String(timing.batchSize), batchSizes);
         server.queue += timing.queueMs;

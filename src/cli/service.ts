@@ -1,4 +1,5 @@
 import type { ServerConfig } from "../server/config.js";
+import type { RunningServer } from "../server/server.js";
 import { createClient, type ClientOptions, type TranslatorClient } from "../client/client.js";
 
 /** A client, and the in-process server it talks to when no target was given. */
@@ -10,6 +11,8 @@ export interface ServiceAccess {
   address: string;
   /** The embedded server's configuration (undefined with a target). */
   embedded: ServerConfig | undefined;
+  /** The embedded server (undefined with a target). */
+  running?: RunningServer;
   close(): Promise<void>;
 }
 
@@ -44,6 +47,7 @@ export async function openService(
     target: "embedded",
     address: running.address,
     embedded: config,
+    running,
     close: async () => {
       client.close();
       await running.close();

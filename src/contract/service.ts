@@ -76,8 +76,16 @@ export function serviceDefinition<T extends GenServiceMethods>(service: GenServi
   ) as ServiceDefinitionOf<T>;
 }
 
-/** `server.addService` with handlers checked against the descriptor. */
-export function addService<T extends GenServiceMethods>(server: Server, service: GenService<T>, implementation: ServiceImpl<GenService<T>>): void {
+type AnyMethod = MethodDefinition<unknown, unknown>;
+
+/** `server.addService` with handlers checked against the descriptor; `adapt` may wrap each method's definition (e.g. to time its codec). */
+export function addService<T extends GenServiceMethods>(
+  server: Server,
+  service: GenService<T>,
+  implementation: ServiceImpl<GenService<T>>,
+  adapt: (method: AnyMethod) => AnyMethod = (method) => method,
+): void {
+  const definition = Object.fromEntries(Object.entries(serviceDefinition(service)).map(([name, method]) => [name, adapt(method as AnyMethod)]));
   // grpc-js types the map loosely; ServiceImpl above is the check.
-  server.addService(serviceDefinition(service), implementation as unknown as UntypedServiceImplementation);
+  server.addService(definition, implementation as unknown as UntypedServiceImplementation);
 }

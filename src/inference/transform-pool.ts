@@ -5,7 +5,7 @@
  */
 import type { Raster } from "../imaging/raster.js";
 import type { Range } from "../imaging/window.js";
-import { movable, movableRaster, WorkerPool } from "../workers/worker-pool.js";
+import { movable, movableRaster, WorkerPool, type Pooled } from "../workers/worker-pool.js";
 import type { TransformSpec } from "./transforms.js";
 
 export interface TransformPoolOptions {
@@ -53,9 +53,9 @@ export class TransformPool {
    * toModelInput() on a worker: the model's C×H×W input in [-1, 1]. Takes
    * ownership of the raster's pixels (see movable()).
    */
-  async normalise(raster: Raster, spec: TransformSpec): Promise<Float32Array> {
+  normalise(raster: Raster, spec: TransformSpec): Promise<Pooled<Float32Array>> {
     const transfer: ArrayBuffer[] = [];
-    return (await this.workers.call("normalise", { raster: movableRaster(raster, transfer), spec: pick(spec) }, transfer)).value;
+    return this.workers.call("normalise", { raster: movableRaster(raster, transfer), spec: pick(spec) }, transfer);
   }
 
   /**
@@ -63,13 +63,13 @@ export class TransformPool {
    * into a batch (it is copied then); the reference's buffer is borrowed and
    * comes back in the result.
    */
-  async denormalise(
+  denormalise(
     output: Float32Array,
     channels: number,
     spec: TransformSpec,
     reference: Raster | undefined,
     size: { width: number; height: number },
-  ): Promise<Denormalised> {
+  ): Promise<Pooled<Denormalised>> {
     const transfer: ArrayBuffer[] = [];
     const request = {
       output: movable(output, transfer),
@@ -78,7 +78,7 @@ export class TransformPool {
       reference: reference && movableRaster(reference, transfer),
       size: { width: size.width, height: size.height }, // only the numbers, even when given a Raster
     };
-    return (await this.workers.call("denormalise", request, transfer)).value;
+    return this.workers.call("denormalise", request, transfer);
   }
 
   close(): Promise<void> {

@@ -18,9 +18,15 @@ import type { QualityReport, TargetWindow } from "../quality/quality.js";
 import type { ModelSpec } from "../inference/registry.js";
 import type { ModelOutput } from "../inference/runner.js";
 import type { TransformPool } from "../inference/transform-pool.js";
+import type { StageTimes } from "./stage-times.js";
 
 /** Computes Quality off the event loop; may take ownership of the rasters' buffers. */
-export type QualityFn = (synthetic: Raster, reference: Raster, target: TargetWindow, foreground: boolean) => Promise<QualityReport>;
+export type QualityFn = (
+  synthetic: Raster,
+  reference: Raster,
+  target: TargetWindow,
+  foreground: boolean,
+) => Promise<QualityReport & { computeMs: number }>;
 
 /** What one stream (or one TranslateSlice call) translates with. */
 export interface StreamContext {
@@ -38,6 +44,8 @@ export interface PipelineDeps {
   /** Normalise and denormalise off the event loop. */
   transforms: Pick<TransformPool, "normalise" | "denormalise">;
   quality: QualityFn;
+  /** CPU time per stage (bench --ceiling reads it). */
+  stages: StageTimes;
   tracer: Tracer;
   onQueueWait(model: string, ms: number): void;
   onQualityTime(ms: number): void;
@@ -87,8 +95,10 @@ export function translateSlice(deps: PipelineDeps, ctx: StreamContext, slice: Sl
 
 async function prepare(deps: PipelineDeps, ctx: StreamContext, slice: Slice): Promise<Prepared> {
   const options = { maxDimension: deps.maxDimension, frame: slice.frame };
+  const decodeStarted = performance.now();
   const image = await decodeImage(slice.image, "slice.image", options);
   const reference = slice.reference ? await decodeImage(slice.reference, "slice.reference", options) : undefined;
+  deps.stages.add("decode", performance.now() - decodeStarted, "main");
   if (reference) {
     const a = image.raster;
     const b = reference.raster;
@@ -97,7 +107,8 @@ async function prepare(deps: PipelineDeps, ctx: StreamContext, slice: Slice): Pr
     }
   }
   const { width, height } = image.raster;
-  const input = await deps.transforms.normalise(image.raster, ctx.model);
+  const { value: input, computeMs } = await deps.transforms.normalise(image.raster, ctx.model);
+  deps.stages.add("normalise", computeMs, "workers");
   return { image, size: { width, height }, reference: reference?.raster, input, submittedAt: performance.now() };
 }
 
@@ -110,21 +121,19 @@ async function finish(
   span: Span,
   timing: { queueMs: number; inferenceMs: number; batchSize: number; arrivedAt: number },
 ): Promise<SliceResult> {
-  const { synthetic, range, reference } = await deps.transforms.denormalise(
-    output.output,
-    output.channels,
-    ctx.model,
-    prepared.reference,
-    prepared.size,
-  );
+  const denormalised = await deps.transforms.denormalise(output.output, output.channels, ctx.model, prepared.reference, prepared.size);
+  deps.stages.add("denormalise", denormalised.computeMs, "workers");
+  const { synthetic, range, reference } = denormalised.value;
   const encoding = ctx.outputEncoding === Encoding.UNSPECIFIED ? prepared.image.encoding : ctx.outputEncoding;
   // Encode before the metrics: the metrics pool takes the synthetic buffer by transfer.
   const dicom = prepared.image.dicom;
+  const encodeStarted = performance.now();
   const image = await encodeImage(synthetic, encoding, {
     series: ctx.derivedSeries,
     // Without a DICOM source the slices are numbered in the order the caller indexed them.
     slice: { source: dicom, instanceNumber: dicom ? undefined : Number(slice.index) + 1 },
   });
+  deps.stages.add("encode", performance.now() - encodeStarted, "main");
   let metricsMs = 0;
   let quality;
   let foregroundQuality;
@@ -134,6 +143,7 @@ async function finish(
     // reference's percentiles); hand that range on rather than resolving it again.
     const report = await deps.quality(synthetic, reference, { window: "fixed", low: range.low, high: range.high }, ctx.foreground);
     metricsMs = performance.now() - started;
+    deps.stages.add("metrics", report.computeMs, "workers");
     childSpan(deps.tracer, span, "metrics", started, started + metricsMs);
     deps.onQualityTime(metricsMs);
     quality = create(QualitySchema, report.quality);

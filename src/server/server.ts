@@ -18,6 +18,7 @@ import { createLogger, type Logger } from "./log.js";
 import type { QualityFn } from "./pipeline.js";
 import { addReflection } from "./reflection.js";
 import { healthOnlyInterceptor, loadAuthTokens, serverCredentials, tokenAuthInterceptor } from "./security.js";
+import { StageTimes, timedCodec, type StageTotals } from "./stage-times.js";
 import { TranslatorService } from "./translator.js";
 
 export interface RunningServer {
@@ -33,6 +34,8 @@ export interface RunningServer {
   readonly openStreams: number;
   /** Slices waiting for a batch, all models together. */
   readonly queueDepth: number;
+  /** CPU ms per stage since start, main thread and workers (see StageTimes). */
+  stageTotals(): StageTotals;
   /**
    * Graceful stop: health NOT_SERVING, new calls refused with UNAVAILABLE,
    * open streams finish (up to drainTimeoutMs, then ended with UNAVAILABLE),
@@ -76,13 +79,17 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
     host: config.host,
   });
 
+  const stages = new StageTimes();
   const slots = new WorkerSlots(pool.size);
   const batchers = new Map<string, MicroBatcher<Float32Array, ModelOutput>>();
   for (const model of models) {
     const run = inferenceRunner(pool, model);
     const measured = async (items: readonly Float32Array[]) => {
-      const outputs = await run(items);
-      telemetry.batch(model.name, items.length, outputs[0]?.inferenceMs ?? 0);
+      // Until its first await, run() stacks the batch and posts it to a worker.
+      const outputs = await stages.time("queue", () => run(items));
+      const inferenceMs = outputs[0]?.inferenceMs ?? 0;
+      telemetry.batch(model.name, items.length, inferenceMs);
+      stages.add("inference", inferenceMs, "workers");
       return outputs;
     };
     batchers.set(model.name, new MicroBatcher(measured, slots, { ...config, scheduler }));
@@ -105,6 +112,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
       maxDimension: config.maxDimension,
       transforms,
       quality,
+      stages,
       tracer: telemetry.tracer,
       onQueueWait: telemetry.queueWait,
       onQualityTime: telemetry.qualityTime,
@@ -119,7 +127,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
     // In order: probe-port guard, then authentication, then stream limits (unauthenticated calls take no slot).
     interceptors: [healthOnlyInterceptor(healthPorts), ...(tokens ? [tokenAuthInterceptor(tokens)] : []), streamLimiter(config, scheduler).interceptor],
   });
-  addService(server, Translator, translator.implementation);
+  addService(server, Translator, translator.implementation, (method) => timedCodec(method, stages));
   addService(server, Health, health.implementation);
   addReflection(server, [file_medsynth_v1_translator, file_grpc_health_v1_health]);
 
@@ -154,6 +162,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
     get queueDepth() {
       return [...batchers.values()].reduce((sum, b) => sum + b.depth, 0);
     },
+    stageTotals: () => stages.snapshot(),
     drain: () =>
       (stopping ??= (async () => {
         log.info("draining", { openStreams: translator.openStreams });

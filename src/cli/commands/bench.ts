@@ -1,4 +1,7 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { formatBench, runBench, writeBenchFiles, type BenchOptions } from "../bench.js";
+import { formatCeiling, runCeiling, type CeilingOptions, type CeilingReport } from "../ceiling.js";
 import {
   oneOf,
   parseCommand,
@@ -31,6 +34,10 @@ export const benchSpec = {
   ].join("\n"),
   options: {
     embedded: { type: "boolean", description: "run the service in this process (the default without --target)" },
+    ceiling: {
+      type: "boolean",
+      description: "the service's own ceiling: a null model (identity) in this process against a bare grpc-js echo, side by side",
+    },
     direction: { type: "string", short: "d", placeholder: "mr2ct|ct2mr", description: "direction whose default model is loaded", default: "mr2ct" },
     model: { type: "string", short: "m", placeholder: "name", description: "model to load (default: the direction's default)" },
     concurrency: { type: "string", short: "c", placeholder: "list", description: "streams per level", default: "1,4,16" },
@@ -54,6 +61,7 @@ export const benchSpec = {
   examples: [
     "medsynth bench --embedded --concurrency 1,4,16 --duration 30s",
     "medsynth bench --target 127.0.0.1:50051 --count 500 --rate 20 --concurrency 8",
+    "medsynth bench --ceiling --concurrency 8 --in-flight 4 --duration 20s",
   ],
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
@@ -83,9 +91,32 @@ export function benchOptionsFrom(values: ParsedValues<typeof benchSpec.options>)
   };
 }
 
+/** CeilingOptions from parsed `bench --ceiling` flags. */
+export function ceilingOptionsFrom(values: ParsedValues<typeof benchSpec.options>): CeilingOptions {
+  if (values.target) throw new UsageError("--ceiling runs the service in this process; drop --target");
+  if (values.rate) throw new UsageError("--ceiling measures a closed loop; drop --rate");
+  const { server, direction, model, concurrency, count, durationMs, warmup, inFlight, input, syntheticSize, log } = benchOptionsFrom(values);
+  return { server, direction, model, concurrency, count, durationMs, warmup, inFlight, input, syntheticSize, log };
+}
+
+/** `bench --ceiling` (the CLI's and `npm run bench`'s): runs it, prints the summary and writes ceiling.json to --out. */
+export async function ceilingCommand(values: ParsedValues<typeof benchSpec.options>): Promise<CeilingReport> {
+  const report = await runCeiling(ceilingOptionsFrom(values));
+  process.stdout.write(formatCeiling(report));
+  await mkdir(values.out, { recursive: true });
+  const path = join(values.out, "ceiling.json");
+  await writeFile(path, JSON.stringify(report, null, 2) + "\n");
+  process.stdout.write(`wrote ${path}\n`);
+  return report;
+}
+
 export async function benchCommand(argv: string[]): Promise<number> {
   const parsed = parseCommand(benchSpec, argv);
   if (!parsed) return 0;
+  if (parsed.values.ceiling) {
+    await ceilingCommand(parsed.values);
+    return 0;
+  }
   const report = await runBench(benchOptionsFrom(parsed.values));
   process.stdout.write(formatBench(report));
   const files = await writeBenchFiles(report, parsed.values.out);
