@@ -13,8 +13,9 @@ import type {
   Server,
   UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { fromBinary, toBinary, type DescMessage, type DescMethod, type MessageShape } from "@bufbuild/protobuf";
+import type { DescMessage, DescMethod, MessageShape } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import { fromGrpcMessage, toBinaryOnce } from "./wire.js";
 
 type Method = GenServiceMethods[string];
 type Input<M extends Method> = MessageShape<M["input"]>;
@@ -40,17 +41,14 @@ export type ServiceImpl<S> = S extends GenService<infer T> ? { [K in keyof T]: H
 const serializer =
   <D extends DescMessage>(schema: D) =>
   (message: MessageShape<D>): Buffer => {
-    const bytes = toBinary(schema, message);
+    const bytes = toBinaryOnce(schema, message);
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
 
-// protobuf-es returns `bytes` fields as views into what it decodes. Decoding a
-// plain Uint8Array copy (not grpc-js's pooled Buffer, whose slice() is a view)
-// gives image data that is standalone and behaves as Uint8Array everywhere.
 const deserializer =
   <D extends DescMessage>(schema: D) =>
   (bytes: Buffer): MessageShape<D> =>
-    fromBinary(schema, new Uint8Array(bytes));
+    fromGrpcMessage(schema, bytes);
 
 function methodDefinition(method: DescMethod): MethodDefinition<unknown, unknown> {
   return {
