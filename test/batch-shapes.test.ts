@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { padBatch, paddedBatchSizes, paddedSize, unpadOutput } from "../src/inference/batch-shapes.js";
+import { paddedBatchSizes, paddedSize, stackBatch, unstackBatch } from "../src/inference/batch-shapes.js";
 
 test("padded batch sizes are the powers of two below the max batch, then the max batch", () => {
   assert.deepEqual(paddedBatchSizes(1), [1]);
@@ -20,28 +20,38 @@ test("every batch up to the max pads to the smallest size that holds it; larger 
   assert.deepEqual([1, 3, 8].map((n) => paddedSize(n, [1])), [1, 3, 8]);
 });
 
-test("padding appends zero rows after the real ones and unpadding returns exactly the real rows", () => {
+test("stacking pads with zero rows after the real ones; unstacking returns exactly the real rows, into the given rows", () => {
   const item = 6; // C×H×W of a toy model
-  const input = Float32Array.from({ length: 3 * item }, (_, i) => i + 1);
-  const padded = padBatch(input, 3, 4);
+  const rows = [0, 1, 2].map((r) => Float32Array.from({ length: item }, (_, i) => r * item + i + 1));
+  const scratch = new Float32Array(5 * item).fill(-7);
+  const padded = stackBatch(rows, 4, scratch);
   assert.equal(padded.length, 4 * item);
-  assert.deepEqual(padded.subarray(0, 3 * item), input);
-  assert.ok(padded.subarray(3 * item).every((v) => v === 0));
+  assert.equal(padded.buffer, scratch.buffer, "written into the reusable buffer");
+  assert.deepEqual(padded.subarray(0, 3 * item), Float32Array.from({ length: 3 * item }, (_, i) => i + 1));
+  assert.ok(padded.subarray(3 * item).every((v) => v === 0), "stale values in the buffer are zeroed");
+  assert.equal(stackBatch(rows, 3).length, 3 * item, "without a buffer: a new one of the exact size");
 
-  // An output with a different per-row size (e.g. 3 output channels for 1 input channel).
-  const outItem = 2 * item;
-  const output = Float32Array.from({ length: 4 * outItem }, (_, i) => 100 + i);
-  const real = unpadOutput(output, 4, 3);
-  assert.deepEqual(real, output.subarray(0, 3 * outItem));
-  real[0] = 99;
-  assert.equal(output[0], 100, "unpadOutput copies: the result can be transferred while ORT owns the original");
+  const output = Float32Array.from({ length: 4 * item }, (_, i) => 100 + i);
+  const real = unstackBatch(output, 4, rows);
+  assert.equal(real.length, 3);
+  real.forEach((row, i) => {
+    assert.equal(row, rows[i], "the input row is reused");
+    assert.deepEqual(row, output.subarray(i * item, (i + 1) * item));
+  });
+  real[0][0] = 99;
+  assert.equal(output[0], 100, "rows are copies: they can be transferred while ORT owns the output");
+
+  // An output with a different per-row size (e.g. 3 output channels for 1 input channel): new arrays.
+  const wide = Float32Array.from({ length: 4 * 3 * item }, (_, i) => i);
+  const widened = unstackBatch(wide, 4, rows);
+  assert.ok(widened.every((row, i) => row !== rows[i] && row.length === 3 * item));
+  assert.deepEqual(widened[2], wide.subarray(6 * item, 9 * item));
 });
 
-test("an unpadded batch is passed through without a copy, and inconsistent shapes are refused", () => {
-  const input = new Float32Array(8);
-  assert.equal(padBatch(input, 2, 2), input);
-  assert.throws(() => padBatch(new Float32Array(7), 2, 4), RangeError);
-  assert.throws(() => padBatch(input, 2, 1), RangeError);
-  assert.throws(() => unpadOutput(new Float32Array(9), 4, 3), RangeError);
-  assert.throws(() => unpadOutput(input, 2, 3), RangeError);
+test("inconsistent shapes are refused", () => {
+  assert.throws(() => stackBatch([], 1), RangeError);
+  assert.throws(() => stackBatch([new Float32Array(4), new Float32Array(5)], 2), RangeError);
+  assert.throws(() => stackBatch([new Float32Array(4), new Float32Array(4)], 1), RangeError);
+  assert.throws(() => unstackBatch(new Float32Array(9), 4, [new Float32Array(2)]), RangeError);
+  assert.throws(() => unstackBatch(new Float32Array(8), 2, [1, 2, 3].map(() => new Float32Array(4))), RangeError);
 });

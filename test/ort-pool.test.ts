@@ -6,7 +6,7 @@ import { TINY_MODELS } from "./helpers/service.js";
 import { killFirstWorker } from "./helpers/workers.js";
 
 const SIDE = 64;
-const batch = (size: number) => new Float32Array(size * SIDE * SIDE).map((_, i) => Math.sin(i / 31));
+const batch = (size: number) => Array.from({ length: size }, (_, row) => new Float32Array(SIDE * SIDE).map((_, i) => Math.sin((row * SIDE * SIDE + i) / 31)));
 
 const SLICE = 256 * 256;
 const slice = (seed: number) => Float32Array.from({ length: SLICE }, (_, i) => Math.sin(i * 0.013 * seed));
@@ -22,14 +22,14 @@ test("a killed inference worker fails its batch; a successor with every model lo
   const pool = await OrtWorkerPool.start(models, { workers: 1 });
   try {
     const victim = killFirstWorker(pool.workers);
-    await assert.rejects(pool.run("tiny-mr2ct", batch(2), 2), { message: "inference failed: OrtWorkerPool worker died: exit code 1" });
+    await assert.rejects(pool.run("tiny-mr2ct", batch(2)), { message: "inference failed: OrtWorkerPool worker died: exit code 1" });
     assert.equal(pool.size, 1);
     assert.notEqual(pool.workers.threads[0], victim, "a fresh worker took its place");
     // Sent while the successor still loads: it waits for it rather than failing.
-    const [mr2ctOut, ct2mrOut] = await Promise.all([pool.run("tiny-mr2ct", batch(2), 2), pool.run("tiny-ct2mr", batch(1), 1)]);
-    assert.deepEqual([mr2ctOut.output.length, mr2ctOut.channels], [2 * SIDE * SIDE, 1]);
-    assert.deepEqual([ct2mrOut.output.length, ct2mrOut.channels], [SIDE * SIDE, 1]);
-    assert.ok(mr2ctOut.output.every((v) => v >= -1 && v <= 1));
+    const [mr2ctOut, ct2mrOut] = await Promise.all([pool.run("tiny-mr2ct", batch(2)), pool.run("tiny-ct2mr", batch(1))]);
+    assert.deepEqual([mr2ctOut.outputs.map((row) => row.length), mr2ctOut.channels], [[SIDE * SIDE, SIDE * SIDE], 1]);
+    assert.deepEqual([ct2mrOut.outputs.map((row) => row.length), ct2mrOut.channels], [[SIDE * SIDE], 1]);
+    assert.ok(mr2ctOut.outputs.every((row) => row.every((v) => v >= -1 && v <= 1)));
   } finally {
     await pool.close();
   }
@@ -49,14 +49,14 @@ test("a CPU pool runs a batch as it comes (a size CUDA would pad), each row as i
   try {
     assert.equal(pool.executionProvider, "cpu");
     assert.deepEqual(pool.placement, []);
-    const rows = new Float32Array(3 * SLICE);
-    [1, 2, 3].forEach((seed, i) => rows.set(slice(seed), i * SLICE));
-    const together = await pool.run("mr2ct-phantom", rows, 3);
-    assert.equal(together.output.length, 3 * SLICE);
+    const rows = [1, 2, 3].map(slice);
+    const together = await pool.run("mr2ct-phantom", rows);
+    assert.deepEqual(together.outputs.map((row) => row.length), [SLICE, SLICE, SLICE]);
+    assert.ok(rows.every((row) => row.length === 0), "the rows moved to the worker");
     for (const [i, seed] of [1, 2, 3].entries()) {
-      const alone = await pool.run("mr2ct-phantom", slice(seed), 1);
+      const [alone] = (await pool.run("mr2ct-phantom", [slice(seed)])).outputs;
       let diff = 0;
-      for (let j = 0; j < SLICE; j++) diff = Math.max(diff, Math.abs(alone.output[j] - together.output[i * SLICE + j]));
+      for (let j = 0; j < SLICE; j++) diff = Math.max(diff, Math.abs(alone[j] - together.outputs[i][j]));
       assert.ok(diff < 1e-5, `row ${i} differs from its own run by ${diff}`);
     }
   } finally {
@@ -70,8 +70,8 @@ test("--device auto without a usable CUDA provider falls back to the CPU, says w
     assert.equal(pool.executionProvider, "cpu");
     assert.ok(pool.fallbackReason, "the reason CUDA was not used");
     assert.deepEqual(pool.placement, []);
-    const { output } = await pool.run("mr2ct-phantom", slice(1), 1);
-    assert.equal(output.length, SLICE);
+    const { outputs } = await pool.run("mr2ct-phantom", [slice(1)]);
+    assert.deepEqual(outputs.map((row) => row.length), [SLICE]);
   } finally {
     await pool.close();
   }

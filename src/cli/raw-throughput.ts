@@ -35,9 +35,9 @@ export async function measureRawThroughput(spec: ModelSpec, options: RawThroughp
   const pool = await OrtWorkerPool.start([spec], { maxBatch: options.batchSize, ...options });
   try {
     const size = spec.input.channels * spec.input.width * spec.input.height;
-    // Values spread over [-1, 1] like a normalised slice; the same tensor each time (the pool takes ownership of a copy).
-    const template = Float32Array.from({ length: options.batchSize * size }, (_, i) => Math.sin(i * 0.37));
-    const run = () => pool.run(spec.name, template.slice(), options.batchSize);
+    // Values spread over [-1, 1] like a normalised slice; the same rows each time (the pool takes ownership of copies).
+    const template = Array.from({ length: options.batchSize }, (_, row) => Float32Array.from({ length: size }, (_, i) => Math.sin((row * size + i) * 0.37)));
+    const run = () => pool.run(spec.name, template.map((row) => row.slice()));
     const warmup = options.warmupBatches ?? 1;
     await Promise.all(Array.from({ length: pool.size }, async () => {
       for (let i = 0; i < warmup; i++) await run();

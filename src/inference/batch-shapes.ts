@@ -26,20 +26,36 @@ export function paddedSize(batchSize: number, sizes: readonly number[]): number 
 }
 
 /**
- * `input` ([batchSize, …item]) grown to `size` rows with zero rows after it.
- * Zero rows are harmless to the real ones: every layer of the generators
- * (convolutions, instance norm, padding) works on each batch row alone.
+ * The items (each one C×H×W row) stacked into a [size, …item] batch, with
+ * zero rows after them up to `size`. Zero rows are harmless to the real
+ * ones: every layer of the generators (convolutions, instance norm, padding)
+ * works on each batch row alone. Written into `into` when it is large enough
+ * (a worker's batch buffer, reused from batch to batch); the result is a
+ * view of exactly size × item values.
  */
-export function padBatch(input: Float32Array, batchSize: number, size: number): Float32Array {
-  if (size === batchSize) return input;
-  if (input.length % batchSize !== 0 || size < batchSize) throw new RangeError(`cannot pad ${input.length} values in ${batchSize} rows to ${size} rows`);
-  const padded = new Float32Array((input.length / batchSize) * size);
-  padded.set(input);
-  return padded;
+export function stackBatch(items: readonly Float32Array[], size: number, into?: Float32Array): Float32Array {
+  const item = items[0]?.length ?? 0;
+  if (items.length === 0 || size < items.length || items.some((row) => row.length !== item)) {
+    throw new RangeError(`cannot stack ${items.length} rows of ${items.map((row) => row.length).join(", ")} values into ${size} rows`);
+  }
+  const batch = into && into.length >= size * item ? into.subarray(0, size * item) : new Float32Array(size * item);
+  items.forEach((row, i) => batch.set(row, i * item));
+  batch.fill(0, items.length * item);
+  return batch;
 }
 
-/** A copy of the first `batchSize` rows of `output` ([size, …item]): padded rows are dropped. */
-export function unpadOutput(output: Float32Array, size: number, batchSize: number): Float32Array {
-  if (output.length % size !== 0 || batchSize > size) throw new RangeError(`cannot take ${batchSize} rows of ${output.length} values in ${size} rows`);
-  return output.slice(0, (output.length / size) * batchSize);
+/**
+ * The first `rows.length` rows of `output` ([size, …item]): padded rows are
+ * dropped, and each row is copied out of the output (which ORT owns) into
+ * `rows[i]` when that has the row's length (the input row it came from,
+ * reused), else into a new array.
+ */
+export function unstackBatch(output: Float32Array, size: number, rows: readonly Float32Array[]): Float32Array[] {
+  if (output.length % size !== 0 || rows.length > size) throw new RangeError(`cannot take ${rows.length} rows of ${output.length} values in ${size} rows`);
+  const item = output.length / size;
+  return rows.map((row, i) => {
+    const into = row.length === item ? row : new Float32Array(item);
+    into.set(output.subarray(i * item, (i + 1) * item));
+    return into;
+  });
 }

@@ -1,5 +1,5 @@
 import { availableParallelism } from "node:os";
-import { WorkerPool } from "../workers/worker-pool.js";
+import { movable, WorkerPool } from "../workers/worker-pool.js";
 import type { ModelSpec } from "./registry.js";
 import type { ExecutionDevice, ModelPlacement, OrtMethods, WorkerInit, WorkerReady } from "./ort-protocol.js";
 
@@ -23,8 +23,8 @@ export const DEFAULT_ORT_POOL_OPTIONS: Required<Omit<OrtWorkerPoolOptions, "intr
 };
 
 export interface InferenceOutput {
-  /** [batch, channels, height, width] in the model's output range. */
-  output: Float32Array;
+  /** One [channels, height, width] row per input, in the model's output range. */
+  outputs: Float32Array[];
   channels: number;
   inferenceMs: number;
 }
@@ -72,6 +72,7 @@ export class OrtWorkerPool {
         inputName: m.input.name,
         outputName: m.output.name,
         channels: m.input.channels,
+        outputChannels: m.output.channels,
         width: m.input.width,
         height: m.input.height,
       })),
@@ -97,13 +98,17 @@ export class OrtWorkerPool {
   }
 
   /**
-   * Runs one batch on a worker. `input` ([batchSize, C, H, W]) is
-   * transferred to the worker: the caller must not use it afterwards.
+   * Runs one batch on a worker: one C×H×W row per slice, stacked there.
+   * Each row that spans its own buffer moves there (detached here) and
+   * comes back holding its output (see movable()); the caller must not use
+   * the inputs afterwards.
    */
-  async run(model: string, input: Float32Array, batchSize: number): Promise<InferenceOutput> {
+  async run(model: string, inputs: readonly Float32Array[]): Promise<InferenceOutput> {
     try {
-      const { value } = await this.workers.call("run", { model, batchSize, input }, [input.buffer as ArrayBuffer]);
-      return { output: value.output, channels: value.outputChannels, inferenceMs: value.inferenceMs };
+      const transfer: ArrayBuffer[] = [];
+      const rows = inputs.map((row) => movable(row, transfer));
+      const { value } = await this.workers.call("run", { model, inputs: rows }, transfer);
+      return { outputs: value.outputs, channels: value.outputChannels, inferenceMs: value.inferenceMs };
     } catch (error) {
       throw new Error(`inference failed: ${(error as Error).message}`, { cause: error });
     }

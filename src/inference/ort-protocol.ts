@@ -9,6 +9,7 @@ export interface WorkerModel {
   inputName: string;
   outputName: string;
   channels: number;
+  outputChannels: number;
   width: number;
   height: number;
 }
@@ -38,7 +39,8 @@ export interface WorkerReady {
 
 export type OrtMethods = {
   run: {
-    request: { model: string; batchSize: number; input: Float32Array };
-    reply: { output: Float32Array; outputChannels: number; inferenceMs: number };
+    /** One C×H×W row per slice, each its own buffer; they come back as the outputs where the sizes allow. */
+    request: { model: string; inputs: Float32Array[] };
+    reply: { outputs: Float32Array[]; outputChannels: number; inferenceMs: number };
   };
 };

@@ -8,7 +8,7 @@ import { setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import ort from "onnxruntime-node";
 import { serveWorker, type Handled } from "../workers/serve.js";
-import { padBatch, paddedBatchSizes, paddedSize, unpadOutput } from "./batch-shapes.js";
+import { paddedBatchSizes, paddedSize, stackBatch, unstackBatch } from "./batch-shapes.js";
 import type { ModelPlacement, OrtMethods, WorkerInit, WorkerModel, WorkerReady } from "./ort-protocol.js";
 import { profiled, readPlacement, sessionOptions } from "./ort-session-options.js";
 
@@ -103,23 +103,36 @@ async function start(init: WorkerInit): Promise<{ opened: Opened; ready: WorkerR
   }
 }
 
+/**
+ * The batch's input and output tensors, one of each per worker, reused from
+ * batch to batch (ORT writes the output into ours rather than allocating
+ * one per run): they only grow, to the largest padded batch met.
+ */
+const buffers = { input: new Float32Array(0), output: new Float32Array(0) };
+function reused(which: keyof typeof buffers, length: number): Float32Array {
+  if (buffers[which].length < length) buffers[which] = new Float32Array(length);
+  return buffers[which].subarray(0, length);
+}
+
 async function run(
   { sessions, batchSizes }: Opened,
   byName: Map<string, WorkerModel>,
-  request: Run["request"],
+  { model: name, inputs }: Run["request"],
 ): Promise<Handled<Run["reply"]>> {
-  const session = sessions.get(request.model);
-  const model = byName.get(request.model);
-  if (!session || !model) throw new Error(`model ${request.model} is not loaded`);
-  const size = paddedSize(request.batchSize, batchSizes);
-  const shape = [size, model.channels, model.height, model.width];
-  const input = padBatch(request.input, request.batchSize, size);
+  const session = sessions.get(name);
+  const model = byName.get(name);
+  if (!session || !model) throw new Error(`model ${name} is not loaded`);
+  const size = paddedSize(inputs.length, batchSizes);
+  const plane = model.height * model.width;
+  const input = stackBatch(inputs, size, reused("input", size * model.channels * plane));
+  const output = reused("output", size * model.outputChannels * plane);
   const started = performance.now();
-  const results = await session.run({ [model.inputName]: new ort.Tensor("float32", input, shape) });
+  await session.run(
+    { [model.inputName]: new ort.Tensor("float32", input, [size, model.channels, model.height, model.width]) },
+    { [model.outputName]: new ort.Tensor("float32", output, [size, model.outputChannels, model.height, model.width]) },
+  );
   const inferenceMs = performance.now() - started;
-  const output = results[model.outputName];
-  // A copy of the real rows: out of ORT's buffer, so it can be transferred
-  // without detaching memory ORT still owns, and without the padded rows.
-  const data = unpadOutput(output.data as Float32Array, size, request.batchSize);
-  return { value: { output: data, outputChannels: output.dims[1], inferenceMs }, transfer: [data.buffer as ArrayBuffer] };
+  // The real rows, copied out of the reused output into the input rows' own buffers, which go back.
+  const outputs = unstackBatch(output, size, inputs);
+  return { value: { outputs, outputChannels: model.outputChannels, inferenceMs }, transfer: outputs.map((row) => row.buffer as ArrayBuffer) };
 }

@@ -10,23 +10,13 @@ export interface ModelOutput {
 }
 
 /**
- * The batcher's backend for one model: stacks normalised C×H×W inputs into
- * one [N, C, H, W] tensor, runs it on the worker pool and splits the result.
+ * The batcher's backend for one model: runs normalised C×H×W inputs as one
+ * batch on the worker pool (which stacks them there and hands each row's
+ * output back in its own buffer).
  */
-export function inferenceRunner(
-  pool: OrtWorkerPool,
-  spec: ModelSpec,
-): (items: readonly Float32Array[]) => Promise<ModelOutput[]> {
-  const inputSize = spec.input.channels * spec.input.width * spec.input.height;
+export function inferenceRunner(pool: OrtWorkerPool, spec: ModelSpec): (items: readonly Float32Array[]) => Promise<ModelOutput[]> {
   return async (items) => {
-    const batch = new Float32Array(items.length * inputSize);
-    items.forEach((item, i) => batch.set(item, i * inputSize));
-    const { output, channels, inferenceMs } = await pool.run(spec.name, batch, items.length);
-    const outputSize = channels * spec.input.width * spec.input.height;
-    return items.map((_, i) => ({
-      output: output.subarray(i * outputSize, (i + 1) * outputSize),
-      channels,
-      inferenceMs,
-    }));
+    const { outputs, channels, inferenceMs } = await pool.run(spec.name, items);
+    return outputs.map((output) => ({ output, channels, inferenceMs }));
   };
 }
