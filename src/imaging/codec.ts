@@ -167,8 +167,10 @@ async function decodePng(image: Image, field: string, maxDimension: number): Pro
 }
 
 /**
- * Encodes a synthetic slice. RAW is float32 in physical units. PNG is 16-bit
- * greyscale with its rescale in the Image (see quantize16).
+ * Encodes a synthetic slice. RAW is float32 in physical units, its data a
+ * view of the raster's pixels (so the raster must not change, or move to
+ * another thread, while the Image is in use). PNG is 16-bit greyscale with
+ * its rescale in the Image (see quantize16).
  */
 export async function encodeImage(
   raster: Raster,
@@ -178,7 +180,8 @@ export async function encodeImage(
   const { width, height, data } = raster;
   switch (encoding) {
     case Encoding.RAW: {
-      const bytes = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+      // The pixels' own bytes, not a copy: the Image aliases the raster.
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       return create(ImageSchema, {
         encoding, data: bytes, width, height, pixelType: PixelType.FLOAT32, rescaleSlope: 1, rescaleIntercept: 0,
       });

@@ -10,8 +10,8 @@ const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
 dcmjs.log.setLevel("silent");
 
 /**
- * What a derived instance needs from the instance it was made from. Holds
- * patient identifiers: never log it.
+ * What a derived instance needs from the instance it was made from, as
+ * plain (structured-clone safe) data. Holds patient identifiers: never log it.
  */
 export interface DicomSource {
   readonly sopClassUid: string;
@@ -348,7 +348,8 @@ function sourceOf(dataset: NaturalDataset, image: ImageLayout, frame: number): D
     columns: image.columns,
     seriesNumber: numberOf(dataset.SeriesNumber),
     instanceNumber: numberOf(dataset.InstanceNumber),
-    carried,
+    // Plain data (dcmjs hangs accessor functions on person names), so the source can cross to another thread.
+    carried: JSON.parse(JSON.stringify(carried)) as NaturalDataset,
   };
 }
 

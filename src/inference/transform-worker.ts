@@ -1,20 +1,47 @@
-/** Worker thread of TransformPool: normalises a slice for its model or maps a model output back. */
+/** Worker thread of TransformPool: prepares a received slice for its model, or finishes a model output into an answer. */
+import { Encoding } from "../gen/medsynth/v1/translator_pb.js";
+import { invalidArgument } from "../contract/slice-errors.js";
+import { decodeImage, encodeImage } from "../imaging/codec.js";
 import { serveWorker } from "../workers/serve.js";
 import type { TransformMethods } from "./transform-pool.js";
 import { fromModelOutput, outputRange, toModelInput } from "./transforms.js";
 
 serveWorker<TransformMethods>("transform-worker.js", () => ({
   handlers: {
-    normalise: ({ raster, spec }) => {
-      const input = toModelInput(raster, spec);
-      return { value: input, transfer: [input.buffer as ArrayBuffer] };
-    },
-    denormalise: ({ output, channels, spec, reference, size }) => {
-      const range = outputRange(spec, reference);
-      const synthetic = fromModelOutput(output, channels, spec, range, size);
-      const transfer = [synthetic.data.buffer as ArrayBuffer];
+    prepare: async ({ slice, spec }) => {
+      const started = performance.now();
+      const options = { maxDimension: slice.maxDimension, frame: slice.frame };
+      const image = await decodeImage(slice.image, "slice.image", options);
+      const reference = slice.reference ? (await decodeImage(slice.reference, "slice.reference", options)).raster : undefined;
+      const { width, height } = image.raster;
+      if (reference && (reference.width !== width || reference.height !== height)) {
+        throw invalidArgument("slice.reference", `is ${reference.width}×${reference.height} but slice.image is ${width}×${height}; they must match`);
+      }
+      const decodeMs = performance.now() - started;
+      // The decoded pixels are this worker's own: normalise them in place where the shapes allow.
+      const input = toModelInput(image.raster, spec, true);
+      const transfer = [input.buffer as ArrayBuffer];
       if (reference) transfer.push(reference.data.buffer as ArrayBuffer);
-      return { value: { synthetic, range, reference }, transfer };
+      return { value: { input, size: { width, height }, encoding: image.encoding, dicom: image.dicom, reference, decodeMs }, transfer };
+    },
+    finish: async ({ output, channels, spec, reference, size, encoding, keepSynthetic }) => {
+      const range = outputRange(spec, reference);
+      const synthetic = fromModelOutput(output, channels, spec, range, size, true);
+      const transfer = reference ? [reference.data.buffer as ArrayBuffer] : [];
+      if (encoding === Encoding.DICOM) {
+        transfer.push(synthetic.data.buffer as ArrayBuffer);
+        return { value: { image: undefined, synthetic, range, reference, encodeMs: 0 }, transfer };
+      }
+      const started = performance.now();
+      // RAW data is a view of the pixels it encodes, so pixels kept for the metrics are a copy.
+      const kept = keepSynthetic ? (encoding === Encoding.RAW ? { ...synthetic, data: synthetic.data.slice() } : synthetic) : undefined;
+      const encoded = await encodeImage(synthetic, encoding);
+      // PNG bytes are sharp's Buffer (possibly a view into more): posted as an exact copy.
+      const image = encoding === Encoding.RAW ? encoded : { ...encoded, data: new Uint8Array(encoded.data) };
+      const encodeMs = performance.now() - started;
+      transfer.push(image.data.buffer as ArrayBuffer);
+      if (kept) transfer.push(kept.data.buffer as ArrayBuffer);
+      return { value: { image, synthetic: kept, range, reference, encodeMs }, transfer };
     },
   },
 }));

@@ -8,14 +8,18 @@ export type TransformSpec = Pick<ModelSpec, "input" | "intensity">;
 
 /**
  * Normalise: physical values → the model's input window → [-1, 1], resized to
- * the model's input and replicated over its channels. Returns C×H×W.
+ * the model's input and replicated over its channels. Returns C×H×W. With
+ * `consume`, the raster's pixels may be overwritten and returned as the
+ * result (a one-channel model at the slice's size allocates nothing).
  */
-export function toModelInput(raster: Raster, spec: TransformSpec): Float32Array {
+export function toModelInput(raster: Raster, spec: TransformSpec, consume = false): Float32Array {
   const { width, height, channels } = spec.input;
   const range = resolveWindow(spec.intensity.input, raster.data);
   const plane = width * height;
-  const out = new Float32Array(channels * plane);
-  mapRange(resample(raster, width, height).data, range, -1, 1, out, 0);
+  const resized = resample(raster, width, height).data;
+  const reusable = channels === 1 && (consume || resized !== raster.data);
+  const out = reusable ? resized : new Float32Array(channels * plane);
+  mapRange(resized, range, -1, 1, out, 0);
   for (let c = 1; c < channels; c++) out.copyWithin(c * plane, 0, plane);
   return out;
 }
@@ -35,7 +39,9 @@ export function outputRange(spec: TransformSpec, reference: Raster | undefined):
 
 /**
  * Denormalise: one item's C×H×W output → channel mean → physical range →
- * resized back to the source size.
+ * resized back to the source size. With `consume`, the output may be
+ * overwritten and returned as the result's pixels (a one-channel model at
+ * the slice's size allocates nothing).
  */
 export function fromModelOutput(
   output: Float32Array,
@@ -43,13 +49,18 @@ export function fromModelOutput(
   spec: TransformSpec,
   range: Range,
   size: { width: number; height: number },
+  consume = false,
 ): Raster {
   const { width, height } = spec.input;
   const plane = width * height;
-  const mean = new Float32Array(plane);
-  for (let c = 0; c < channels; c++) {
-    for (let i = 0, o = c * plane; i < plane; i++, o++) mean[i] += output[o];
+  let sum = output.subarray(0, plane);
+  if (channels > 1 || !consume) {
+    sum = new Float32Array(plane);
+    for (let c = 0; c < channels; c++) {
+      for (let i = 0, o = c * plane; i < plane; i++, o++) sum[i] += output[o];
+    }
   }
-  const physical = mapRange(mean, { low: -channels, high: channels }, range.low, range.high);
+  // The channel sum over [-channels, channels] is the mean over [-1, 1].
+  const physical = mapRange(sum, { low: -channels, high: channels }, range.low, range.high, sum);
   return resample({ width, height, data: physical }, size.width, size.height);
 }

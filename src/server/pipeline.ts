@@ -2,22 +2,22 @@ import { create } from "@bufbuild/protobuf";
 import { defer, finalize, from, map, switchMap, type Observable } from "rxjs";
 import { context, trace, type Span, type Tracer } from "@opentelemetry/api";
 import type { MicroBatcher } from "../batcher/micro-batcher.js";
-import { invalidArgument } from "../contract/slice-errors.js";
 import {
   Encoding,
   QualitySchema,
   SliceResultSchema,
   TimingSchema,
+  type Image,
   type Slice,
   type SliceResult,
 } from "../gen/medsynth/v1/translator_pb.js";
-import { decodeImage, encodeImage, type DecodedImage } from "../imaging/codec.js";
+import { encodeImage } from "../imaging/codec.js";
 import type { DerivedSeries } from "../imaging/dicom.js";
 import type { Raster } from "../imaging/raster.js";
 import type { QualityReport, TargetWindow } from "../quality/quality.js";
 import type { ModelSpec } from "../inference/registry.js";
 import type { ModelOutput } from "../inference/runner.js";
-import type { TransformPool } from "../inference/transform-pool.js";
+import type { Prepared, TransformPool } from "../inference/transform-pool.js";
 import type { StageTimes } from "./stage-times.js";
 
 /** Computes Quality off the event loop; may take ownership of the rasters' buffers. */
@@ -41,8 +41,8 @@ export interface StreamContext {
 
 export interface PipelineDeps {
   maxDimension: number;
-  /** Normalise and denormalise off the event loop. */
-  transforms: Pick<TransformPool, "normalise" | "denormalise">;
+  /** A slice's decoding, checks, normalising, denormalising and encoding, off the event loop. */
+  transforms: Pick<TransformPool, "prepare" | "finish">;
   quality: QualityFn;
   /** CPU time per stage (bench --ceiling reads it). */
   stages: StageTimes;
@@ -51,12 +51,7 @@ export interface PipelineDeps {
   onQualityTime(ms: number): void;
 }
 
-interface Prepared {
-  /** The decoded slice; its pixels went to the transform worker, so only the metadata is left to read. */
-  image: DecodedImage;
-  size: { width: number; height: number };
-  reference: Raster | undefined;
-  input: Float32Array;
+interface Queued extends Prepared {
   submittedAt: number;
 }
 
@@ -93,55 +88,41 @@ export function translateSlice(deps: PipelineDeps, ctx: StreamContext, slice: Sl
   });
 }
 
-async function prepare(deps: PipelineDeps, ctx: StreamContext, slice: Slice): Promise<Prepared> {
-  const options = { maxDimension: deps.maxDimension, frame: slice.frame };
-  const decodeStarted = performance.now();
-  const image = await decodeImage(slice.image, "slice.image", options);
-  const reference = slice.reference ? await decodeImage(slice.reference, "slice.reference", options) : undefined;
-  deps.stages.add("decode", performance.now() - decodeStarted, "main");
-  if (reference) {
-    const a = image.raster;
-    const b = reference.raster;
-    if (a.width !== b.width || a.height !== b.height) {
-      throw invalidArgument("slice.reference", `is ${b.width}×${b.height} but slice.image is ${a.width}×${a.height}; they must match`);
-    }
-  }
-  const { width, height } = image.raster;
-  const { value: input, computeMs } = await deps.transforms.normalise(image.raster, ctx.model);
-  deps.stages.add("normalise", computeMs, "workers");
-  return { image, size: { width, height }, reference: reference?.raster, input, submittedAt: performance.now() };
+async function prepare(deps: PipelineDeps, ctx: StreamContext, slice: Slice): Promise<Queued> {
+  const images = { image: slice.image, reference: slice.reference, frame: slice.frame, maxDimension: deps.maxDimension };
+  const { value, computeMs } = await deps.transforms.prepare(images, ctx.model);
+  deps.stages.add("decode", value.decodeMs, "workers");
+  deps.stages.add("normalise", computeMs - value.decodeMs, "workers");
+  return { ...value, submittedAt: performance.now() };
 }
 
 async function finish(
   deps: PipelineDeps,
   ctx: StreamContext,
   slice: Slice,
-  prepared: Prepared,
+  prepared: Queued,
   output: ModelOutput,
   span: Span,
   timing: { queueMs: number; inferenceMs: number; batchSize: number; arrivedAt: number },
 ): Promise<SliceResult> {
-  const denormalised = await deps.transforms.denormalise(output.output, output.channels, ctx.model, prepared.reference, prepared.size);
-  deps.stages.add("denormalise", denormalised.computeMs, "workers");
-  const { synthetic, range, reference } = denormalised.value;
-  const encoding = ctx.outputEncoding === Encoding.UNSPECIFIED ? prepared.image.encoding : ctx.outputEncoding;
-  // Encode before the metrics: the metrics pool takes the synthetic buffer by transfer.
-  const dicom = prepared.image.dicom;
-  const encodeStarted = performance.now();
-  const image = await encodeImage(synthetic, encoding, {
-    series: ctx.derivedSeries,
-    // Without a DICOM source the slices are numbered in the order the caller indexed them.
-    slice: { source: dicom, instanceNumber: dicom ? undefined : Number(slice.index) + 1 },
+  const encoding = ctx.outputEncoding === Encoding.UNSPECIFIED ? prepared.encoding : ctx.outputEncoding;
+  const reference = prepared.reference;
+  const finished = await deps.transforms.finish(output.output, output.channels, ctx.model, reference, prepared.size, {
+    encoding,
+    keepSynthetic: reference !== undefined,
   });
-  deps.stages.add("encode", performance.now() - encodeStarted, "main");
+  const { range, encodeMs } = finished.value;
+  deps.stages.add("denormalise", finished.computeMs - encodeMs, "workers");
+  deps.stages.add("encode", encodeMs, "workers");
+  const image = finished.value.image ?? (await encodeDicom(deps, ctx, slice, prepared, finished.value.synthetic!));
   let metricsMs = 0;
   let quality;
   let foregroundQuality;
-  if (reference) {
+  if (finished.value.reference) {
     const started = performance.now();
     // The output was mapped into the target window just above (for MR: the
     // reference's percentiles); hand that range on rather than resolving it again.
-    const report = await deps.quality(synthetic, reference, { window: "fixed", low: range.low, high: range.high }, ctx.foreground);
+    const report = await deps.quality(finished.value.synthetic!, finished.value.reference, { window: "fixed", low: range.low, high: range.high }, ctx.foreground);
     metricsMs = performance.now() - started;
     deps.stages.add("metrics", report.computeMs, "workers");
     childSpan(deps.tracer, span, "metrics", started, started + metricsMs);
@@ -163,6 +144,19 @@ async function finish(
       metricsMs,
     }),
   });
+}
+
+/** The synthetic slice as an instance of the stream's derived series (which numbers its instances, so here, not on a worker). */
+async function encodeDicom(deps: PipelineDeps, ctx: StreamContext, slice: Slice, prepared: Queued, synthetic: Raster): Promise<Image> {
+  const started = performance.now();
+  const source = prepared.dicom;
+  const image = await encodeImage(synthetic, Encoding.DICOM, {
+    series: ctx.derivedSeries,
+    // Without a DICOM source the slices are numbered in the order the caller indexed them.
+    slice: { source, instanceNumber: source ? undefined : Number(slice.index) + 1 },
+  });
+  deps.stages.add("encode", performance.now() - started, "main");
+  return image;
 }
 
 /** A finished child span for a stage measured with performance.now() times. */

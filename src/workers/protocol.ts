@@ -16,4 +16,12 @@ export type WorkerMessage =
   | { readonly kind: "failed"; readonly message: string }
   /** `computeMs` is the worker's own time, without the queue wait. */
   | { readonly kind: "reply"; readonly id: number; readonly ok: true; readonly value: unknown; readonly computeMs: number }
-  | { readonly kind: "reply"; readonly id: number; readonly ok: false; readonly name: string; readonly message: string };
+  /** `fields`: the error's own properties that are plain values (e.g. a status code), so the caller can rebuild it. */
+  | {
+      readonly kind: "reply";
+      readonly id: number;
+      readonly ok: false;
+      readonly name: string;
+      readonly message: string;
+      readonly fields: Record<string, string | number | boolean>;
+    };

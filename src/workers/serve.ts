@@ -38,7 +38,8 @@ export function serveWorker<M extends Methods, Init = undefined, Ready = undefin
             post({ kind: "reply", id, ok: true, value: handled.value, computeMs: performance.now() - started }, handled.transfer);
           } catch (error) {
             const e = error instanceof Error ? error : new Error(String(error));
-            post({ kind: "reply", id, ok: false, name: e.name, message: e.message });
+            const fields = Object.fromEntries(Object.entries(e).filter(([, value]) => ["string", "number", "boolean"].includes(typeof value)));
+            post({ kind: "reply", id, ok: false, name: e.name, message: e.message, fields });
           }
         });
         post({ kind: "ready", ready });

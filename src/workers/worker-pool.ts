@@ -162,7 +162,7 @@ export class WorkerPool<M extends Methods, Init = undefined, Ready = undefined> 
     if (job === undefined || job.message.id !== reply.id) return;
     lane.job = undefined;
     if (reply.ok) job.resolve({ value: reply.value as never, computeMs: reply.computeMs });
-    else job.reject(Object.assign(new Error(reply.message), { name: reply.name }));
+    else job.reject(Object.assign(new Error(reply.message), reply.fields, { name: reply.name }));
     this.next(lane);
   }
 
@@ -181,18 +181,28 @@ export class WorkerPool<M extends Methods, Init = undefined, Ready = undefined> 
 }
 
 /**
- * A pixel array ready to post: the array itself when it spans its whole
- * ArrayBuffer (listed in `transfer`, so it moves and is detached here),
+ * An array ready to post: the array itself when it spans its whole
+ * ArrayBuffer, or lies in one that `ownsBuffer` says is the caller's alone
+ * (either way listed in `transfer`, so it moves and is detached here),
  * otherwise a copy, so that a view into a larger buffer (a batch tensor, a
  * Buffer pool) is never detached.
  */
-export function movable(data: Float32Array, transfer: ArrayBuffer[]): Float32Array {
+export function movable<T extends Float32Array | Uint8Array>(data: T, transfer: ArrayBuffer[], ownsBuffer = false): T {
   const { buffer } = data;
+  if (buffer instanceof ArrayBuffer && ownsBuffer) {
+    if (!transfer.includes(buffer)) transfer.push(buffer);
+    return data;
+  }
+  // An empty buffer may be a detached one, which a transfer list must not name: it is copied (for nothing).
   const whole =
-    buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === buffer.byteLength && !transfer.includes(buffer);
-  const pixels = whole ? data : data.slice();
-  transfer.push(pixels.buffer as ArrayBuffer);
-  return pixels;
+    buffer instanceof ArrayBuffer &&
+    buffer.byteLength > 0 &&
+    data.byteOffset === 0 &&
+    data.byteLength === buffer.byteLength &&
+    !transfer.includes(buffer);
+  const moved = whole ? data : (data.slice() as T);
+  transfer.push(moved.buffer as ArrayBuffer);
+  return moved;
 }
 
 /** `raster` with its pixels made movable(). */
