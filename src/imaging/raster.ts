@@ -1,4 +1,5 @@
 import { invalidArgument } from "../contract/slice-errors.js";
+import { wasmPixels } from "./pixels-wasm.js";
 
 /** Largest accepted width or height unless configured otherwise (--max-dimension). */
 export const DEFAULT_MAX_DIMENSION = 4096;
@@ -26,21 +27,31 @@ export function rescale(
   field: string,
   out: Float32Array = new Float32Array(stored.length),
 ): Float32Array {
-  // Convert natively first, then one loop over one array type: a loop over
-  // whichever typed array came in would be polymorphic and several times slower.
-  if (stored !== out) out.set(stored);
   const m = slope === 0 ? 1 : slope;
-  // x·0 is 0 for every finite float32 and NaN otherwise: one sum checks them all without a branch per sample.
-  let check = 0;
-  for (let i = 0; i < out.length; i++) {
-    out[i] = out[i] * m + intercept;
-    check += out[i] * 0;
-  }
-  if (check !== 0) {
+  const finite = wasmPixels()?.rescale(stored, m, intercept, out) ?? rescaleTs(stored, m, intercept, out);
+  if (!finite) {
     const i = out.findIndex((v) => !Number.isFinite(v));
     throw invalidArgument(field, `sample ${i} is not finite (NaN or ±Infinity) after rescale`);
   }
   return out;
+}
+
+/**
+ * rescale()'s loop in TypeScript (the slope resolved): the reference of the
+ * WebAssembly kernel (pixels-wasm.ts) and its fallback. True when every
+ * result is finite.
+ */
+export function rescaleTs(stored: ArrayLike<number>, slope: number, intercept: number, out: Float32Array): boolean {
+  // Convert natively first, then one loop over one array type: a loop over
+  // whichever typed array came in would be polymorphic and several times slower.
+  if (stored !== out) out.set(stored);
+  // x·0 is 0 for every finite float32 and NaN otherwise: one sum checks them all without a branch per sample.
+  let check = 0;
+  for (let i = 0; i < out.length; i++) {
+    out[i] = out[i] * slope + intercept;
+    check += out[i] * 0;
+  }
+  return check === 0;
 }
 
 /**

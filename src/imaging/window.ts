@@ -3,6 +3,8 @@
  * metrics' [0, 1]. CT uses a fixed HU window; MR, whose units are relative,
  * uses the image's own percentiles.
  */
+import { wasmPixels, type BracketCounts } from "./pixels-wasm.js";
+
 export type WindowSpec =
   | { readonly window: "fixed"; readonly low: number; readonly high: number }
   | {
@@ -22,26 +24,113 @@ export interface Range {
 
 /**
  * Percentiles with NumPy's default rule (linear interpolation between the
- * closest ranks), by selection rather than a full sort. `ps` in [0, 100].
+ * closest ranks), from exact order statistics (see orderStatistics). `ps`
+ * in [0, 100].
  */
 export function percentiles(data: ArrayLike<number>, ps: readonly number[]): number[] {
   const n = data.length;
   if (n === 0) throw new RangeError("percentiles of an empty image");
-  const a = Float64Array.from(data);
-  return ps.map((p) => {
-    const rank = (p / 100) * (n - 1);
+  const ranks = ps.map((p) => (p / 100) * (n - 1));
+  const values = orderStatistics(data, ranks.flatMap((rank) => [Math.floor(rank), Math.min(n - 1, Math.floor(rank) + 1)]));
+  return ranks.map((rank, i) => {
     const k = Math.floor(rank);
-    const below = select(a, k);
-    if (k + 1 >= n || rank === k) return below;
-    // After select(k) everything right of k is >= a[k]: the next rank is their minimum.
-    let above = Infinity;
-    for (let i = k + 1; i < n; i++) if (a[i] < above) above = a[i];
-    return below + (rank - k) * (above - below);
+    const below = values[2 * i];
+    return rank === k ? below : below + (rank - k) * (values[2 * i + 1] - below);
   });
 }
 
-/** Hoare quickselect: puts the k-th smallest at a[k] and returns it. */
-function select(a: Float64Array, k: number): number {
+/** Values drawn, evenly spaced, to bracket each rank before the one pass over all of them. */
+const SAMPLE = 1024;
+/** Below this many values, sorting a copy costs less than sampling. */
+const SORT_BELOW = 4 * SAMPLE;
+
+/** Per-thread scratch, grown as needed: no image-sized allocation per call. */
+let scratch = new Float64Array(0);
+function scratchOf(n: number): Float64Array {
+  if (scratch.length < n) scratch = new Float64Array(n);
+  return scratch.subarray(0, n);
+}
+
+/**
+ * The values of the given ranks (0-based; the k-th smallest) of `data`,
+ * whose values are finite. A sorted sample of 1024 values brackets each
+ * rank (brackets that overlap merge); one pass per bracket counts the
+ * values below and equal to its ends and collects those strictly inside,
+ * and sorting the few collected gives the exact value. Ties are counted,
+ * not collected, so a large uniform background costs nothing extra. Should
+ * a bracket miss its rank or hold too many values (an unlucky sample), that
+ * rank falls back to selection over a copy. Either way the result is a
+ * value of `data`, not an estimate. Float32 data is counted by the
+ * WebAssembly kernel where it loads (pixels-wasm.ts; the same counts).
+ */
+function orderStatistics(data: ArrayLike<number>, ranks: readonly number[]): number[] {
+  const n = data.length;
+  if (n < SORT_BELOW) {
+    const sorted = scratchOf(n);
+    for (let i = 0; i < n; i++) sorted[i] = data[i];
+    sorted.sort();
+    return ranks.map((rank) => sorted[rank]);
+  }
+  const sample = new Float64Array(SAMPLE);
+  for (let j = 0; j < SAMPLE; j++) sample[j] = data[Math.floor(((j + 0.5) * n) / SAMPLE)];
+  sample.sort();
+  const brackets: { low: number; high: number }[] = [];
+  for (const rank of [...ranks].sort((a, b) => a - b)) {
+    // ± four standard deviations of the rank's place in the sample, and at least ± 8 places.
+    const q = rank / (n - 1);
+    const at = q * (SAMPLE - 1);
+    const spread = 4 * Math.sqrt(SAMPLE * q * (1 - q)) + 8;
+    const low = sample[Math.max(0, Math.floor(at - spread))];
+    const high = sample[Math.min(SAMPLE - 1, Math.ceil(at + spread))];
+    const last = brackets.at(-1);
+    if (last && low <= last.high) last.high = Math.max(last.high, high);
+    else brackets.push({ low, high });
+  }
+  const capacity = n >>> 3;
+  const values = new Map<number, number>();
+  const resolve = (b: number, { below, atLow, atHigh, between, inside }: BracketCounts) => {
+    let sorted = false;
+    for (const rank of ranks) {
+      let r = rank - below;
+      if (values.has(rank) || r < 0 || r >= atLow + between + atHigh) continue;
+      if (r < atLow) values.set(rank, brackets[b].low);
+      else if ((r -= atLow) >= between) values.set(rank, brackets[b].high);
+      else if (between <= capacity) {
+        if (!sorted) inside.sort();
+        sorted = true;
+        values.set(rank, inside[r]);
+      }
+    }
+  };
+  const wasm = data instanceof Float32Array ? wasmPixels() : undefined;
+  if (!wasm?.count(data, brackets, capacity, resolve)) brackets.forEach((bracket, b) => resolve(b, countTs(data, bracket, capacity)));
+  return ranks.map((rank) => values.get(rank) ?? select(data, rank));
+}
+
+/** orderStatistics()'s counting pass in TypeScript: the reference of the WebAssembly kernel, and its fallback. */
+export function countTs(data: ArrayLike<number>, { low, high }: { low: number; high: number }, capacity: number): BracketCounts {
+  const inside = scratchOf(capacity);
+  let below = 0;
+  let atLow = 0;
+  let atHigh = 0;
+  let between = 0;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v < low) below++;
+    else if (v <= high) {
+      if (v === low) atLow++;
+      else if (v === high) atHigh++;
+      else if (between < capacity) inside[between++] = v;
+      else between++;
+    }
+  }
+  return { below, atLow, atHigh, between, inside: inside.subarray(0, Math.min(between, capacity)) };
+}
+
+/** The value of rank `k` by Hoare's quickselect over a copy of `data` (the fallback). */
+function select(data: ArrayLike<number>, k: number): number {
+  const a = scratchOf(data.length);
+  for (let i = 0; i < a.length; i++) a[i] = data[i];
   let left = 0;
   let right = a.length - 1;
   while (left < right) {
@@ -75,7 +164,8 @@ export function resolveWindow(spec: WindowSpec, data: ArrayLike<number>): Range 
 
 /**
  * Maps `data` from `range` linearly onto [outLow, outHigh], clipping. A flat
- * window (high == low) maps everything to outLow.
+ * window (high == low) maps everything to outLow. Float32 data goes through
+ * the WebAssembly kernel where it loads (pixels-wasm.ts; the same results).
  */
 export function mapRange(
   data: ArrayLike<number>,
@@ -85,13 +175,35 @@ export function mapRange(
   out: Float32Array = new Float32Array(data.length),
   offset = 0,
 ): Float32Array {
-  const span = range.high - range.low;
-  const scale = span > 0 ? (outHigh - outLow) / span : 0;
-  const lo = Math.min(outLow, outHigh);
-  const hi = Math.max(outLow, outHigh);
+  const { scale, lo, hi } = mapping(range, outLow, outHigh);
+  const wasm = data instanceof Float32Array ? wasmPixels() : undefined;
+  if (!wasm?.mapRange(data, range.low, scale, outLow, lo, hi, out, offset)) mapRangeTs(data, range, outLow, outHigh, out, offset);
+  return out;
+}
+
+/** mapRange() in TypeScript: the reference of the WebAssembly kernel, and its fallback. */
+export function mapRangeTs(
+  data: ArrayLike<number>,
+  range: Range,
+  outLow: number,
+  outHigh: number,
+  out: Float32Array = new Float32Array(data.length),
+  offset = 0,
+): Float32Array {
+  const { scale, lo, hi } = mapping(range, outLow, outHigh);
+  const low = range.low;
   for (let i = 0; i < data.length; i++) {
-    const v = outLow + (data[i] - range.low) * scale;
+    const v = outLow + (data[i] - low) * scale;
     out[offset + i] = v < lo ? lo : v > hi ? hi : v;
   }
   return out;
+}
+
+function mapping(range: Range, outLow: number, outHigh: number): { scale: number; lo: number; hi: number } {
+  const span = range.high - range.low;
+  return {
+    scale: span > 0 ? (outHigh - outLow) / span : 0,
+    lo: Math.min(outLow, outHigh),
+    hi: Math.max(outLow, outHigh),
+  };
 }

@@ -14,8 +14,8 @@
  * enough for a DEFAULT_MAX_DIMENSION² (4096²) slice; a larger image is left
  * to the TypeScript kernels.
  */
-import { readFileSync } from "node:fs";
 import type { Raster } from "../imaging/raster.js";
+import { lazyInstance } from "../imaging/wasm-module.js";
 import { resolveWindow } from "../imaging/window.js";
 import { checkPair, SSIM_GAUSSIAN_TAPS, UQI_SIZE, VIF_EPS, VIF_MIN_SIDE, VIF_NOISE, VIF_TAPS, type SsimOptions } from "./kernels.js";
 import { foregroundMask } from "./mask.js";
@@ -23,11 +23,6 @@ import type { QualityOptions, QualityReport, QualityValues, TargetWindow } from 
 
 /** The module's memory limit: 8192 pages of 64 KiB (asc --maximumMemory). */
 export const MAX_MEMORY_BYTES = 8192 * 65536;
-
-/** The parts of the WebAssembly JS API used here (its types come with lib "dom", which this project leaves out). */
-const { Module, Instance } = (globalThis as unknown as {
-  WebAssembly: { Module: new (bytes: Uint8Array) => object; Instance: new (module: object) => { exports: unknown } };
-}).WebAssembly;
 
 /** The module's exports (assembly/metrics.ts); pointers are byte offsets into `memory`. */
 interface Exports {
@@ -207,30 +202,14 @@ export class WasmMetrics {
   }
 }
 
-/** undefined until the first wasmMetrics() call; null when the module could not be loaded. */
-let instance: WasmMetrics | null | undefined;
-let failure: unknown;
+const metrics = lazyInstance("metrics.wasm", "quality metrics fall back to the TypeScript kernels", (exports) => new WasmMetrics(exports as Exports));
 
 /**
  * This thread's WasmMetrics, or undefined where the module does not load
  * (not built, or a runtime without WebAssembly SIMD); the reason is
  * wasmFailure() and a process warning, once.
  */
-export function wasmMetrics(): WasmMetrics | undefined {
-  if (instance === undefined) {
-    try {
-      const module = new Module(readFileSync(new URL("../../wasm/metrics.wasm", import.meta.url)));
-      instance = new WasmMetrics(new Instance(module).exports as Exports);
-    } catch (error) {
-      instance = null;
-      failure = error;
-      process.emitWarning(`quality metrics fall back to the TypeScript kernels: ${String(error)}`, "MedsynthWarning");
-    }
-  }
-  return instance ?? undefined;
-}
+export const wasmMetrics = (): WasmMetrics | undefined => metrics.get();
 
 /** Why wasmMetrics() is undefined, if it is. */
-export function wasmFailure(): unknown {
-  return failure;
-}
+export const wasmFailure = (): unknown => metrics.failure();
