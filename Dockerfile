@@ -72,7 +72,10 @@ USER 10001:10001
 EXPOSE 50051 9464
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
   CMD ["node", "dist/src/cli/healthcheck.js"]
-ENTRYPOINT ["node", "dist/src/server/main.js"]
+# A larger initial V8 heap: the buffers of every 256 KB message (gRPC's, and
+# the slices moving between threads) would otherwise set off a full garbage
+# collection every ~20 MB; see README, Benchmarks.
+ENTRYPOINT ["node", "--initial-heap-size=128", "dist/src/server/main.js"]
 
 # ---- gpu (default): CUDA 13 + cuDNN 9 runtime with Node 20 ------------------
 FROM ${CUDA_IMAGE} AS gpu
@@ -111,4 +114,7 @@ USER 10001:10001
 EXPOSE 50051 9464
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
   CMD ["node", "dist/src/cli/healthcheck.js"]
-ENTRYPOINT ["node", "dist/src/server/main.js"]
+# A larger initial V8 heap: the buffers of every 256 KB message (gRPC's, and
+# the slices moving between threads) would otherwise set off a full garbage
+# collection every ~20 MB; see README, Benchmarks.
+ENTRYPOINT ["node", "--initial-heap-size=128", "dist/src/server/main.js"]

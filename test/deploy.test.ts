@@ -466,7 +466,7 @@ test("both runtime images run the compiled entry points the tests run, as a non-
     const [healthcheck] = only(stage, "HEALTHCHECK");
     const probe = execForm(healthcheck);
     assert.deepEqual(probe, ["node", "dist/src/cli/healthcheck.js"]);
-    for (const entry of [started[1], probe[1]]) {
+    for (const entry of [started.at(-1)!, probe[1]]) {
       const source = entry.replace(/^dist\//, "").replace(/\.js$/, ".ts");
       assert.ok(existsSync(source), `${stage.name}: ${entry} is compiled from ${source}`);
     }

@@ -12,7 +12,7 @@ import { benchChart } from "./chart.js";
 import type { ClientOptions } from "../client/client.js";
 import { directionName, modalitiesOf, type DirectionName } from "../contract/direction.js";
 import type { LoadResult } from "./loadgen.js";
-import type { LoadJob, LoadReply } from "./loadgen-process.js";
+import type { LoadJob, LoadMessage } from "./loadgen-process.js";
 import type { RawThroughput } from "./raw-throughput.js";
 import { textTable, type Table } from "./report.js";
 import { openService } from "./service.js";
@@ -108,22 +108,37 @@ export async function benchImages(
   return { images, label: `${files.length} ${files[0].kind.toUpperCase()} slices of ${input}` };
 }
 
-/** One load level in a child process (see loadgen-process.ts). */
-export async function runLoadInProcess(job: LoadJob): Promise<LoadResult> {
-  const child = fork(fileURLToPath(new URL("./loadgen-process.js", import.meta.url)), [], { serialization: "advanced", stdio: "inherit", execArgv: [] });
+/**
+ * One load level in a child process (see loadgen-process.ts), run with this
+ * process's V8 heap flags (so a client and the server it is compared with
+ * are tuned alike); `cpuMs` is the child's CPU time during it.
+ */
+export async function runLoadInProcess(job: LoadJob, onMeasuring?: () => void): Promise<{ result: LoadResult; cpuMs: number }> {
+  const execArgv = process.execArgv.filter((flag) => HEAP_FLAGS.some((name) => flag.startsWith(`${name}=`)));
+  const child = fork(fileURLToPath(new URL("./loadgen-process.js", import.meta.url)), [], { serialization: "advanced", stdio: "inherit", execArgv });
+  const exited = once(child, "exit");
   try {
-    const reply = await new Promise<LoadReply>((resolve, reject) => {
-      child.once("message", resolve);
+    const reply = await new Promise<Extract<LoadMessage, { kind: "reply" }>>((resolve, reject) => {
+      child.on("message", (message: LoadMessage) => (message.kind === "measuring" ? onMeasuring?.() : resolve(message)));
       child.once("error", reject);
       child.once("exit", (code, signal) => reject(new Error(`load generator exited (${signal ?? `code ${code}`}) before it replied`)));
       child.send(job);
     });
     if (!reply.ok) throw new Error(`load generator: ${reply.message}`);
-    return reply.result;
+    // It exits by itself once it has replied; a grace period, then it is stopped.
+    const grace = setTimeout(() => child.kill(), CHILD_EXIT_GRACE_MS);
+    await exited;
+    clearTimeout(grace);
+    return { result: reply.result, cpuMs: reply.cpuMs };
   } finally {
-    child.kill();
+    if (child.exitCode === null && child.signalCode === null) child.kill();
   }
 }
+
+/** V8 heap sizing flags a load generator takes over from this process. */
+const HEAP_FLAGS = ["--initial-heap-size", "--max-semi-space-size", "--max-old-space-size"];
+
+const CHILD_EXIT_GRACE_MS = 10_000;
 
 /**
  * One bench run on one model: raw ONNX Runtime throughput in this process
@@ -181,7 +196,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       log(`load: ${concurrency} stream(s), ${options.count !== undefined ? `${options.count} slices` : `${(options.durationMs ?? 0) / 1000} s`}${options.rate ? ` at ${options.rate}/s` : ""}`);
       const loop = service.embedded ? monitorEventLoopDelay({ resolution: 10 }) : undefined;
       loop?.enable();
-      const result = await runLoadInProcess({
+      const { result } = await runLoadInProcess({
         kind: "translate",
         target: service.address,
         client: { tls: options.client?.tls, token: options.client?.token },

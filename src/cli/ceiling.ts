@@ -13,6 +13,7 @@ import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { PerformanceObserver, performance } from "node:perf_hooks";
 import { create, toBinary } from "@bufbuild/protobuf";
+import { asyncScheduler, interval, type SchedulerLike } from "rxjs";
 import { directionName, type DirectionName } from "../contract/direction.js";
 import { SliceSchema, TranslateRequestSchema } from "../gen/medsynth/v1/translator_pb.js";
 import type { RunningServer } from "../server/server.js";
@@ -39,11 +40,13 @@ export interface CeilingOptions {
   input?: string;
   syntheticSize?: number;
   log?: (line: string) => void;
+  /** Clock of the RSS sampling (default asyncScheduler). */
+  scheduler?: SchedulerLike;
 }
 
-/** What this process's main thread did while a level ran. */
-export interface MainThreadLoad {
-  /** Event-loop utilisation, 0–1 (busy ÷ wall). */
+/** What the server's process did while a level ran. */
+export interface ServerLoad {
+  /** Event-loop utilisation of its main thread, 0–1 (busy ÷ wall). */
   utilisation: number;
   busyMs: number;
   /** Garbage collection pauses of the main thread (perf_hooks "gc" entries). */
@@ -51,7 +54,50 @@ export interface MainThreadLoad {
   gcCount: number;
   /** gcMs ÷ busyMs. */
   gcShare: number;
+  /** CPU time (user + system) of the whole process, all threads, per answered message. */
+  cpuMsPerMessage: number;
 }
+
+/** The server process's resident set size while the service was measured (after the load's warm-up). */
+export interface RssCurve {
+  /** [ms since the level started, MB], every RSS_SAMPLE_MS. */
+  samples: [number, number][];
+  minMb: number;
+  maxMb: number;
+  meanMb: number;
+  /** The largest distance from the mean, as a share of it. */
+  spread: number;
+}
+
+const RSS_SAMPLE_MS = 100;
+
+/** Samples this process's RSS from now on; only samples after measuring() count. */
+function sampleRss(scheduler: SchedulerLike): { measuring(): void; stop(): RssCurve } {
+  const started = performance.now();
+  const samples: [number, number][] = [];
+  let counting = false;
+  const sampling = interval(RSS_SAMPLE_MS, scheduler).subscribe(() => {
+    if (counting) samples.push([Math.round(performance.now() - started), process.memoryUsage.rss() / 2 ** 20]);
+  });
+  return {
+    measuring: () => (counting = true),
+    stop() {
+      sampling.unsubscribe();
+      const values = samples.map(([, mb]) => mb);
+      const meanMb = values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+      const minMb = Math.min(...values);
+      const maxMb = Math.max(...values);
+      return { samples, minMb, maxMb, meanMb, spread: values.length ? Math.max(maxMb - meanMb, meanMb - minMb) / meanMb : 0 };
+    },
+  };
+}
+
+/** A level's load and what the load generator's process spent. */
+type Measured = LoadResult & {
+  server: ServerLoad;
+  /** The load generator's CPU time (user + system) per answered message. */
+  clientCpuMsPerMessage: number;
+};
 
 export interface StageCost {
   stage: Stage;
@@ -62,9 +108,9 @@ export interface StageCost {
 
 export interface CeilingLevel {
   concurrency: number;
-  echo: LoadResult & { server: MainThreadLoad };
-  service: LoadResult & {
-    server: MainThreadLoad;
+  echo: Measured;
+  service: Measured & {
+    rss: RssCurve;
     stages: StageCost[];
     /** Main-thread busy ms per slice outside the stages: gRPC, HTTP/2, handing work to threads, GC. */
     otherMainMs: number;
@@ -77,6 +123,8 @@ export interface CeilingReport {
   tool: "medsynth bench --ceiling";
   startedAt: string;
   host: { cpus: number; cpuModel: string; node: string; platform: string };
+  /** V8 flags of this process and the load generators (heap sizing changes what GC costs). */
+  nodeFlags: string[];
   model: { real: string; null: string; direction: DirectionName; width: number; height: number };
   server: Pick<ServerConfig, "workers" | "maxBatch" | "maxDelayMs" | "window" | "transformWorkers">;
   load: { count: number | null; durationMs: number | null; warmup: number; inFlight: number; slices: string; messageBytes: number };
@@ -84,8 +132,10 @@ export interface CeilingReport {
   best: { concurrency: number; throughput: number; echo: number; ratio: number };
 }
 
-/** Main-thread utilisation and GC over a stretch of time: start(), then stop(). */
-function watchMainThread(): { stop(): MainThreadLoad } {
+const answered = (result: LoadResult) => Object.values(result.statuses).reduce((a, b) => a + b, 0);
+
+/** This process's main-thread utilisation, GC and CPU time from now until stop() (given the messages answered meanwhile). */
+function watchServer(): { stop(answeredMessages: number): ServerLoad } {
   let gcMs = 0;
   let gcCount = 0;
   const observer = new PerformanceObserver((list) => {
@@ -96,13 +146,26 @@ function watchMainThread(): { stop(): MainThreadLoad } {
   });
   observer.observe({ entryTypes: ["gc"] });
   const start = performance.eventLoopUtilization();
+  const cpu = process.cpuUsage();
   return {
-    stop() {
+    stop(answeredMessages) {
       const elu = performance.eventLoopUtilization(start);
+      const { user, system } = process.cpuUsage(cpu);
       observer.disconnect();
-      return { utilisation: elu.utilization, busyMs: elu.active, gcMs, gcCount, gcShare: elu.active > 0 ? gcMs / elu.active : 0 };
+      return {
+        utilisation: elu.utilization,
+        busyMs: elu.active,
+        gcMs,
+        gcCount,
+        gcShare: elu.active > 0 ? gcMs / elu.active : 0,
+        cpuMsPerMessage: (user + system) / 1000 / Math.max(1, answeredMessages),
+      };
     },
   };
+}
+
+function measured({ result, cpuMs }: { result: LoadResult; cpuMs: number }, server: ServerLoad): Measured {
+  return { ...result, server, clientCpuMsPerMessage: cpuMs / Math.max(1, answered(result)) };
 }
 
 function stageCosts(before: StageTotals, after: StageTotals, slices: number): StageCost[] {
@@ -113,10 +176,9 @@ function stageCosts(before: StageTotals, after: StageTotals, slices: number): St
   }));
 }
 
-const answered = (result: LoadResult) => Object.values(result.statuses).reduce((a, b) => a + b, 0);
-
 export async function runCeiling(options: CeilingOptions): Promise<CeilingReport> {
   const log = options.log ?? (() => {});
+  const scheduler = options.scheduler ?? asyncScheduler;
   const startedAt = new Date().toISOString();
   const { loadModelSpecs } = await import("../inference/registry.js");
   const specs = await loadModelSpecs(options.server.modelsDir);
@@ -142,38 +204,43 @@ export async function runCeiling(options: CeilingOptions): Promise<CeilingReport
     });
 
     const echoServer = await startEchoServer();
-    const service = await openService(undefined, { ...options.server, modelsDir: nullDir });
-    const running: RunningServer = service.running!;
+    const embedded = await openService(undefined, { ...options.server, modelsDir: nullDir });
+    const running: RunningServer = embedded.running!;
     const levels: CeilingLevel[] = [];
     try {
       for (const concurrency of options.concurrency) {
         log(`ceiling: ${concurrency} stream(s), bare grpc-js echo of ${message.byteLength} B`);
-        let watch = watchMainThread();
+        let watch = watchServer();
         const echo = await runLoadInProcess({ kind: "echo", target: echoServer.address, load: load(concurrency), message });
-        const echoLoad = watch.stop();
+        const echoMeasured = measured(echo, watch.stop(answered(echo.result)));
 
         log(`ceiling: ${concurrency} stream(s), the service on the null model ${nullName}`);
         const before = running.stageTotals();
-        watch = watchMainThread();
-        const result = await runLoadInProcess({
-          kind: "translate",
-          target: service.address,
-          client: {},
-          load: { ...load(concurrency), translate: { direction, model: nullName } },
-          images,
-        });
-        const serviceLoad = watch.stop();
-        const stages = stageCosts(before, running.stageTotals(), answered(result));
+        watch = watchServer();
+        const rss = sampleRss(scheduler);
+        const translate = await runLoadInProcess(
+          {
+            kind: "translate",
+            target: embedded.address,
+            client: {},
+            load: { ...load(concurrency), translate: { direction, model: nullName } },
+            images,
+          },
+          rss.measuring,
+        );
+        const service = { ...measured(translate, watch.stop(answered(translate.result))), rss: rss.stop() };
+        const slices = answered(service);
+        const stages = stageCosts(before, running.stageTotals(), slices);
         const staged = stages.reduce((sum, s) => sum + s.mainMs, 0);
         levels.push({
           concurrency,
-          echo: { ...echo, server: echoLoad },
-          service: { ...result, server: serviceLoad, stages, otherMainMs: serviceLoad.busyMs / Math.max(1, answered(result)) - staged },
-          ratio: echo.throughput > 0 ? result.throughput / echo.throughput : 0,
+          echo: echoMeasured,
+          service: { ...service, stages, otherMainMs: service.server.busyMs / Math.max(1, slices) - staged },
+          ratio: echoMeasured.throughput > 0 ? service.throughput / echoMeasured.throughput : 0,
         });
       }
     } finally {
-      await service.close();
+      await embedded.close();
       await echoServer.close();
     }
     const best = levels.reduce((a, b) => (b.service.throughput > a.service.throughput ? b : a), levels[0]);
@@ -182,6 +249,7 @@ export async function runCeiling(options: CeilingOptions): Promise<CeilingReport
       tool: "medsynth bench --ceiling",
       startedAt,
       host: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model ?? "unknown", node: process.version, platform: `${process.platform}-${process.arch}` },
+      nodeFlags: process.execArgv,
       model: { real: real.name, null: nullName, direction, width: real.input.width, height: real.input.height },
       server: { workers: s.workers, maxBatch: s.maxBatch, maxDelayMs: s.maxDelayMs, window: s.window, transformWorkers: s.transformWorkers },
       load: {
@@ -208,7 +276,7 @@ const pct = (share: number) => `${(100 * share).toFixed(0)}%`;
 export function formatCeiling(report: CeilingReport): string {
   const { model, server, load } = report;
   const levels = textTable({
-    columns: ["streams", "echo msg/s", "service slices/s", "ratio", "loop util", "GC share", "echo loop util", "echo GC", "mean batch", "statuses"],
+    columns: ["streams", "echo msg/s", "slices/s", "ratio", "loop util", "GC share", "server CPU ms", "client CPU ms", "echo: loop util", "GC", "server CPU ms", "client CPU ms", "mean batch", "statuses"],
     rows: report.levels.map((l) => [
       String(l.concurrency),
       f1(l.echo.throughput),
@@ -216,8 +284,12 @@ export function formatCeiling(report: CeilingReport): string {
       f2(l.ratio),
       pct(l.service.server.utilisation),
       pct(l.service.server.gcShare),
+      f2(l.service.server.cpuMsPerMessage),
+      f2(l.service.clientCpuMsPerMessage),
       pct(l.echo.server.utilisation),
       pct(l.echo.server.gcShare),
+      f2(l.echo.server.cpuMsPerMessage),
+      f2(l.echo.clientCpuMsPerMessage),
       f2(l.service.meanBatchSize),
       Object.entries(l.service.statuses).map(([name, n]) => `${name} ${n}`).join(", "),
     ]),
@@ -233,6 +305,7 @@ export function formatCeiling(report: CeilingReport): string {
   });
   return [
     `null model ${model.null} (identity, ${model.width}×${model.height}, the manifest of ${model.real}) on ${report.host.cpus} CPUs (${report.host.cpuModel})`,
+    `node flags: ${report.nodeFlags.join(" ") || "none"} (the load generators take over the heap flags)`,
     `service: this process (${server.workers} inference workers, ${server.transformWorkers} transform workers, max batch ${server.maxBatch}, max delay ${server.maxDelayMs} ms); load from a child process`,
     `load: closed loop, ${load.count !== null ? `${load.count} slices` : `${(load.durationMs ?? 0) / 1000} s`} per level, ${load.inFlight} in flight per stream, ${load.warmup} warm-up; ${load.slices}; echo messages of ${load.messageBytes} B`,
     "",
@@ -241,6 +314,7 @@ export function formatCeiling(report: CeilingReport): string {
     `CPU per slice by stage at ${best.concurrency} stream(s) (ms; main = this process's event loop):`,
     stages.trimEnd(),
     "",
+    `server RSS after warm-up: ${report.levels.map((l) => `${f1(l.service.rss.minMb)}–${f1(l.service.rss.maxMb)} MB (±${pct(l.service.rss.spread)})`).join(" / ")} at ${report.levels.map((l) => l.concurrency).join(" / ")} stream(s)`,
     `ceiling: ${f1(report.best.throughput)} slices/s at ${report.best.concurrency} stream(s) = ${f2(report.best.ratio)}× the bare grpc-js echo (${f1(report.best.echo)} msg/s); main-thread GC ${pct(best.service.server.gcShare)} of busy time`,
   ].join("\n") + "\n";
 }

@@ -4,7 +4,7 @@
  * and `--ceiling` do) share no event loop, heap or garbage collector: the
  * server's event-loop delay, utilisation and GC are then its own, and the
  * generator's clock is not held up by the server. The job arrives as the
- * first IPC message; the reply is the only one sent back.
+ * first IPC message; see LoadMessage for what goes back.
  */
 import { createClient, type ClientOptions, type TranslateOptions } from "../client/client.js";
 import { echoStreams } from "./echo.js";
@@ -29,13 +29,22 @@ export type LoadJob =
       message: Uint8Array;
     };
 
-export type LoadReply = { ok: true; result: LoadResult } | { ok: false; message: string };
+/**
+ * What the child sends back: "measuring" once the warm-up is over, then one
+ * reply (`cpuMs`: this process's CPU time, user + system, during the level).
+ */
+export type LoadMessage =
+  | { kind: "measuring" }
+  | { kind: "reply"; ok: true; result: LoadResult; cpuMs: number }
+  | { kind: "reply"; ok: false; message: string };
+
+const onMeasuring = () => process.send!({ kind: "measuring" } satisfies LoadMessage);
 
 async function run(job: LoadJob): Promise<LoadResult> {
   if (job.kind === "echo") {
     const echo = echoStreams(job.target, job.message);
     try {
-      return await runStreams(echo.open, job.load);
+      return await runStreams(echo.open, { ...job.load, onMeasuring });
     } finally {
       echo.close();
     }
@@ -43,15 +52,19 @@ async function run(job: LoadJob): Promise<LoadResult> {
   const { images } = job;
   const client = createClient(job.target, job.client);
   try {
-    return await runLoad(client, { ...job.load, slice: (index) => ({ index, image: images[Number(index % BigInt(images.length))] }) });
+    return await runLoad(client, { ...job.load, onMeasuring, slice: (index) => ({ index, image: images[Number(index % BigInt(images.length))] }) });
   } finally {
     client.close();
   }
 }
 
 process.once("message", (job: LoadJob) => {
+  const cpu = process.cpuUsage();
   void run(job).then(
-    (result): LoadReply => ({ ok: true, result }),
-    (error: Error): LoadReply => ({ ok: false, message: error.message }),
+    (result): LoadMessage => {
+      const { user, system } = process.cpuUsage(cpu);
+      return { kind: "reply", ok: true, result, cpuMs: (user + system) / 1000 };
+    },
+    (error: Error): LoadMessage => ({ kind: "reply", ok: false, message: error.message }),
   ).then((reply) => process.send!(reply, () => process.disconnect()));
 });

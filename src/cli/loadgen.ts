@@ -26,6 +26,8 @@ export interface LoadOptions {
   inFlight?: number;
   /** Open loop: the most slices one stream may have in flight (default 64). */
   openLoopWindow?: number;
+  /** Called once, as the first measured slice goes out (the warm-up is over). */
+  onMeasuring?: () => void;
 }
 
 export interface TranslateLoadOptions extends LoadOptions {
@@ -132,7 +134,10 @@ export async function runStreams(open: StreamOpener, options: LoadOptions): Prom
     if (durationMs !== undefined && firstMeasuredAt !== undefined && scheduled - firstMeasuredAt >= durationMs) return undefined;
     const ticket = { index: issued, at: scheduled, measured: issued >= warmup };
     if (ticket.measured) {
-      firstMeasuredAt ??= scheduled;
+      if (firstMeasuredAt === undefined) {
+        firstMeasuredAt = scheduled;
+        options.onMeasuring?.();
+      }
       measured++;
     }
     issued++;
