@@ -4,6 +4,8 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import sharp from "sharp";
 import type { BenchLevel, BenchReport } from "../src/cli/bench.js";
+import type { CeilingReport } from "../src/cli/ceiling.js";
+import { STAGES } from "../src/server/stage-times.js";
 import { runCli } from "./helpers/cli.js";
 import { TINY_MODELS, useTestServer } from "./helpers/service.js";
 import { useTempDir } from "./helpers/temp-dir.js";
@@ -90,6 +92,43 @@ describe("medsynth bench", () => {
     // 30 slices at 40/s leave over 29/40 s: the run cannot be shorter, nor (answers keeping up) much faster than the rate.
     assert.ok(level.elapsedS >= 29 / 40, `elapsed ${level.elapsedS}`);
     assert.ok(level.throughput <= 40 * 1.05, `throughput ${level.throughput}`);
+  });
+
+  it("--ceiling runs the null model and a bare grpc-js echo side by side, with utilisation, GC, CPU, RSS and per-stage times", async () => {
+    const dir = join(tmp.path, "ceiling");
+    const run = await runCli([
+      "bench", "--ceiling", "--models-dir", TINY_MODELS, "--workers", "1", "--count", "40", "--concurrency", "1,3", "--in-flight", "2", "--warmup", "6", "--out", dir,
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /null model tiny-mr2ct-null \(identity, 64×64, the manifest of tiny-mr2ct\)/);
+    assert.match(run.stdout, /streams\s+echo msg\/s\s+slices\/s\s+ratio\s+loop util\s+GC share/);
+    assert.match(run.stdout, /^ceiling: [\d.]+ slices\/s at \d stream\(s\) = \d\.\d\d× the bare grpc-js echo/m);
+    for (const stage of [...STAGES, "other main thread"]) assert.match(run.stdout, new RegExp(`^${stage}\\s+-?\\d+\\.\\d\\d`, "m"));
+
+    const report: CeilingReport = JSON.parse(readFileSync(join(dir, "ceiling.json"), "utf8"));
+    assert.equal(report.tool, "medsynth bench --ceiling");
+    assert.deepEqual([report.model.real, report.model.null, report.model.width], ["tiny-mr2ct", "tiny-mr2ct-null", 64]);
+    // The echo sends what the service is sent: one serialized 64×64 float32 slice request.
+    assert.ok(report.load.messageBytes > 64 * 64 * 4 && report.load.messageBytes < 64 * 64 * 4 + 64);
+    assert.deepEqual(report.levels.map((l) => l.concurrency), [1, 3]);
+    for (const level of report.levels) {
+      for (const side of [level.echo, level.service]) {
+        assert.equal(side.measured, 40);
+        assert.deepEqual(side.statuses, { OK: 40 });
+        assert.ok(side.throughput > 0 && side.clientCpuMsPerMessage > 0 && side.server.cpuMsPerMessage > 0);
+        assert.ok(side.server.utilisation > 0 && side.server.utilisation <= 1 && side.server.gcShare >= 0 && side.server.gcShare <= 1);
+      }
+      assert.equal(level.ratio, level.service.throughput / level.echo.throughput);
+      assert.deepEqual(level.service.stages.map((s) => s.stage), [...STAGES]);
+      const cost = Object.fromEntries(level.service.stages.map((s) => [s.stage, s]));
+      // Decoding through encoding run on the transform workers, inference on the ORT workers, the codec of the messages here.
+      for (const stage of ["decode", "normalise", "inference", "denormalise", "encode"]) assert.ok(cost[stage].workerMs > 0 && cost[stage].mainMs === 0, stage);
+      assert.ok(cost.protobuf.mainMs > 0 && cost.queue.mainMs > 0);
+      assert.deepEqual([cost.metrics.mainMs, cost.metrics.workerMs], [0, 0], "no reference, no metrics");
+      assert.ok(level.service.rss.samples.length > 0 && level.service.rss.minMb > 0 && level.service.rss.maxMb >= level.service.rss.minMb);
+      assert.ok(level.service.meanBatchSize >= 1);
+    }
+    assert.equal(report.best.throughput, Math.max(...report.levels.map((l) => l.service.throughput)));
   });
 
   it("--embedded runs the service in-process and reports its event-loop delay; --size sets the synthetic slice", async () => {

@@ -76,13 +76,18 @@ function sampleRss(scheduler: SchedulerLike): { measuring(): void; stop(): RssCu
   const started = performance.now();
   const samples: [number, number][] = [];
   let counting = false;
+  const sample = () => samples.push([Math.round(performance.now() - started), process.memoryUsage.rss() / 2 ** 20]);
   const sampling = interval(RSS_SAMPLE_MS, scheduler).subscribe(() => {
-    if (counting) samples.push([Math.round(performance.now() - started), process.memoryUsage.rss() / 2 ** 20]);
+    if (counting) sample();
   });
   return {
-    measuring: () => (counting = true),
+    measuring: () => {
+      counting = true;
+      sample();
+    },
     stop() {
       sampling.unsubscribe();
+      if (counting) sample();
       const values = samples.map(([, mb]) => mb);
       const meanMb = values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
       const minMb = Math.min(...values);
