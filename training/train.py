@@ -204,7 +204,7 @@ class CycleGAN:
         sum(losses.values()).backward()
         self.opt_G.step()
         if cfg.lambda_gan == 0:
-            return {k: float(v) for k, v in losses.items()}
+            return {k: v.item() for k, v in losses.items()}
         for d in (self.D_A, self.D_B):
             d.requires_grad_(True)
         d_losses = {
@@ -216,7 +216,7 @@ class CycleGAN:
         self.opt_D.zero_grad(set_to_none=True)
         sum(d_losses.values()).backward()
         self.opt_D.step()
-        return {k: float(v) for k, v in {**losses, **d_losses}.items()}
+        return {k: v.item() for k, v in {**losses, **d_losses}.items()}
 
     def set_lr(self, lr: float) -> None:
         for opt in (self.opt_G, self.opt_D):
