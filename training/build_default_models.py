@@ -120,6 +120,14 @@ def main() -> None:
         }
         export_model(getattr(model, attr), os.path.join(args.out, name), name=name, direction=direction,
                      size=SIZE, default=True, description=description, provenance=provenance, version='2.0.0')
+    for path in PHANTOM_INIT.values():  # they stay, as the pre-trained starting point, but are no longer default
+        manifest_path = os.path.join(os.path.dirname(path), 'model.json')
+        with open(manifest_path) as f:
+            doc = json.load(f)
+        doc['default'] = False
+        with open(manifest_path, 'w') as f:
+            json.dump(doc, f, indent=2)
+            f.write('\n')
     write_figure(model.G_A, model.G_B, os.path.join(args.out, 'phantom-examples.png'))
     print(json.dumps({'build_wall_time_s': round(time.monotonic() - began, 1)}))
 
