@@ -66,12 +66,14 @@ def main() -> None:
     p.add_argument('--skip-derive', action='store_true', help='use the committed training/heads/')
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--scale', type=float, default=1.0, help='multiplies every stage\'s steps')
+    p.add_argument('--threads', type=int, default=min(os.cpu_count() or 1, 16),
+                   help='torch threads (1 beats 2 on a 2-core machine that other work shares: OpenMP spins)')
     p.add_argument('--out', default=os.path.join(REPO_ROOT, 'models'))
     args = p.parse_args()
     began = time.monotonic()
     derive_s = None if args.skip_derive else derive_heads()
     stages, summaries, init = {}, {}, dict(PHANTOM_INIT)
-    threads = min(os.cpu_count() or 1, 16)
+    threads = args.threads
     for name, options in STAGES.items():  # each stage starts from the generators the previous one left
         options = {**options, 'steps': max(1, int(options['steps'] * args.scale))}
         stages[name] = TrainConfig(run_dir=os.path.join(args.run_dir, name), **ARCHITECTURE, **options, **init,
