@@ -42,7 +42,7 @@ const serializer =
   <D extends DescMessage>(schema: D) =>
   (message: MessageShape<D>): Buffer => {
     const bytes = toBinaryOnce(schema, message);
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
 
 const deserializer =

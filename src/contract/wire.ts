@@ -115,7 +115,8 @@ export function toBinaryOnce<D extends DescMessage>(schema: D, message: MessageS
   const parts: Uint8Array[] = [];
   const length = encodeParts(schema, message as unknown as Fields, parts);
   if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(length);
+  // Every byte is written below: no need to zero it first.
+  const out = Buffer.allocUnsafe(length);
   let at = 0;
   for (const part of parts) {
     out.set(part, at);

@@ -63,7 +63,7 @@ const OPTIONS = {
   window: integer(DEFAULT_WINDOW, "in-flight slices per stream before the server stops reading it"),
   maxDimension: integer(DEFAULT_MAX_DIMENSION, "largest width or height of a slice"),
   metricsWorkers: integer(DEFAULT_QUALITY_POOL_OPTIONS.workers, "quality-metric (PSNR, SSIM, ...) worker threads"),
-  transformWorkers: integer(DEFAULT_TRANSFORM_POOL_OPTIONS.workers, "worker threads that resize and window slices before and after inference"),
+  transformWorkers: integer(DEFAULT_TRANSFORM_POOL_OPTIONS.workers, "worker threads for each slice's own CPU work: decoding, resizing, windows, mapping back, encoding"),
   drainTimeoutMs: integer(30_000, "on SIGTERM, how long open streams may take before they are ended, ms"),
   healthPort: integer(0, "extra plaintext port serving only grpc.health.v1, for probes when the main port is TLS (0 = off)", PORT),
   tlsCert: text("", "PEM certificate chain; with --tls-key the gRPC port speaks TLS"),

@@ -18,7 +18,7 @@ import type { DirectionName } from "../../contract/direction.js";
 import { CONNECTION_OPTIONS, clientOptionsFrom, embeddedConfig } from "./common.js";
 
 /** Flags passed to the embedded server (and used for the raw measurement) as `medsynth serve` reads them. */
-const SERVER_FLAGS = ["workers", "max-batch", "max-delay-ms", "max-queue", "window", "device"] as const;
+const SERVER_FLAGS = ["workers", "max-batch", "max-delay-ms", "max-queue", "window", "device", "transform-workers"] as const;
 
 export const benchSpec = {
   name: "bench",
@@ -56,6 +56,7 @@ export const benchSpec = {
     "max-queue": { type: "string", placeholder: "N", description: "embedded server: queue bound (default as serve)" },
     window: { type: "string", placeholder: "N", description: "embedded server: per-stream window (default as serve)" },
     device: { type: "string", placeholder: "cpu|cuda|auto", description: "embedded server and raw run (default as serve)" },
+    "transform-workers": { type: "string", placeholder: "N", description: "embedded server: threads for each slice's decoding through encoding (default as serve)" },
     ...CONNECTION_OPTIONS,
   },
   examples: [
