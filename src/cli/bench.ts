@@ -225,7 +225,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     return {
       tool: "medsynth bench",
       startedAt,
-      host: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model ?? "unknown", node: process.version, platform: `${process.platform}-${process.arch}` },
+      host: hostInfo(),
       target: service.target,
       model: { name: model.name, direction: modelDirection, width: model.inputWidth, height: model.inputHeight, executionProvider: model.executionProvider },
       server: service.embedded
@@ -248,6 +248,11 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   } finally {
     await service.close();
   }
+}
+
+/** The machine a report was made on. */
+export function hostInfo(): BenchReport["host"] {
+  return { cpus: availableParallelism(), cpuModel: cpus()[0]?.model ?? "unknown", node: process.version, platform: `${process.platform}-${process.arch}` };
 }
 
 const f1 = (n: number) => n.toFixed(1);

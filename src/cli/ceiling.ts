@@ -9,7 +9,7 @@
  * garbage collection, and the CPU time per slice of each stage.
  */
 import { mkdtemp, rm } from "node:fs/promises";
-import { availableParallelism, cpus, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PerformanceObserver, performance } from "node:perf_hooks";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -19,7 +19,7 @@ import { SliceSchema, TranslateRequestSchema } from "../gen/medsynth/v1/translat
 import type { RunningServer } from "../server/server.js";
 import type { ServerConfig } from "../server/config.js";
 import { STAGES, type Stage, type StageTotals } from "../server/stage-times.js";
-import { benchImages, runLoadInProcess } from "./bench.js";
+import { benchImages, hostInfo, runLoadInProcess, type BenchReport } from "./bench.js";
 import { startEchoServer } from "./echo.js";
 import type { LoadOptions, LoadResult } from "./loadgen.js";
 import { writeNullModel } from "./null-model.js";
@@ -127,7 +127,7 @@ export interface CeilingLevel {
 export interface CeilingReport {
   tool: "medsynth bench --ceiling";
   startedAt: string;
-  host: { cpus: number; cpuModel: string; node: string; platform: string };
+  host: BenchReport["host"];
   /** V8 flags of this process and the load generators (heap sizing changes what GC costs). */
   nodeFlags: string[];
   model: { real: string; null: string; direction: DirectionName; width: number; height: number };
@@ -249,14 +249,14 @@ export async function runCeiling(options: CeilingOptions): Promise<CeilingReport
       await echoServer.close();
     }
     const best = levels.reduce((a, b) => (b.service.throughput > a.service.throughput ? b : a), levels[0]);
-    const s = options.server;
+    const { workers, maxBatch, maxDelayMs, window, transformWorkers } = options.server;
     return {
       tool: "medsynth bench --ceiling",
-      startedAt,
-      host: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model ?? "unknown", node: process.version, platform: `${process.platform}-${process.arch}` },
+      host: hostInfo(),
       nodeFlags: process.execArgv,
+      startedAt,
       model: { real: real.name, null: nullName, direction, width: real.input.width, height: real.input.height },
-      server: { workers: s.workers, maxBatch: s.maxBatch, maxDelayMs: s.maxDelayMs, window: s.window, transformWorkers: s.transformWorkers },
+      server: { workers, maxBatch, maxDelayMs, window, transformWorkers },
       load: {
         count: options.count ?? null,
         durationMs: options.durationMs ?? null,

@@ -165,7 +165,8 @@ export function resolveWindow(spec: WindowSpec, data: ArrayLike<number>): Range 
 /**
  * Maps `data` from `range` linearly onto [outLow, outHigh], clipping. A flat
  * window (high == low) maps everything to outLow. Float32 data goes through
- * the WebAssembly kernel where it loads (pixels-wasm.ts; the same results).
+ * the WebAssembly kernel where it loads (pixels-wasm.ts; the same results);
+ * `kernel` false keeps to the TypeScript loop, the kernel's reference.
  */
 export function mapRange(
   data: ArrayLike<number>,
@@ -174,23 +175,11 @@ export function mapRange(
   outHigh: number,
   out: Float32Array = new Float32Array(data.length),
   offset = 0,
+  kernel = true,
 ): Float32Array {
   const { scale, lo, hi } = mapping(range, outLow, outHigh);
-  const wasm = data instanceof Float32Array ? wasmPixels() : undefined;
-  if (!wasm?.mapRange(data, range.low, scale, outLow, lo, hi, out, offset)) mapRangeTs(data, range, outLow, outHigh, out, offset);
-  return out;
-}
-
-/** mapRange() in TypeScript: the reference of the WebAssembly kernel, and its fallback. */
-export function mapRangeTs(
-  data: ArrayLike<number>,
-  range: Range,
-  outLow: number,
-  outHigh: number,
-  out: Float32Array = new Float32Array(data.length),
-  offset = 0,
-): Float32Array {
-  const { scale, lo, hi } = mapping(range, outLow, outHigh);
+  const wasm = kernel && data instanceof Float32Array ? wasmPixels() : undefined;
+  if (wasm?.mapRange(data, range.low, scale, outLow, lo, hi, out, offset)) return out;
   const low = range.low;
   for (let i = 0; i < data.length; i++) {
     const v = outLow + (data[i] - low) * scale;
