@@ -2,7 +2,7 @@ import sharp, { type Metadata } from "sharp";
 import { create } from "@bufbuild/protobuf";
 import { invalidArgument, unimplemented } from "../contract/slice-errors.js";
 import { Encoding, ImageSchema, PixelType, type Image } from "../gen/medsynth/v1/translator_pb.js";
-import { decodeDicom, type DerivedSeries, type DerivedSlice, type DicomSource } from "./dicom.js";
+import type { DerivedSeries, DerivedSlice, DicomSource } from "./dicom.js";
 import { DEFAULT_MAX_DIMENSION, quantize16, rescale, type Raster } from "./raster.js";
 
 
@@ -47,6 +47,8 @@ export async function decodeImage(
     case Encoding.PNG:
       return { raster: await decodePng(image, field, maxDimension), encoding: Encoding.PNG };
     case Encoding.DICOM: {
+      // Loaded on first use: dcmjs and its codecs are most of a worker's memory, and many deployments never see DICOM.
+      const { decodeDicom } = await import("./dicom.js");
       const { raster, source } = await decodeDicom(image.data, field, { frame: options.frame, maxDimension });
       return { raster, encoding: Encoding.DICOM, dicom: source };
     }

@@ -127,12 +127,15 @@ async function run(
   const input = stackBatch(inputs, size, reused("input", size * model.channels * plane));
   const output = reused("output", size * model.outputChannels * plane);
   const started = performance.now();
-  await session.run(
+  const results = await session.run(
     { [model.inputName]: new ort.Tensor("float32", input, [size, model.channels, model.height, model.width]) },
     { [model.outputName]: new ort.Tensor("float32", output, [size, model.outputChannels, model.height, model.width]) },
   );
   const inferenceMs = performance.now() - started;
-  // The real rows, copied out of the reused output into the input rows' own buffers, which go back.
-  const outputs = unstackBatch(output, size, inputs);
-  return { value: { outputs, outputChannels: model.outputChannels, inferenceMs }, transfer: outputs.map((row) => row.buffer as ArrayBuffer) };
+  // ORT passes over a fetch it has no output for: the manifest's name must be checked here.
+  const result = results[model.outputName];
+  if (!result) throw new Error(`model ${name} has no output "${model.outputName}" (it has ${Object.keys(results).join(", ")})`);
+  // The real rows, copied out of ORT's result (our reused output) into the input rows' own buffers, which go back.
+  const outputs = unstackBatch(result.data as Float32Array, size, inputs);
+  return { value: { outputs, outputChannels: result.dims[1], inferenceMs }, transfer: outputs.map((row) => row.buffer as ArrayBuffer) };
 }

@@ -98,6 +98,8 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
 
   const qualityPool = new QualityPool({ workers: config.metricsWorkers });
   const transforms = new TransformPool({ workers: config.transformWorkers });
+  // Like the models, the per-slice workers are up before the first slice can arrive.
+  await Promise.all([qualityPool.workers.ready, transforms.workers.ready]);
   const quality: QualityFn = (synthetic, reference, target, foreground) =>
     qualityPool.compute(synthetic, reference, target, { foreground });
   const translator = new TranslatorService({
