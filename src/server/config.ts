@@ -47,6 +47,21 @@ const choice = <T extends string>(choices: readonly T[], fallback: T, descriptio
 });
 const PORT = { min: 0, max: 65535 };
 
+/** A comma-separated list of web origins: scheme://host[:port], nothing else (no path, no wildcard). */
+function checkOrigins(value: string): void {
+  for (const origin of value.split(",").map((o) => o.trim()).filter(Boolean)) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      // reported below
+    }
+    if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.origin !== origin) {
+      throw new Error(`"${origin}" is not an origin; write scheme://host[:port], e.g. https://viewer.example.org`);
+    }
+  }
+}
+
 /** Every option of the service, in --help order. */
 const OPTIONS = {
   host: text("0.0.0.0", "listen address"),
@@ -65,6 +80,8 @@ const OPTIONS = {
   metricsWorkers: integer(DEFAULT_QUALITY_POOL_OPTIONS.workers, "quality-metric (PSNR, SSIM, ...) worker threads"),
   transformWorkers: integer(DEFAULT_TRANSFORM_POOL_OPTIONS.workers, "worker threads that resize and window slices before and after inference"),
   drainTimeoutMs: integer(30_000, "on SIGTERM, how long open streams may take before they are ended, ms"),
+  webPort: integer(0, "port for browsers and HTTP clients: Connect, gRPC-Web and gRPC (unary calls), and the viewer at /viewer (0 = off)", PORT),
+  webCorsOrigins: text("", "comma-separated origins (scheme://host[:port]) whose pages may call the web port; none by default", checkOrigins),
   healthPort: integer(0, "extra plaintext port serving only grpc.health.v1, for probes when the main port is TLS (0 = off)", PORT),
   tlsCert: text("", "PEM certificate chain; with --tls-key the gRPC port speaks TLS"),
   tlsKey: text("", "PEM private key of --tls-cert"),
