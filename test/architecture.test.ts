@@ -45,8 +45,9 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   inference: ["contract", "gen", "imaging", "workers"],
   quality: ["imaging", "workers"],
   telemetry: [],
-  server: ["contract", "gen", "imaging", "batcher", "inference", "quality", "workers", "telemetry", ""],
-  cli: ["client", "server", "contract", "gen", "imaging", "inference", "quality", ""],
+  dicomweb: [],
+  server: ["contract", "gen", "imaging", "batcher", "inference", "quality", "workers", "telemetry", "dicomweb", ""],
+  cli: ["client", "server", "contract", "gen", "imaging", "inference", "quality", "dicomweb", ""],
   "": ["client", "contract", "gen"],
 };
 

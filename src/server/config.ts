@@ -7,6 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { DEFAULT_BATCHER_OPTIONS } from "../batcher/micro-batcher.js";
+import { DEFAULT_STOW_OPTIONS } from "../dicomweb/stow.js";
 import { DEFAULT_WINDOW } from "../contract/limits.js";
 import { checkUidRoot, DEFAULT_UID_ROOT } from "../imaging/dicom-uid.js";
 import { DEFAULT_MAX_DIMENSION } from "../imaging/raster.js";
@@ -46,6 +47,10 @@ const choice = <T extends string>(choices: readonly T[], fallback: T, descriptio
   choices,
 });
 const PORT = { min: 0, max: 65535 };
+
+function checkHttpUrl(value: string): void {
+  if (!/^https?:\/\/[^\s/]+/.test(value)) throw new Error("expected an http:// or https:// URL");
+}
 
 /** A comma-separated list of web origins: scheme://host[:port], nothing else (no path, no wildcard). */
 function checkOrigins(value: string): void {
@@ -94,6 +99,10 @@ const OPTIONS = {
   keepaliveTimeMs: integer(DEFAULT_LIMITS.keepaliveTimeMs, "HTTP/2 keepalive ping interval, ms"),
   keepaliveTimeoutMs: integer(DEFAULT_LIMITS.keepaliveTimeoutMs, "a connection whose ping is unanswered this long is dropped, ms"),
   maxConnectionAgeMs: integer(DEFAULT_LIMITS.maxConnectionAgeMs, "recycle connections after this long so new replicas get streams, ms (0 = never)", { min: 0 }),
+  stowUrl: text("", "DICOMweb base URL: every derived DICOM instance is stored there by STOW-RS, e.g. http://pacs:8042/dicom-web", checkHttpUrl),
+  stowToken: text("", "bearer token for --stow-url (prefer the environment variable: flags show in ps)"),
+  stowBasicAuthFile: text("", "file whose first line is user:password, for basic auth at --stow-url"),
+  stowRetries: integer(DEFAULT_STOW_OPTIONS.retries, "STOW-RS retries of a failure that may pass (network, timeout, 408, 429, 5xx), with doubling backoff", { min: 0 }),
   dicomUidRoot: text(DEFAULT_UID_ROOT, "root of the UIDs of derived DICOM instances (use your organisation's)", checkUidRoot),
   deidentify: choice(["off", "basic-profile"], "off", "basic-profile: de-identify DICOM output (PS3.15 Basic Application Level Confidentiality Profile)"),
   logLevel: choice(LOG_LEVELS, "info", "least severe log level written"),

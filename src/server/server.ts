@@ -11,6 +11,7 @@ import { QualityPool } from "../quality/quality-pool.js";
 import { TransformPool } from "../inference/transform-pool.js";
 import { inferenceRunner, type ModelOutput } from "../inference/runner.js";
 import { startTelemetry } from "../telemetry/telemetry.js";
+import { StowSender, stowAuthorization } from "../dicomweb/stow.js";
 import { DEFAULT_CONFIG, type ServerConfig } from "./config.js";
 import { HealthService, ServingStatus } from "./health.js";
 import { callSlots, serverChannelOptions, streamLimiter } from "./limits.js";
@@ -34,6 +35,8 @@ export interface RunningServer {
   readonly executionProvider: string;
   /** Streams open now. */
   readonly openStreams: number;
+  /** Derived instances waiting to be stored by STOW-RS, or being sent. */
+  flushStores(): Promise<void>;
   /** Slices waiting for a batch, all models together. */
   readonly queueDepth: number;
   /**
@@ -60,6 +63,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   // Bad TLS or token files fail here, before the slow model loading.
   const tls = serverTls(config);
   const tokens = config.authTokensFile ? loadAuthTokens(config.authTokensFile) : undefined;
+  const stowAuth = stowAuthorization({ token: config.stowToken, basicAuthFile: config.stowBasicAuthFile });
   const models = await loadModelSpecs(config.modelsDir);
   const pool = await OrtWorkerPool.start(models, {
     workers: config.workers,
@@ -92,6 +96,13 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   }
   telemetry.observeQueueDepth(() => [...batchers].map(([name, batcher]) => [name, batcher.depth]));
 
+  const stow = config.stowUrl
+    ? new StowSender({ url: config.stowUrl, authorization: stowAuth, retries: config.stowRetries, scheduler }, (outcome) => {
+        telemetry.stow(outcome.status);
+        if (outcome.ok) log.debug("stored", { index: outcome.label, attempts: outcome.attempts });
+        else log.warn("STOW-RS store failed; the slice was answered", { index: outcome.label, status: outcome.status, reason: outcome.reason, attempts: outcome.attempts });
+      })
+    : undefined;
   const qualityPool = new QualityPool({ workers: config.metricsWorkers });
   const transforms = new TransformPool({ workers: config.transformWorkers });
   const quality: QualityFn = (synthetic, reference, target, foreground) =>
@@ -111,6 +122,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
       tracer: telemetry.tracer,
       onQueueWait: telemetry.queueWait,
       onQualityTime: telemetry.qualityTime,
+      store: stow && ((instance, index) => stow.store(instance, String(index))),
     },
   });
   const health = new HealthService([Translator.typeName]);
@@ -154,10 +166,12 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
     webPort: web?.port,
     webCorsOrigins: config.webCorsOrigins || undefined,
     tls: config.tlsClientCa ? "mutual" : config.tlsCert ? "server" : "off",
+    stow: config.stowUrl ? { auth: config.stowToken ? "token" : config.stowBasicAuthFile ? "basic" : "none", retries: config.stowRetries } : undefined,
     authTokens: tokens?.size ?? 0,
   });
 
   const release = async () => {
+    stow?.close();
     await Promise.all([pool.close(), qualityPool.close(), transforms.close()]);
     await telemetry.shutdown();
   };
@@ -171,6 +185,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
     get openStreams() {
       return translator.openStreams;
     },
+    flushStores: () => stow?.flush() ?? Promise.resolve(),
     get queueDepth() {
       return [...batchers.values()].reduce((sum, b) => sum + b.depth, 0);
     },
@@ -189,6 +204,8 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
         // Open unary calls (on either port) finish first; past the drain timeout the web port's connections are ended.
         const webClosed = web ? race(from(web.close()), timer(config.drainTimeoutMs, scheduler).pipe(map(() => web.destroy()))) : of(undefined);
         await Promise.all([new Promise<void>((resolve) => server.tryShutdown(() => resolve())), firstValueFrom(webClosed)]);
+        // Every answered slice's instance gets its store attempts (and their retries) before the exit.
+        await stow?.flush();
         await release();
         log.info("drained");
       })()),
