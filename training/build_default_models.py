@@ -4,11 +4,13 @@ fine-tuning of both generators -> ONNX export + manifests with provenance and sc
 Steps:
   0. derive the heads' label maps from ../shared/anatomy (training/anatomy.py; skipped with --skip-derive, which
      uses the committed training/heads/)
-  1. coarse: both generators at 128x128 (2 mm pixels, whole slices), paired L1 + brain-window L1 + SSIM,
-     fine-tuned from the phantom-trained generators models/{mr2ct,ct2mr}-phantom (the method fine-tunes
-     generators pre-trained elsewhere; no generic-image checkpoint is reachable offline)
-  2. fine: the same at 256x256 (the service's input size)
-  3. adversarial: a short CycleGAN fine-tuning (LSGAN + cycle L1) on top of the paired terms, for texture
+  1. low: both generators on whole slices at 64x64 (3-4 mm pixels: a sixteenth of the cost of a 256 slice),
+     paired L1 + brain-window L1 + SSIM, fine-tuned from the phantom-trained generators
+     models/{mr2ct,ct2mr}-phantom (the method fine-tunes generators pre-trained elsewhere; no generic-image
+     checkpoint is reachable offline)
+  2. coarse: the same at 128x128 (1.5-2 mm pixels)
+  3. fine: the same at 256x256 (the service's input size)
+  4. adversarial: a short CycleGAN fine-tuning (LSGAN + cycle L1) on top of the paired terms, for texture
 Each stage resumes from its checkpoints with --resume.
 
 Usage: .venv/bin/python -m training.build_default_models [--resume] [--device cuda] [--scale 1.0]
@@ -38,9 +40,10 @@ PHANTOM_INIT = {'init_from': os.path.join(REPO_ROOT, 'models', 'mr2ct-phantom', 
                 'init_from_b': os.path.join(REPO_ROOT, 'models', 'ct2mr-phantom', 'model.onnx')}
 # Steps per stage on the 2-core CPU; --scale multiplies them (a GPU affords far more).
 STAGES = {
-    'coarse': dict(size=128, batch=8, steps=3000, checkpoint_every=100),
-    'fine': dict(size=256, batch=4, steps=600, checkpoint_every=50),
-    'adversarial': dict(size=256, batch=4, steps=150, lambda_gan=0.5, lambda_cycle=5.0, checkpoint_every=25),
+    'low': dict(size=64, batch=16, steps=1500, checkpoint_every=100),
+    'coarse': dict(size=128, batch=8, steps=800, checkpoint_every=50),
+    'fine': dict(size=256, batch=4, steps=300, checkpoint_every=25),
+    'adversarial': dict(size=256, batch=4, steps=100, lambda_gan=0.5, lambda_cycle=5.0, checkpoint_every=25),
 }
 MODELS = {  # direction: (generator attribute, model name, description)
     'mr2ct': ('G_A', 'mr2ct-heads', 'MR (T1-weighted and other contrasts) to synthetic CT; trained on images '
@@ -94,7 +97,7 @@ def main() -> None:
                 'label_maps': 'training/anatomy.py (N4, Colin27 brain mask by affine + B-spline registration, '
                               'ICBM152 2009a tissue priors, intensity classes); held out: Visible Human Female',
                 'synthesis': describe_synthesis(),
-                'phantom': f'digital head phantom subjects 1..{stages["coarse"].phantom_subjects}, '
+                'phantom': f'digital head phantom subjects 1..{stages["low"].phantom_subjects}, '
                            f'{ARCHITECTURE["phantom_share"]:.0%} of each batch',
                 'held_out_subjects': [f'subject-{s}' for s in TEST_SUBJECTS],
             },
@@ -117,6 +120,14 @@ def main() -> None:
         }
         export_model(getattr(model, attr), os.path.join(args.out, name), name=name, direction=direction,
                      size=SIZE, default=True, description=description, provenance=provenance, version='2.0.0')
+    for path in PHANTOM_INIT.values():  # they stay, as the pre-trained starting point, but are no longer default
+        manifest_path = os.path.join(os.path.dirname(path), 'model.json')
+        with open(manifest_path) as f:
+            doc = json.load(f)
+        doc['default'] = False
+        with open(manifest_path, 'w') as f:
+            json.dump(doc, f, indent=2)
+            f.write('\n')
     write_figure(model.G_A, model.G_B, os.path.join(args.out, 'phantom-examples.png'))
     print(json.dumps({'build_wall_time_s': round(time.monotonic() - began, 1)}))
 

@@ -2,7 +2,7 @@ import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Encoding, type Image, type Quality } from "../../gen/medsynth/v1/translator_pb.js";
-import { decodeImage, encodeImage } from "../../imaging/codec.js";
+import { decodeImage, encodePng16 } from "../../imaging/codec.js";
 import { axialLayout, extractSlice, insertSlice, readNifti, writeNifti, type AxialLayout, type NiftiVolume } from "../../imaging/nifti.js";
 import type { Raster } from "../../imaging/raster.js";
 import { oneOf, parseCommand, parseInteger, UsageError, type CommandSpec, type OptionSpec } from "../args.js";
@@ -88,12 +88,13 @@ function rescaleOption(value: string | undefined, fallback: number, option: stri
 
 /** Physical values → the project's PNG convention (stored = value − intercept, clipped to 16 bits). */
 async function pngBytes(raster: Raster, rescale: Rescale): Promise<Uint8Array> {
-  const stored = new Float32Array(raster.data.length);
+  // Rounded and clipped to 16 bits, stored as they are: the file's values are the convention's, whatever
+  // their range (a synthetic MR in an 8-bit reference's window spans under 255 units).
+  const stored = new Uint16Array(raster.data.length);
   for (let i = 0; i < stored.length; i++) {
-    stored[i] = Math.min(65535, Math.max(0, (raster.data[i] - rescale.intercept) / rescale.slope));
+    stored[i] = Math.min(65535, Math.max(0, Math.round((raster.data[i] - rescale.intercept) / rescale.slope)));
   }
-  // With samples in [0, 65535], encodeImage stores them as they are (intercept 0, slope 1).
-  return (await encodeImage({ width: raster.width, height: raster.height, data: stored }, Encoding.PNG)).data;
+  return encodePng16({ width: raster.width, height: raster.height, data: stored });
 }
 
 const EXTENSION: Record<Exclude<Format, "nifti">, string> = { png: ".png", raw: ".raw", dicom: ".dcm" };
