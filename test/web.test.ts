@@ -39,11 +39,13 @@ const webUrl = (server: RunningServer, scheme = "http") => `${scheme}://127.0.0.
 
 /** The three protocols of the web port, each as a browser or HTTP client would speak it. */
 function transports(baseUrl: string, nodeOptions?: { ca: Buffer }): Record<string, Transport> {
+  // HTTP/2 sessions close once idle, so that they do not keep the test process alive.
+  const idleConnectionTimeoutMs = 200;
   return {
     "Connect JSON over HTTP/1.1": createConnectTransport({ baseUrl, httpVersion: "1.1", nodeOptions }),
-    "Connect binary over HTTP/2": createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true, nodeOptions }),
+    "Connect binary over HTTP/2": createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true, nodeOptions, idleConnectionTimeoutMs }),
     "gRPC-Web over HTTP/1.1": createGrpcWebTransport({ baseUrl, httpVersion: "1.1", nodeOptions }),
-    "gRPC over HTTP/2": createGrpcTransport({ baseUrl, nodeOptions }),
+    "gRPC over HTTP/2": createGrpcTransport({ baseUrl, nodeOptions, idleConnectionTimeoutMs }),
   };
 }
 

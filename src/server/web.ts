@@ -51,7 +51,7 @@ export interface WebPort {
   readonly port: number;
   /** Stops accepting connections and lets open requests finish; resolves once every connection is closed. */
   close(): Promise<void>;
-  /** Ends every open connection now. */
+  /** Stops listening and ends every open connection now. */
   destroy(): void;
 }
 
@@ -339,6 +339,8 @@ export async function startWebPort(options: WebPortOptions, deps: WebPortDeps): 
         for (const session of sessions) session.close();
       }),
     destroy: () => {
+      closing = true;
+      if (server.listening) server.close();
       for (const socket of sockets) socket.destroy();
     },
   };
