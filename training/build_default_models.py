@@ -42,8 +42,8 @@ PHANTOM_INIT = {'init_from': os.path.join(REPO_ROOT, 'models', 'mr2ct-phantom', 
 # Steps per stage on the 2-core CPU; --scale multiplies them (a GPU affords far more).
 STAGES = {
     'low': dict(size=64, batch=16, steps=1500, checkpoint_every=100),
-    'coarse': dict(size=128, batch=8, steps=500, checkpoint_every=50),
-    'fine': dict(size=256, batch=4, steps=150, checkpoint_every=25),
+    'coarse': dict(size=128, batch=8, steps=300, checkpoint_every=25),
+    'fine': dict(size=256, batch=4, steps=100, checkpoint_every=20),
 }
 MODELS = {  # direction: (generator attribute, model name, description)
     'mr2ct': ('G_A', 'mr2ct-heads', 'MR (T1-weighted and other contrasts) to synthetic CT; trained on images '
