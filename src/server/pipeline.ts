@@ -12,7 +12,7 @@ import {
   type SliceResult,
 } from "../gen/medsynth/v1/translator_pb.js";
 import { encodeImage } from "../imaging/codec.js";
-import type { DerivedSeries } from "../imaging/dicom.js";
+import type { DerivedSeries, DerivedSlice } from "../imaging/dicom.js";
 import type { Raster } from "../imaging/raster.js";
 import type { QualityReport, TargetWindow } from "../quality/quality.js";
 import type { ModelSpec } from "../inference/registry.js";
@@ -49,6 +49,8 @@ export interface PipelineDeps {
   tracer: Tracer;
   onQueueWait(model: string, ms: number): void;
   onQualityTime(ms: number): void;
+  /** With --stow-url: takes each translated slice's derived DICOM instance (whatever the answer's encoding) to store it. */
+  store?: (instance: Uint8Array, index: bigint) => void;
 }
 
 interface Queued extends Prepared {
@@ -109,12 +111,18 @@ async function finish(
   const reference = prepared.reference;
   const finished = await deps.transforms.finish(output.output, output.channels, ctx.model, reference, prepared.size, {
     encoding,
-    keepSynthetic: reference !== undefined,
+    // The synthetic pixels come back for the metrics and for the stored DICOM instance.
+    keepSynthetic: reference !== undefined || deps.store !== undefined,
   });
-  const { range, encodeMs } = finished.value;
+  const { range, encodeMs, synthetic } = finished.value;
   deps.stages.add("denormalise", finished.computeMs - encodeMs, "workers");
   deps.stages.add("encode", encodeMs, "workers");
-  const image = finished.value.image ?? (await encodeDicom(deps, ctx, slice, prepared, finished.value.synthetic!));
+  const source = prepared.dicom;
+  // Without a DICOM source the slices are numbered in the order the caller indexed them.
+  const derived = { source, instanceNumber: source ? undefined : Number(slice.index) + 1 };
+  const image = finished.value.image ?? (await encodeDicom(deps, ctx, derived, synthetic!));
+  // Before the metrics: the metrics pool takes the synthetic buffer by transfer.
+  const stored = deps.store && (encoding === Encoding.DICOM ? image.data : ctx.derivedSeries.encode(synthetic!, derived));
   let metricsMs = 0;
   let quality;
   let foregroundQuality;
@@ -122,7 +130,7 @@ async function finish(
     const started = performance.now();
     // The output was mapped into the target window just above (for MR: the
     // reference's percentiles); hand that range on rather than resolving it again.
-    const report = await deps.quality(finished.value.synthetic!, finished.value.reference, { window: "fixed", low: range.low, high: range.high }, ctx.foreground);
+    const report = await deps.quality(synthetic!, finished.value.reference, { window: "fixed", low: range.low, high: range.high }, ctx.foreground);
     metricsMs = performance.now() - started;
     deps.stages.add("metrics", report.computeMs, "workers");
     childSpan(deps.tracer, span, "metrics", started, started + metricsMs);
@@ -130,6 +138,7 @@ async function finish(
     quality = create(QualitySchema, report.quality);
     if (report.foreground) foregroundQuality = create(QualitySchema, report.foreground);
   }
+  if (stored) deps.store!(stored, slice.index);
   return create(SliceResultSchema, {
     index: slice.index,
     image,
@@ -147,14 +156,9 @@ async function finish(
 }
 
 /** The synthetic slice as an instance of the stream's derived series (which numbers its instances, so here, not on a worker). */
-async function encodeDicom(deps: PipelineDeps, ctx: StreamContext, slice: Slice, prepared: Queued, synthetic: Raster): Promise<Image> {
+async function encodeDicom(deps: PipelineDeps, ctx: StreamContext, slice: DerivedSlice, synthetic: Raster): Promise<Image> {
   const started = performance.now();
-  const source = prepared.dicom;
-  const image = await encodeImage(synthetic, Encoding.DICOM, {
-    series: ctx.derivedSeries,
-    // Without a DICOM source the slices are numbered in the order the caller indexed them.
-    slice: { source, instanceNumber: source ? undefined : Number(slice.index) + 1 },
-  });
+  const image = await encodeImage(synthetic, Encoding.DICOM, { series: ctx.derivedSeries, slice });
   deps.stages.add("encode", performance.now() - started, "main");
   return image;
 }
