@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ -x .venv/bin/python ] && .venv/bin/python -c "import torch, torchio, SimpleITK, nibabel, onnx, scipy, PIL, tqdm" 2>/dev/null; then
+if [ -x .venv/bin/python ] && .venv/bin/python -c "import torch, torchio, SimpleITK, onnx, scipy, PIL, tqdm" 2>/dev/null; then
   exit 0
 fi
 if ! python3 -m venv .venv 2>/dev/null; then
