@@ -6,7 +6,6 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { ServerConfig } from "../server/config.js";
-import type { ModelInfo } from "../gen/medsynth/v1/translator_pb.js";
 import { axialLayout, extractSlice } from "../volume/axial.js";
 import { readNifti } from "../imaging/nifti.js";
 import type { Raster } from "../imaging/raster.js";
