@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `npm start -- [flags]`: the service on the models in --models-dir (default:
- * the embedded phantom models). SIGTERM/SIGINT drain, then exit 0.
+ * the embedded default models). SIGTERM/SIGINT drain, then exit 0.
  */
 import { isEntryPoint } from "../entry-point.js";
 import { ConfigError, parseServerConfig, usage } from "./config.js";

@@ -31,7 +31,7 @@ export const evalSpec = {
     quiet: { type: "boolean", short: "q", description: "no progress bar" },
     ...CONNECTION_OPTIONS,
   },
-  examples: ["medsynth eval --data models/testdata", "medsynth eval --models mr2ct-phantom,ct2mr-phantom --target 127.0.0.1:50051"],
+  examples: ["medsynth eval --data models/testdata", "medsynth eval --models mr2ct-heads,mr2ct-phantom --target 127.0.0.1:50051"],
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
 interface TestSet {
