@@ -23,9 +23,10 @@ export class HealthService {
     for (const name of ["", ...services]) this.statuses.set(name, initial);
   }
 
-  /** Sets every service's status. */
+  /** Sets every service's status; watchers hear of changes only. */
   setAll(next: ServingStatus): void {
-    for (const name of this.statuses.keys()) {
+    for (const [name, current] of this.statuses) {
+      if (current === next) continue;
       this.statuses.set(name, next);
       for (const call of this.watchers.get(name) ?? []) call.write(create(HealthCheckResponseSchema, { status: next }));
     }

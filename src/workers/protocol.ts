@@ -16,4 +16,5 @@ export type WorkerMessage =
   | { readonly kind: "failed"; readonly message: string }
   /** `computeMs` is the worker's own time, without the queue wait. */
   | { readonly kind: "reply"; readonly id: number; readonly ok: true; readonly value: unknown; readonly computeMs: number }
-  | { readonly kind: "reply"; readonly id: number; readonly ok: false; readonly name: string; readonly message: string };
+  /** A failed call: the error's name, message and numeric `code` (a gRPC status, when it carries one). */
+  | { readonly kind: "reply"; readonly id: number; readonly ok: false; readonly name: string; readonly message: string; readonly code?: number };
