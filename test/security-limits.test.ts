@@ -68,7 +68,7 @@ describe("overall limit, idle streams and message size", () => {
 
     const { error } = await ended;
     assert.equal(error?.code, status.DEADLINE_EXCEEDED);
-    assert.match(error.details, new RegExp(`stream idle for ${idleMs} ms .*--stream-idle-timeout-ms`));
+    assert.match(error.details, new RegExp(`stream idle for ${idleMs} ms: every slice was answered and no message came; .*--stream-idle-timeout-ms`));
     assert.ok(Date.now() - idleSince >= idleMs - 20, "not before the idle timeout");
     // The service saw the stream end (its session is gone), and the slot is free again.
     await until(() => served.server.openStreams === 0, "the service to see the stream end", 2000);
@@ -133,7 +133,7 @@ describe("idle streams in virtual time", () => {
     advanceTo(scheduler, scheduler.now() + idleMs);
     const { error } = await answers;
     assert.equal(error?.code, status.DEADLINE_EXCEEDED);
-    assert.match(error.details, new RegExp(`stream idle for ${idleMs} ms .*--stream-idle-timeout-ms`));
+    assert.match(error.details, new RegExp(`stream idle for ${idleMs} ms: every slice was answered and no message came; .*--stream-idle-timeout-ms`));
     await until(() => served.server.openStreams === 0, "the service to see the stream end");
   });
 });

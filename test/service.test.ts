@@ -97,14 +97,15 @@ describe("Translator service", () => {
     const withReference = resultOf(responses[0]);
     assert.equal(resultOf(responses[1]).quality, undefined);
     const q = withReference.quality!;
-    assert.ok(q.psnr > 0 && Number.isFinite(q.psnr));
+    assert.ok(q.psnr! > 0 && Number.isFinite(q.psnr));
+    assert.deepEqual([q.unavailable, withReference.foregroundQuality!.unavailable], [{}, {}], "every metric is defined at 96²");
     assert.ok(withReference.timing!.metricsMs > 0);
     const synthetic = { width: 96, height: 96, data: floats(withReference.image!) };
     const referenceHu = (await decodeImage(reference, "reference")).raster;
     const expected = computeQuality(synthetic, referenceHu, { window: "fixed", low: -1024, high: 3071 }, { foreground: true });
     for (const key of ["psnr", "ssim", "uqi", "vif", "mae"] as const) {
-      assert.ok(Math.abs(q[key] - expected.quality[key]) <= 1e-9 * Math.max(1, Math.abs(expected.quality[key])), key);
-      assert.ok(Math.abs(withReference.foregroundQuality![key] - expected.foreground![key]) <= 1e-9 * Math.max(1, Math.abs(expected.foreground![key])), `foreground ${key}`);
+      assert.ok(Math.abs(q[key]! - expected.quality[key]) <= 1e-9 * Math.max(1, Math.abs(expected.quality[key])), key);
+      assert.ok(Math.abs(withReference.foregroundQuality![key]! - expected.foreground![key]) <= 1e-9 * Math.max(1, Math.abs(expected.foreground![key])), `foreground ${key}`);
     }
     assert.notEqual(withReference.foregroundQuality!.psnr, q.psnr, "the mask changes the result");
   });

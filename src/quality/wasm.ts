@@ -17,7 +17,7 @@
 import { readFileSync } from "node:fs";
 import type { Raster } from "../imaging/raster.js";
 import { resolveWindow } from "../imaging/window.js";
-import { checkPair, SSIM_GAUSSIAN_TAPS, UQI_SIZE, VIF_EPS, VIF_MIN_SIDE, VIF_NOISE, VIF_TAPS, type SsimOptions } from "./kernels.js";
+import { checkPair, SSIM_GAUSSIAN_TAPS, SSIM_SIDE, UQI_SIZE, VIF_EPS, VIF_MIN_SIDE, VIF_NOISE, VIF_TAPS, type SsimOptions } from "./kernels.js";
 import { foregroundMask } from "./mask.js";
 import type { QualityOptions, QualityReport, QualityValues, TargetWindow } from "./quality.js";
 
@@ -138,7 +138,7 @@ export class WasmMetrics {
       vif: this.vifOf(boxed(byteX), boxed(byteY)),
       mae: this.maeOf(imageX, imageY, masked),
     };
-    return { quality, foreground };
+    return { quality, foreground, foregroundBox: { width: box.width, height: box.height } };
   }
 
   /** Copies a pair into the module's image buffers, with kernels.ts's checks. */
@@ -180,7 +180,7 @@ export class WasmMetrics {
 
   /** kernels.ts ssim's parameters: 7×7 box with sample covariance, or the 11×11 Gaussian. */
   private ssimOf(x: Region, y: Region, dataRange: number, gaussian: boolean): number {
-    const k = gaussian ? SSIM_GAUSSIAN_TAPS.length : 7;
+    const k = gaussian ? SSIM_GAUSSIAN_TAPS.length : SSIM_SIDE;
     if (x.width < k || x.height < k) return NaN;
     const means = gaussian ? 1 : 1 / (k * k);
     const covariances = gaussian ? 1 : (k * k) / (k * k - 1);
