@@ -364,16 +364,9 @@ describe("Translator service under pressure", () => {
     const server = await serverProcess();
     try {
       const client = translatorClient(server.address);
-      const stream = client.translate();
-      const done = collect(stream);
-      stream.write(options(Direction.MR_TO_CT));
       const total = 12;
-      let answered = 0;
-      stream.on("data", () => answered++);
-      for (let i = 0; i < total / 2; i++) stream.write(sliceRequest(i, mrImage()));
-      await until(() => answered > 0, "the stream to be accepted and answering");
-      server.child.kill("SIGTERM");
-      await until(() => server.logs.some((l) => l.msg === "draining"), "the drain to start");
+      const { stream, done } = await answeringStream(client, total / 2);
+      await server.signal("SIGTERM", "draining");
       // The open stream goes on; a new one is refused.
       for (let i = total / 2; i < total; i++) stream.write(sliceRequest(i, mrImage()));
       const refused = client.translate();
@@ -398,18 +391,10 @@ describe("Translator service under pressure", () => {
     const server = await serverProcess();
     try {
       const client = translatorClient(server.address);
-      const stream = client.translate();
-      const done = collect(stream);
-      stream.write(options(Direction.MR_TO_CT));
       const total = 10;
-      let answered = 0;
-      stream.on("data", () => answered++);
-      stream.write(sliceRequest(0, mrImage()));
-      await until(() => answered > 0, "the stream to be answering");
-      server.child.kill("SIGTERM");
-      await until(() => server.logs.some((l) => l.msg === "draining"), "the drain to start");
-      server.child.kill("SIGTERM");
-      await until(() => server.logs.some((l) => String(l.msg).startsWith("signal received during the drain: ignored")), "the second signal to be logged");
+      const { stream, done } = await answeringStream(client, 1);
+      await server.signal("SIGTERM", "draining");
+      await server.signal("SIGTERM", "signal received during the drain: ignored");
       for (let i = 1; i < total; i++) stream.write(sliceRequest(i, mrImage()));
       stream.end();
       const { responses, error } = await done;
@@ -421,16 +406,10 @@ describe("Translator service under pressure", () => {
       const again = await serverProcess();
       const againClient = translatorClient(again.address);
       try {
-        const open = againClient.translate();
+        const { stream: open } = await answeringStream(againClient, 1);
         open.on("error", () => undefined);
-        open.write(options(Direction.MR_TO_CT));
-        open.write(sliceRequest(0, mrImage()));
-        await once(open, "data");
-        const logged = (what: string) => until(() => again.logs.some((l) => String(l.msg).startsWith(what)), what);
-        again.child.kill("SIGTERM");
-        await logged("draining");
-        again.child.kill("SIGTERM");
-        await logged("signal received during the drain: ignored");
+        await again.signal("SIGTERM", "draining");
+        await again.signal("SIGTERM", "signal received during the drain: ignored");
         again.child.kill("SIGTERM");
         const [code, signal] = await once(again.child, "exit");
         assert.deepEqual([code, signal], [143, null]);
@@ -445,6 +424,18 @@ describe("Translator service under pressure", () => {
     }
   });
 });
+
+/** A Translate stream that sent StreamOptions and `count` slices and has had its first answer. */
+async function answeringStream(client: TranslatorTestClient, count: number) {
+  const stream = client.translate();
+  const done = collect(stream);
+  let answered = 0;
+  stream.on("data", () => answered++);
+  stream.write(options(Direction.MR_TO_CT));
+  for (let i = 0; i < count; i++) stream.write(sliceRequest(i, mrImage()));
+  await until(() => answered > 0, "the stream to be accepted and answering");
+  return { stream, done };
+}
 
 /** `medsynth` server in a child process on the tiny models (one worker), its JSON log lines parsed as they come. */
 async function serverProcess() {
@@ -467,7 +458,16 @@ async function serverProcess() {
     child.kill("SIGKILL");
     throw error;
   }
-  return { child, logs, address: `127.0.0.1:${logs.find((l) => l.msg === "listening")!.port as number}` };
+  return {
+    child,
+    logs,
+    address: `127.0.0.1:${logs.find((l) => l.msg === "listening")!.port as number}`,
+    /** Sends `signal`, then waits for a log line that starts with `logged`. */
+    signal: async (signal: NodeJS.Signals, logged: string) => {
+      child.kill(signal);
+      await until(() => logs.some((l) => String(l.msg).startsWith(logged)), logged);
+    },
+  };
 }
 
 describe("internal failures", () => {

@@ -126,3 +126,27 @@ test("a call past its deadline marks its worker hung: the call fails, a successo
   }
   assert.equal(threads(), before);
 });
+
+test("a worker that asks to be retired answers, then a fresh one takes its lane: no crash, queued calls wait for it", async () => {
+  const before = threads();
+  const pool = new WorkerPool<CrashMethods, CrashInit, number>(script, { workers: 1, name: "CrashPool" });
+  const crashes: WorkerCrash[] = [];
+  const ready: number[] = [];
+  pool.crashes.subscribe((crash) => crashes.push(crash));
+  pool.readyWorkers.subscribe((count) => ready.push(count));
+  try {
+    await pool.ready;
+    const [old] = pool.threads;
+    const retiring = pool.call("retire", 7);
+    const queued = pool.call("echo", 3);
+    assert.equal((await retiring).value, 7);
+    assert.equal((await queued).value, 6, "the queued call ran on the successor");
+    assert.notEqual(pool.threads[0], old);
+    assert.deepEqual(ready, [0, 1, 0, 1], "one worker short while the successor set itself up");
+    assert.deepEqual(crashes, [], "a retirement is not a crash");
+    await until(() => threads() === before + 1, "the retired thread to end");
+  } finally {
+    await pool.close();
+  }
+  assert.equal(threads(), before);
+});

@@ -10,6 +10,8 @@ import type { CallMessage, Methods, WorkerMessage } from "./protocol.js";
 export interface Handled<Reply> {
   readonly value: Reply;
   readonly transfer?: ArrayBuffer[];
+  /** The thread holds memory it cannot give back (a grown WebAssembly memory): the pool replaces it after this reply. */
+  readonly retire?: boolean;
 }
 
 export type Handlers<M extends Methods> = {
@@ -36,7 +38,7 @@ export function serveWorker<M extends Methods, Init = undefined, Ready = undefin
           const started = performance.now();
           try {
             const handled = await handlers[method](request);
-            post({ kind: "reply", id, ok: true, value: handled.value, computeMs: performance.now() - started }, handled.transfer);
+            post({ kind: "reply", id, ok: true, value: handled.value, computeMs: performance.now() - started, retire: handled.retire }, handled.transfer);
           } catch (error) {
             const e = error instanceof Error ? error : new Error(String(error));
             const { code } = e as { code?: unknown };

@@ -12,8 +12,11 @@
  * itself up, or running a call): terminating a thread there can abort the
  * whole process (an N-API addon such as onnxruntime-node throws into a
  * dying environment). Such a worker is retired instead: terminated as soon
- * as it next reports back, and until then left to finish, unreferenced.
+ * as it next reports back, and until then left to finish (unreferenced if
+ * it hung, so that a thread that never returns cannot keep the process
+ * alive; close() waits for the others).
  */
+import { once } from "node:events";
 import { Worker } from "node:worker_threads";
 import { asyncScheduler, BehaviorSubject, Subject, type Observable, type SchedulerLike, type Subscription } from "rxjs";
 import type { Raster } from "../imaging/raster.js";
@@ -182,14 +185,14 @@ export class WorkerPool<M extends Methods, Init = undefined, Ready = undefined> 
     await Promise.all(ending);
   }
 
-  /** Terminates the lane's worker now if it is idle; otherwise once it reports back. */
+  /** Terminates the lane's worker now if it is idle, otherwise once it reports back; resolves when its thread has ended. */
   private async retire(lane: Lane): Promise<void> {
     if (lane.ready && lane.job === undefined) {
       await lane.worker.terminate();
       return;
     }
     lane.retiring = true;
-    lane.worker.unref();
+    await once(lane.worker, "exit");
   }
 
   /** Starts a worker in lane `at`; resolves with its ready report, rejects if it cannot set itself up. */
@@ -242,7 +245,9 @@ export class WorkerPool<M extends Methods, Init = undefined, Ready = undefined> 
     if (deadlineMs !== undefined) {
       lane.deadline = this.scheduler.schedule(() => {
         if (lane.job !== job) return;
-        // Stuck, most likely inside a native call: its successor starts now, and it is terminated once it returns.
+        // Stuck, most likely inside a native call: its successor starts now, and it is terminated once it returns
+        // (unreferenced until then, so a thread that never returns does not keep the process alive).
+        lane.worker.unref();
         void this.retire(lane);
         this.replace(lane, "deadline", `no answer within ${Math.round(deadlineMs)} ms`);
       }, deadlineMs);
@@ -263,7 +268,15 @@ export class WorkerPool<M extends Methods, Init = undefined, Ready = undefined> 
     const job = this.takeJob(lane)!;
     if (reply.ok) job.resolve({ value: reply.value as never, computeMs: reply.computeMs });
     else job.reject(Object.assign(new Error(reply.message), { name: reply.name, code: reply.code }));
+    if (reply.ok && reply.retire) return this.renew(lane);
     this.next(lane);
+  }
+
+  /** A worker that asked to be retired, idle now: it ends, and a fresh one takes its lane (no crash). */
+  private renew(lane: Lane): void {
+    void this.retire(lane);
+    this.spawn(this.lanes.indexOf(lane), true).catch(() => undefined);
+    this.countReady();
   }
 
   private next(lane: Lane): void {
