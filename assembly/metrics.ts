@@ -1,13 +1,13 @@
 /**
- * WebAssembly SIMD kernels of the quality metrics (see src/metrics/README.md):
+ * WebAssembly SIMD kernels of the quality metrics (see src/quality/README.md):
  * for every window, the same float64 operations in the same order as the
- * TypeScript reference (src/metrics/kernels.ts, filters.ts), two neighbouring
+ * TypeScript reference (src/quality/kernels.ts, filters.ts), two neighbouring
  * windows per f64x2 vector. Only the sums over all windows are kept in two
  * lanes and added at the end, so results differ from the reference by the
  * rounding of those sums (about 1e-15 relative).
  *
  * Built by `npm run build:wasm` (asc; part of `npm run build`, hence of
- * `npm ci`) into dist/wasm/metrics.wasm; src/metrics/wasm.ts loads it.
+ * `npm ci`) into dist/wasm/metrics.wasm; src/quality/wasm.ts loads it.
  *
  * Nothing is allocated: reserve(width, height) lays out every buffer after
  * the static data and grows the memory to fit; the module's maximum memory

@@ -6,7 +6,7 @@ import { gzipSync } from "node:zlib";
 import { isSliceError, type SliceInit, type TranslatorClient } from "../src/client/client.js";
 import { create } from "@bufbuild/protobuf";
 import { Encoding, ImageSchema, PixelType, type Quality, type SliceResult } from "../src/gen/medsynth/v1/translator_pb.js";
-import { decodeImage } from "../src/imaging/codec.js";
+import { decodeImage, encodePng16 } from "../src/imaging/codec.js";
 import { axialLayout, extractSlice, readNifti } from "../src/imaging/nifti.js";
 import type { Raster } from "../src/imaging/raster.js";
 import { readCsv, runCli } from "./helpers/cli.js";
@@ -107,6 +107,42 @@ describe("medsynth translate against a real server", () => {
     const expected = await answers(served.library, "ct2mr", files.map((file, n) => ({ index: BigInt(n), image: pngSlice("ct", `${SUBJECT}/ct`, file) })));
     files.forEach((file, n) => assert.deepEqual(new Uint8Array(readFileSync(join(out, file.replace(".png", ".raw")))), expected[n].image!.data));
     assert.equal(readdirSync(out).filter((f) => f.endsWith(".csv")).length, 0, "no references, no metrics CSV");
+  });
+
+  it("writes PNG values as they are when the answer spans under 255 units (an 8-bit reference's window)", async () => {
+    const files = readdirSync(`${SUBJECT}/ct`).sort().slice(10, 12);
+    const input = join(work.path, "ct-two");
+    const reference = join(work.path, "mr-8bit");
+    mkdirSync(input, { recursive: true });
+    mkdirSync(reference, { recursive: true });
+    const eightBit: Raster[] = [];
+    for (const file of files) {
+      copyFileSync(`${SUBJECT}/ct/${file}`, join(input, file));
+      const mr = await physical("mr", `${SUBJECT}/mr/${file}`);
+      let max = 0;
+      for (const v of mr.data) max = Math.max(max, v);
+      const data = mr.data.map((v) => Math.round((v / max) * 200));
+      eightBit.push({ ...mr, data });
+      writeFileSync(join(reference, file), await encodePng16({ width: mr.width, height: mr.height, data: Uint16Array.from(data) }));
+    }
+    const out = join(work.path, "png-8bit");
+    const run = await runCli(["translate", input, "-d", "ct2mr", "-r", reference, "-o", out, "--target", served.server.address, "-q"]);
+    assert.equal(run.code, 0, run.stderr);
+    const expected = await answers(
+      served.library,
+      "ct2mr",
+      files.map((file, n) => ({ index: BigInt(n), image: pngSlice("ct", `${SUBJECT}/ct`, file), reference: raw(eightBit[n]) })),
+    );
+    for (const [n, file] of files.entries()) {
+      const answer = new Float32Array(expected[n].image!.data.slice().buffer);
+      const written = await physical("mr", join(out, file));
+      let top = 0;
+      for (let i = 0; i < answer.length; i++) {
+        assert.equal(written.data[i], Math.min(65535, Math.max(0, Math.round(answer[i]))), `${file} pixel ${i}`);
+        top = Math.max(top, written.data[i]);
+      }
+      assert.ok(top <= 255, `${file}: the answer stays in the reference's 8-bit window (max ${top})`);
+    }
   });
 
   for (const { direction, source, target } of DIRECTIONS) {

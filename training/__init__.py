@@ -1,1 +1,2 @@
-"""medsynth training: head phantom, CycleGAN networks, training, ONNX export (run with /usr/bin/python3)."""
+"""medsynth training: real heads' label maps, domain-randomised synthesis, CycleGAN networks, training, ONNX export,
+real-scan report (run with .venv/bin/python; see training/requirements.txt)."""

@@ -5,7 +5,7 @@ percentile window mapped to [0, 1] (the CT->MR output's [-1, 1] maps onto that w
 a reference); both images clipped. MAE: HU for CT, [0, 1] units for MR. These are monitoring numbers; the
 official ones come from the service's own metrics (`medsynth eval`).
 
-Usage: /usr/bin/python3 -m training.evaluate --g-a RUN/latest_net_G_A.pth --g-b RUN/latest_net_G_B.pth"""
+Usage: .venv/bin/python -m training.evaluate --g-a RUN/latest_net_G_A.pth --g-b RUN/latest_net_G_B.pth"""
 import argparse
 import json
 

@@ -17,7 +17,7 @@ def _ct_display(unit: np.ndarray) -> np.ndarray:
     return np.clip((hu - lo) / (hi - lo), 0, 1)
 
 
-def _row(images: list, labels: list) -> np.ndarray:
+def row(images: list, labels: list) -> np.ndarray:
     tiles = []
     for img, label in zip(images, labels):
         tile = Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8))
@@ -41,8 +41,8 @@ def write_figure(g_mr2ct, g_ct2mr, path: str, picks=PICKS) -> None:
     for (sid, idx, mr, ct), pct, pmr in zip(chosen, syn_ct, syn_mr):
         ref_ct, ref_mr = ct_to_unit(ct), mr_to_unit(mr)
         where = f'{sid} #{idx}'
-        rows.append(_row([ref_mr, _ct_display(pct), _ct_display(ref_ct), np.abs(pct - ref_ct) * 10],
+        rows.append(row([ref_mr, _ct_display(pct), _ct_display(ref_ct), np.abs(pct - ref_ct) * 10],
                          [f'MR input {where}', 'synthetic CT', 'reference CT', '|diff| x10 (of 4095 HU)']))
-        rows.append(_row([_ct_display(ref_ct), pmr, ref_mr, np.abs(pmr - ref_mr) * 5],
+        rows.append(row([_ct_display(ref_ct), pmr, ref_mr, np.abs(pmr - ref_mr) * 5],
                          [f'CT input {where}', 'synthetic MR', 'reference MR', '|diff| x5 (ref window)']))
     Image.fromarray(np.concatenate(rows, axis=0)).save(path, optimize=True)

@@ -1,6 +1,6 @@
 """Tiny random-init generators for the service's tests (test/fixtures/models/); they translate nothing useful.
 
-Usage: /usr/bin/python3 -m training.make_test_fixtures"""
+Usage: .venv/bin/python -m training.make_test_fixtures"""
 import os
 
 import torch

@@ -1,4 +1,4 @@
-"""Training-time monitoring metrics on [0, 1] images (the official numbers come from the service's src/metrics).
+"""Training-time monitoring metrics on [0, 1] images (the official numbers come from the service's src/quality).
 
 SSIM is the standard Wang et al. form with a 7x7 uniform window, K1 0.01, K2 0.03, data range 1."""
 import numpy as np

@@ -1,6 +1,7 @@
 """CI smoke test: derived heads -> synthesised pairs (checked) -> 2 training steps at 64x64 with every loss term
 (paired, brain window, SSIM, CycleGAN) and a phantom share -> resume -> ONNX export of both generators (checked
-with onnx.checker and against PyTorch in ONNX Runtime) -> manifests -> strict reload of the checkpoints.
+with onnx.checker and against PyTorch in ONNX Runtime) -> manifests -> strict reload of the checkpoints -> one
+step on a .npy of your own pairs.
 Exits non-zero on any failure. Needs node + onnxruntime-node (the service's).
 
 Usage: .venv/bin/python -m training.smoke"""
@@ -60,6 +61,11 @@ def main() -> int:
                 assert torch.equal(reloaded.eval()(x), getattr(model, attr).eval()(x)), 'checkpoint reload differs'
             print(f'{direction}: exported, ONNX Runtime vs PyTorch max diff '
                   f"{doc['provenance']['export']['onnxruntime_vs_torch_max_abs_diff']:.2e}")
+        # Your own pairs instead of the heads (models/README.md, "Train your own").
+        np.save(os.path.join(tmp, 'pairs.npy'), phantom)
+        own = TrainConfig(run_dir=os.path.join(tmp, 'own'), steps=1, size=SIZE, batch=2, data=os.path.join(tmp, 'pairs.npy'),
+                          checkpoint_every=1, ngf=16, n_blocks=2, ndf=16, loader_workers=0)
+        assert train(own)[1]['steps'] == 1
     print(f'training smoke test passed in {time.monotonic() - began:.1f} s')
     return 0
 

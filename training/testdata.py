@@ -1,6 +1,6 @@
 """Write the committed held-out test series models/testdata/ (16-bit PNGs + index.json) and read it back.
 
-Usage: /usr/bin/python3 -m training.testdata   (deterministic: rewrites identical files)"""
+Usage: .venv/bin/python -m training.testdata   (deterministic: rewrites identical files)"""
 import json
 import os
 

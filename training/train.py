@@ -11,7 +11,8 @@ terms, plus optionally the CycleGAN terms (LSGAN adversarial + lambda * cycle L1
 Adam (lr 2e-4, beta1 0.5); lr constant for the first half of the steps, then linear decay to 0.
 
 Usage: .venv/bin/python -m training.train --run-dir training/runs/demo --steps 2000 [--size 128] [--batch 8]
-       [--init-from G_A.pth --init-from-b G_B.pth] [--phantom-share 0.15] [--device cuda] [--resume]"""
+       [--init-from G_A.pth --init-from-b G_B.pth] [--phantom-share 0.15] [--data my_pairs.npy] [--device cuda]
+       [--resume]"""
 import argparse
 import dataclasses
 import json
@@ -61,6 +62,7 @@ class TrainConfig:
     freeze: tuple = ()                 # any of 'encoder', 'resblocks'
     generators: tuple = ('G_A', 'G_B')  # which generators train; one alone trains on the paired terms only
     heads_dir: str | None = None       # derived heads (training/anatomy.py); default training/heads
+    data: str | None = None            # your own (n, 2, H, W) .npy of [mr, ct] pairs in [-1, 1], instead of the heads
     phantom_share: float = 0.0         # share of each batch taken from the digital phantom
     phantom_subjects: int = 24
     seed: int = 0
@@ -204,7 +206,7 @@ class CycleGAN:
         sum(losses.values()).backward()
         self.opt_G.step()
         if cfg.lambda_gan == 0:
-            return {k: float(v) for k, v in losses.items()}
+            return {k: v.item() for k, v in losses.items()}
         for d in (self.D_A, self.D_B):
             d.requires_grad_(True)
         d_losses = {
@@ -216,7 +218,7 @@ class CycleGAN:
         self.opt_D.zero_grad(set_to_none=True)
         sum(d_losses.values()).backward()
         self.opt_D.step()
-        return {k: float(v) for k, v in {**losses, **d_losses}.items()}
+        return {k: v.item() for k, v in {**losses, **d_losses}.items()}
 
     def set_lr(self, lr: float) -> None:
         for opt in (self.opt_G, self.opt_D):
@@ -237,18 +239,26 @@ class CycleGAN:
 
 
 class BatchSource(torch.utils.data.IterableDataset):
-    """Synthesised head pairs, with a share of each batch from the digital phantom when asked. Batch k depends
-    only on (seed, k), so a resumed run sees the batches it would have seen, and a loader process can make
-    them while the trainer computes."""
+    """Synthesised head pairs, with a share of each batch from the digital phantom when asked; or, with
+    cfg.data, only your own pairs. Batch k depends only on (seed, k), so a resumed run sees the batches it
+    would have seen, and a loader process can make them while the trainer computes."""
 
     def __init__(self, cfg: TrainConfig, bank: SliceBank | None = None, phantom: np.ndarray | None = None):
         self.cfg = cfg
+        self.synth, self.pairs, self.share = None, None, 1.0
+        if cfg.data:
+            self.pairs = np.load(cfg.data, mmap_mode='r')
+            if self.pairs.ndim != 4 or self.pairs.shape[1] != 2:
+                raise ValueError(f'{cfg.data}: expected an (n, 2, H, W) array of [mr, ct] pairs, got {self.pairs.shape}')
+            return
         self.synth = PairSynthesizer(bank or SliceBank(*([cfg.heads_dir] if cfg.heads_dir else [])),
                                      SynthConfig(size=cfg.size), seed=cfg.seed)
-        self.phantom = phantom
-        if self.phantom is None and cfg.phantom_share > 0:
-            self.phantom = build_training_set(cfg.phantom_subjects, 24, PHANTOM_CACHE)
-        self.start = 0
+        self.share = cfg.phantom_share
+        self.pairs = phantom
+        if self.pairs is None and cfg.phantom_share > 0:
+            self.pairs = build_training_set(cfg.phantom_subjects, 24, PHANTOM_CACHE)
+
+    start = 0  # the first step to make (a resumed run's)
 
     def __iter__(self):
         for step in range(self.start, self.cfg.steps):
@@ -256,13 +266,17 @@ class BatchSource(torch.utils.data.IterableDataset):
 
     def batch(self, step: int) -> dict:
         cfg = self.cfg
-        batch = self.synth.batch(cfg.batch, step)
         rng = np.random.default_rng([cfg.seed, step, 1])
-        count = int(rng.binomial(cfg.batch, cfg.phantom_share)) if self.phantom is not None else 0
-        if count:
-            rows = self.phantom[rng.integers(0, len(self.phantom), size=count)].astype(np.float32)
+        if self.synth is None:
+            batch = {k: torch.empty(cfg.batch, 1, cfg.size, cfg.size) for k in ('mr_in', 'ct_target', 'ct_in', 'mr_target')}
+            count = cfg.batch
+        else:
+            batch = self.synth.batch(cfg.batch, step)
+            count = int(rng.binomial(cfg.batch, self.share)) if self.pairs is not None else 0
+        if count:  # paired arrays (the phantom, or yours): the same image is input and target
+            rows = np.asarray(self.pairs[np.sort(rng.integers(0, len(self.pairs), size=count))], dtype=np.float32)
             pairs = torch.from_numpy(rows)
-            if pairs.shape[-1] != cfg.size:
+            if pairs.shape[-1] != cfg.size or pairs.shape[-2] != cfg.size:
                 pairs = F.interpolate(pairs, size=(cfg.size, cfg.size), mode='area')
             flip = torch.from_numpy(rng.random(count) < 0.5)
             pairs[flip] = pairs[flip].flip(-1)

@@ -166,6 +166,12 @@ async function decodePng(image: Image, field: string, maxDimension: number): Pro
   return { width, height, data: rescale(samples, slope, intercept, `${field}.data`) };
 }
 
+/** A 16-bit greyscale PNG of samples stored as they are (no rescale: the caller owns the convention). */
+export function encodePng16(samples: { width: number; height: number; data: Uint16Array }): Promise<Buffer> {
+  const { width, height, data } = samples;
+  return sharp(data, { raw: { width, height, channels: 1 } }).toColourspace("grey16").png().toBuffer();
+}
+
 /**
  * Encodes a synthetic slice. RAW is float32 in physical units. PNG is 16-bit
  * greyscale with its rescale in the Image (see quantize16).
@@ -185,7 +191,7 @@ export async function encodeImage(
     }
     case Encoding.PNG: {
       const { stored, slope, intercept } = quantize16(data);
-      const png = await sharp(stored, { raw: { width, height, channels: 1 } }).toColourspace("grey16").png().toBuffer();
+      const png = await encodePng16({ width, height, data: stored });
       return create(ImageSchema, {
         encoding, data: png, width, height, pixelType: PixelType.UINT16, rescaleSlope: slope, rescaleIntercept: intercept,
       });

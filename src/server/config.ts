@@ -7,6 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { DEFAULT_BATCHER_OPTIONS } from "../batcher/micro-batcher.js";
+import { DEFAULT_STOW_OPTIONS } from "../dicomweb/stow.js";
 import { checkUidRoot, DEFAULT_UID_ROOT } from "../imaging/dicom-uid.js";
 import { DEFAULT_MAX_DIMENSION } from "../imaging/raster.js";
 import { DEFAULT_ORT_POOL_OPTIONS } from "../inference/ort-pool.js";
@@ -47,6 +48,25 @@ const choice = <T extends string>(choices: readonly T[], fallback: T, descriptio
 });
 const PORT = { min: 0, max: 65535 };
 
+function checkHttpUrl(value: string): void {
+  if (!/^https?:\/\/[^\s/]+/.test(value)) throw new Error("expected an http:// or https:// URL");
+}
+
+/** A comma-separated list of web origins: scheme://host[:port], nothing else (no path, no wildcard). */
+function checkOrigins(value: string): void {
+  for (const origin of value.split(",").map((o) => o.trim()).filter(Boolean)) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      // reported below
+    }
+    if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.origin !== origin) {
+      throw new Error(`"${origin}" is not an origin; write scheme://host[:port], e.g. https://viewer.example.org`);
+    }
+  }
+}
+
 /** Every option of the service, in --help order. */
 const OPTIONS = {
   host: text("0.0.0.0", "listen address"),
@@ -69,6 +89,8 @@ const OPTIONS = {
   metricsWorkers: integer(DEFAULT_QUALITY_POOL_OPTIONS.workers, "quality-metric (PSNR, SSIM, ...) worker threads"),
   transformWorkers: integer(DEFAULT_TRANSFORM_POOL_OPTIONS.workers, "worker threads that resize and window slices before and after inference"),
   drainTimeoutMs: integer(30_000, "on SIGTERM, how long open streams may take before they are ended, ms"),
+  webPort: integer(0, "port for browsers and HTTP clients: Connect, gRPC-Web and gRPC (unary calls), and the viewer at /viewer (0 = off)", PORT),
+  webCorsOrigins: text("", "comma-separated origins (scheme://host[:port]) whose pages may call the web port; none by default", checkOrigins),
   healthPort: integer(0, "extra plaintext port serving only grpc.health.v1, for probes when the main port is TLS (0 = off)", PORT),
   tlsCert: text("", "PEM certificate chain; with --tls-key the gRPC port speaks TLS"),
   tlsKey: text("", "PEM private key of --tls-cert"),
@@ -82,6 +104,10 @@ const OPTIONS = {
   keepaliveTimeoutMs: integer(DEFAULT_LIMITS.keepaliveTimeoutMs, "a connection whose ping is unanswered this long is dropped, ms"),
   maxConnectionAgeMs: integer(DEFAULT_LIMITS.maxConnectionAgeMs, "recycle connections after this long so new replicas get streams, ms (0 = never)", { min: 0 }),
   maxConnectionIdleMs: integer(DEFAULT_LIMITS.maxConnectionIdleMs, "close a connection with no call open this long, one that never sends a request included, ms (0 = never)", { min: 0 }),
+  stowUrl: text("", "DICOMweb base URL: every derived DICOM instance is stored there by STOW-RS, e.g. http://pacs:8042/dicom-web", checkHttpUrl),
+  stowToken: text("", "bearer token for --stow-url (prefer the environment variable: flags show in ps)"),
+  stowBasicAuthFile: text("", "file whose first line is user:password, for basic auth at --stow-url"),
+  stowRetries: integer(DEFAULT_STOW_OPTIONS.retries, "STOW-RS retries of a failure that may pass (network, timeout, 408, 429, 5xx), with doubling backoff", { min: 0 }),
   dicomUidRoot: text(DEFAULT_UID_ROOT, "root of the UIDs of derived DICOM instances (use your organisation's)", checkUidRoot),
   deidentify: choice(["off", "basic-profile"], "off", "basic-profile: de-identify DICOM output (PS3.15 Basic Application Level Confidentiality Profile)"),
   logLevel: choice(LOG_LEVELS, "info", "least severe log level written"),

@@ -23,6 +23,11 @@ export class HealthService {
     for (const name of ["", ...services]) this.statuses.set(name, initial);
   }
 
+  /** A service's status now ("" = the whole server); undefined for a service it does not know. */
+  status(service: string): ServingStatus | undefined {
+    return this.statuses.get(service);
+  }
+
   /** Sets every service's status; watchers hear of changes only. */
   setAll(next: ServingStatus): void {
     for (const [name, current] of this.statuses) {
@@ -40,7 +45,7 @@ export class HealthService {
 
   readonly implementation: ServiceImpl<typeof Health> = {
     check: (call, callback) => {
-      const current = this.statuses.get(call.request.service);
+      const current = this.status(call.request.service);
       if (current === undefined) callback({ code: status.NOT_FOUND, details: `unknown service "${call.request.service}"` });
       else callback(null, create(HealthCheckResponseSchema, { status: current }));
     },

@@ -83,11 +83,46 @@ const HEALTH_CHECK = `/${Health.typeName}/${Health.method.check.name}`;
 /** A stream whose client owes a message once every slice after its StreamOptions is answered. */
 const TRANSLATE = `/${Translator.typeName}/${Translator.method.translate.name}`;
 
-export interface StreamLimiter {
-  /** Install in `new Server({ interceptors: [...] })`, after authentication. */
-  readonly interceptor: ServerInterceptor;
+/** Concurrent calls over all callers and per client IP, shared by every port. */
+export interface CallSlots {
+  /** A slot for a call from `peer`, released by the function returned; or why none is free. */
+  take(peer: string): { release: () => void } | { refused: string };
   /** Calls holding a slot now, over all callers. */
   readonly active: number;
+}
+
+/** Counts open calls overall and per client IP; a call past either limit is refused, naming the limit and its flag. */
+export function callSlots(limits: Pick<LimitsOptions, "maxStreams" | "maxStreamsPerPeer">): CallSlots {
+  let active = 0;
+  const perPeer = new Map<string, number>();
+  return {
+    take(peer) {
+      if (active >= limits.maxStreams) {
+        return { refused: `server at its limit of ${limits.maxStreams} concurrent calls (--max-streams); retry later or on another replica` };
+      }
+      if ((perPeer.get(peer) ?? 0) >= limits.maxStreamsPerPeer) {
+        return {
+          refused: `client ${peer} at its limit of ${limits.maxStreamsPerPeer} concurrent calls (--max-streams-per-peer); close finished streams or send more slices per stream`,
+        };
+      }
+      active++;
+      perPeer.set(peer, (perPeer.get(peer) ?? 0) + 1);
+      let held = true;
+      return {
+        release: () => {
+          if (!held) return;
+          held = false;
+          active--;
+          const left = (perPeer.get(peer) ?? 1) - 1;
+          if (left === 0) perPeer.delete(peer);
+          else perPeer.set(peer, left);
+        },
+      };
+    },
+    get active() {
+      return active;
+    },
+  };
 }
 
 /**
@@ -102,30 +137,18 @@ function idleAfter(idle: Observable<boolean>, idleMs: number, scheduler: Schedul
 }
 
 /**
- * Counts open calls overall and per client IP; a call past either limit ends
- * with RESOURCE_EXHAUSTED before its handler runs. Streaming calls idle for
- * `streamIdleTimeoutMs` (on `scheduler`'s clock; see LimitsOptions for what
- * idle means) end with DEADLINE_EXCEEDED; the handler sees them cancelled.
- * Health checks are neither counted nor timed.
+ * grpc-js server interceptor (install after authentication): a call past a
+ * limit of `slots` ends with RESOURCE_EXHAUSTED before its handler runs.
+ * Streaming calls idle for `streamIdleTimeoutMs` (on `scheduler`'s clock;
+ * see LimitsOptions for what idle means) end with DEADLINE_EXCEEDED; the
+ * handler sees them cancelled. Health checks are neither counted nor timed.
  */
 export function streamLimiter(
-  limits: Pick<LimitsOptions, "maxStreams" | "maxStreamsPerPeer" | "streamIdleTimeoutMs">,
+  slots: CallSlots,
+  limits: Pick<LimitsOptions, "streamIdleTimeoutMs">,
   scheduler: SchedulerLike = asyncScheduler,
-): StreamLimiter {
-  let active = 0;
-  const perPeer = new Map<string, number>();
-
-  const refusal = (peer: string): string | undefined => {
-    if (active >= limits.maxStreams) {
-      return `server at its limit of ${limits.maxStreams} concurrent calls (--max-streams); retry later or on another replica`;
-    }
-    if ((perPeer.get(peer) ?? 0) >= limits.maxStreamsPerPeer) {
-      return `client ${peer} at its limit of ${limits.maxStreamsPerPeer} concurrent calls (--max-streams-per-peer); close finished streams or send more slices per stream`;
-    }
-    return undefined;
-  };
-
-  const interceptor: ServerInterceptor = (method, call) => {
+): ServerInterceptor {
+  return (method, call) => {
     if (method.path === HEALTH_CHECK) return new ServerInterceptingCall(call);
     const peer = call.getConnectionInfo().remoteAddress ?? "unknown";
     const timed = (method.requestStream || method.responseStream) && limits.streamIdleTimeoutMs > 0;
@@ -133,17 +156,13 @@ export function streamLimiter(
     // Translate: whether the client owes a message now. Others: true at every message either way.
     const idle = new Subject<boolean>();
     const flow = { received: 0, sent: 0, halfClosed: false };
-    let held = false;
+    let held: { release: () => void } | undefined;
     let timeout: Subscription | undefined;
 
     const release = () => {
-      if (!held) return;
-      held = false;
       timeout?.unsubscribe();
-      active--;
-      const left = (perPeer.get(peer) ?? 1) - 1;
-      if (left === 0) perPeer.delete(peer);
-      else perPeer.set(peer, left);
+      held?.release();
+      held = undefined;
     };
     const touch = () => {
       if (!held) return;
@@ -158,11 +177,9 @@ export function streamLimiter(
       start: (next) =>
         next({
           onReceiveMetadata: (metadata, pass) => {
-            const refused = refusal(peer);
-            if (refused) return call.sendStatus({ code: status.RESOURCE_EXHAUSTED, details: refused });
-            held = true;
-            active++;
-            perPeer.set(peer, (perPeer.get(peer) ?? 0) + 1);
+            const slot = slots.take(peer);
+            if ("refused" in slot) return call.sendStatus({ code: status.RESOURCE_EXHAUSTED, details: slot.refused });
+            held = slot;
             if (timed) {
               timeout = idleAfter(idle, limits.streamIdleTimeoutMs, scheduler).subscribe(() => {
                 release();
@@ -194,12 +211,5 @@ export function streamLimiter(
         pass(finalStatus);
       },
     });
-  };
-
-  return {
-    interceptor,
-    get active() {
-      return active;
-    },
   };
 }

@@ -40,6 +40,8 @@ export interface PipelineDeps {
   tracer: Tracer;
   onQueueWait(model: string, ms: number): void;
   onQualityTime(ms: number): void;
+  /** With --stow-url: takes each translated slice's derived DICOM instance (whatever the answer's encoding) to store it. */
+  store?: (instance: Uint8Array, index: bigint) => void;
 }
 
 interface Queued extends Prepared {
@@ -103,11 +105,13 @@ async function finish(
   const encoding = ctx.outputEncoding === Encoding.UNSPECIFIED ? prepared.encoding : ctx.outputEncoding;
   // Encode before the metrics: the metrics pool takes the synthetic buffer by transfer.
   const { dicom } = prepared;
-  const image = await encodeImage(synthetic, encoding, {
+  const derived = {
     series: ctx.derivedSeries,
     // Without a DICOM source the slices are numbered in the order the caller indexed them.
     slice: { source: dicom, instanceNumber: dicom ? undefined : Number(slice.index) + 1 },
-  });
+  };
+  const image = await encodeImage(synthetic, encoding, derived);
+  const stored = deps.store && (encoding === Encoding.DICOM ? image.data : ctx.derivedSeries.encode(synthetic, derived.slice));
   let metricsMs = 0;
   let quality;
   let foregroundQuality;
@@ -122,6 +126,7 @@ async function finish(
     quality = qualityMessage(report.quality, synthetic, "image");
     if (report.foreground) foregroundQuality = qualityMessage(report.foreground, report.foregroundBox, "foreground box");
   }
+  if (stored) deps.store!(stored, slice.index);
   return create(SliceResultSchema, {
     index: slice.index,
     image,

@@ -27,35 +27,48 @@ export interface ServerTlsOptions {
   tlsClientCa?: string;
 }
 
+/** The PEM material of a TLS port: certificate chain, key, and the CA clients must be signed by (mTLS), if any. */
+export interface ServerTls {
+  cert: Buffer;
+  key: Buffer;
+  clientCa: Buffer | undefined;
+}
+
 /**
- * grpc-js server credentials: insecure when no certificate is given, TLS
- * otherwise, and TLS that requires a client certificate when `tlsClientCa` is
- * set. Files are read and the key checked against the certificate now, so a
- * bad file fails start-up instead of the first handshake.
+ * The TLS material both ports serve: none when no certificate is given.
+ * Files are read and the key checked against the certificate now, so a bad
+ * file fails start-up instead of the first handshake.
  */
-export function serverCredentials(options: ServerTlsOptions): ServerCredentials {
+export function serverTls(options: ServerTlsOptions): ServerTls | undefined {
   const { tlsCert, tlsKey, tlsClientCa } = options;
   if (!tlsCert && !tlsKey) {
     if (tlsClientCa) {
       throw new SecurityConfigError("--tls-client-ca needs --tls-cert and --tls-key: client certificates are checked only over TLS");
     }
-    return ServerCredentials.createInsecure();
+    return undefined;
   }
   if (!tlsCert || !tlsKey) {
     throw new SecurityConfigError(`--tls-cert and --tls-key go together (got only --${tlsCert ? "tls-cert" : "tls-key"})`);
   }
   const cert = readPem(tlsCert, "tls-cert");
   const key = readPem(tlsKey, "tls-key");
-  const clientCa = tlsClientCa ? readPem(tlsClientCa, "tls-client-ca") : null;
+  const clientCa = tlsClientCa ? readPem(tlsClientCa, "tls-client-ca") : undefined;
   try {
-    createSecureContext({ cert, key, ca: clientCa ?? undefined });
+    createSecureContext({ cert, key, ca: clientCa });
   } catch (error) {
     throw new SecurityConfigError(
       `--tls-cert ${tlsCert} / --tls-key ${tlsKey}${clientCa ? ` / --tls-client-ca ${tlsClientCa}` : ""}: ` +
         `${(error as Error).message} (is the key the certificate's, and are the files PEM?)`,
     );
   }
-  return ServerCredentials.createSsl(clientCa, [{ cert_chain: cert, private_key: key }], clientCa !== null);
+  return { cert, key, clientCa };
+}
+
+/** grpc-js server credentials: insecure without TLS material, TLS otherwise, requiring a client certificate when there is a client CA. */
+export function serverCredentials(tls: ServerTls | undefined): ServerCredentials {
+  if (!tls) return ServerCredentials.createInsecure();
+  const clientCa = tls.clientCa ?? null;
+  return ServerCredentials.createSsl(clientCa, [{ cert_chain: tls.cert, private_key: tls.key }], clientCa !== null);
 }
 
 // ---- bearer tokens -----------------------------------------------------------
@@ -123,10 +136,10 @@ export function loadAuthTokens(path: string): AuthTokens {
 }
 
 const HEALTH_PATH_PREFIX = "/grpc.health.v1.Health/";
-const isHealthCall = (path: string): boolean => path.startsWith(HEALTH_PATH_PREFIX);
+export const isHealthCall = (path: string): boolean => path.startsWith(HEALTH_PATH_PREFIX);
 
-/** Why the call's `authorization` metadata is refused, or undefined when it carries an accepted token. */
-function bearerProblem(values: readonly (string | Buffer)[], tokens: AuthTokens): string | undefined {
+/** Why the call's `authorization` metadata (or header) is refused, or undefined when it carries an accepted token. */
+export function bearerProblem(values: readonly (string | Buffer)[], tokens: AuthTokens): string | undefined {
   if (values.length === 0) return "missing `authorization: Bearer <token>` metadata; this server requires a token";
   if (values.length > 1) return "more than one authorization value; send exactly one";
   const match = /^Bearer\s+(\S+)\s*$/i.exec(values[0].toString());

@@ -1,5 +1,5 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
-import { asyncScheduler, firstValueFrom, from, map, race, timer, type SchedulerLike } from "rxjs";
+import { asyncScheduler, firstValueFrom, from, map, of, race, timer, type SchedulerLike } from "rxjs";
 import { MicroBatcher } from "../batcher/micro-batcher.js";
 import { WorkerSlots } from "../batcher/worker-slots.js";
 import { addService } from "../contract/service.js";
@@ -11,28 +11,34 @@ import { QualityPool } from "../quality/quality-pool.js";
 import { TransformPool } from "../inference/transform-pool.js";
 import { inferenceRunner, type ModelOutput } from "../inference/runner.js";
 import { startTelemetry } from "../telemetry/telemetry.js";
+import { StowSender, stowAuthorization } from "../dicomweb/stow.js";
 import { InFlightBudget } from "./admission.js";
 import { DEFAULT_CONFIG, type ServerConfig } from "./config.js";
 import { HealthService, ServingStatus } from "./health.js";
-import { serverChannelOptions, streamLimiter } from "./limits.js";
+import { callSlots, serverChannelOptions, streamLimiter } from "./limits.js";
 import { createLogger, type Logger } from "./log.js";
 import type { QualityFn } from "./pipeline.js";
 import { addReflection } from "./reflection.js";
-import { healthOnlyInterceptor, loadAuthTokens, serverCredentials, tokenAuthInterceptor } from "./security.js";
+import { healthOnlyInterceptor, loadAuthTokens, serverCredentials, serverTls, tokenAuthInterceptor } from "./security.js";
 import { StatusGuard } from "./statuses.js";
 import { TranslatorService } from "./translator.js";
+import { startWebPort } from "./web.js";
 
 export interface RunningServer {
   /** The bound gRPC port (useful with port 0). */
   readonly port: number;
   /** "host:port" to dial. */
   readonly address: string;
+  /** The web port (Connect, gRPC-Web, gRPC, the viewer), if it is on. */
+  readonly webPort: number | undefined;
   /** The /metrics port, if the endpoint is on. */
   readonly metricsPort: number | undefined;
   /** "cpu" or "cuda:<id>". */
   readonly executionProvider: string;
   /** Streams open now. */
   readonly openStreams: number;
+  /** Derived instances waiting to be stored by STOW-RS, or being sent. */
+  flushStores(): Promise<void>;
   /** Slices waiting for a batch, all models together. */
   readonly queueDepth: number;
   /** Declared decoded bytes of the slices admitted and not yet answered, all streams. */
@@ -61,8 +67,9 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   const log = hooks.log ?? createLogger(config.logLevel);
   const scheduler = hooks.scheduler ?? asyncScheduler;
   // Bad TLS or token files fail here, before the slow model loading.
-  const credentials = serverCredentials(config);
+  const tls = serverTls(config);
   const tokens = config.authTokensFile ? loadAuthTokens(config.authTokensFile) : undefined;
+  const stowAuth = stowAuthorization({ token: config.stowToken, basicAuthFile: config.stowBasicAuthFile });
   const models = await loadModelSpecs(config.modelsDir);
   const pool = await OrtWorkerPool.start(models, {
     workers: config.workers,
@@ -99,6 +106,13 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   }
   telemetry.observeQueueDepth(() => [...batchers].map(([name, batcher]) => [name, batcher.depth]));
 
+  const stow = config.stowUrl
+    ? new StowSender({ url: config.stowUrl, authorization: stowAuth, retries: config.stowRetries, scheduler }, (outcome) => {
+        telemetry.stow(outcome.status);
+        if (outcome.ok) log.debug("stored", { index: outcome.label, attempts: outcome.attempts });
+        else log.warn("STOW-RS store failed; the slice was answered", { index: outcome.label, status: outcome.status, reason: outcome.reason, attempts: outcome.attempts });
+      })
+    : undefined;
   const qualityPool = new QualityPool({ workers: config.metricsWorkers });
   const transforms = new TransformPool({ workers: config.transformWorkers });
   const quality: QualityFn = (synthetic, reference, target, foreground) =>
@@ -123,6 +137,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
       tracer: telemetry.tracer,
       onQueueWait: telemetry.queueWait,
       onQualityTime: telemetry.qualityTime,
+      store: stow && ((instance, index) => stow.store(instance, String(index))),
     },
   });
   const health = new HealthService([Translator.typeName]);
@@ -150,6 +165,8 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
 
   // Filled once the health-only port is bound; calls there may only be health checks.
   const healthPorts = new Set<number>();
+  // One count of open calls for both ports: the limits hold per client, whichever port it calls.
+  const calls = callSlots(config);
   const server = new Server({
     ...serverChannelOptions(config),
     // In order: statuses (it must see grpc-js's own call), probe-port guard, authentication, stream limits
@@ -158,7 +175,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
       statuses.interceptor,
       healthOnlyInterceptor(healthPorts),
       ...(tokens ? [tokenAuthInterceptor(tokens)] : []),
-      streamLimiter(config, scheduler).interceptor,
+      streamLimiter(calls, config, scheduler),
       budget.interceptor,
     ],
   });
@@ -170,20 +187,36 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
     new Promise<number>((resolve, reject) =>
       server.bindAsync(`${config.host}:${port}`, portCredentials, (error, bound) => (error ? reject(error) : resolve(bound))),
     );
-  const port = await bind(config.port, credentials);
+  const port = await bind(config.port, serverCredentials(tls));
   if (config.healthPort > 0) healthPorts.add(await bind(config.healthPort, ServerCredentials.createInsecure()));
+  const web =
+    config.webPort > 0
+      ? await startWebPort(
+          {
+            host: config.host,
+            port: config.webPort,
+            corsOrigins: config.webCorsOrigins.split(",").map((origin) => origin.trim()).filter(Boolean),
+            maxMessageBytes: config.maxMessageBytes,
+          },
+          { translator, health, slots: calls, tokens, tls, log },
+        )
+      : undefined;
   bound = true;
   updateHealth();
   log.info("listening", {
     port,
     metricsPort: telemetry.metricsPort,
     healthPort: config.healthPort || undefined,
+    webPort: web?.port,
+    webCorsOrigins: config.webCorsOrigins || undefined,
     tls: config.tlsClientCa ? "mutual" : config.tlsCert ? "server" : "off",
+    stow: config.stowUrl ? { auth: config.stowToken ? "token" : config.stowBasicAuthFile ? "basic" : "none", retries: config.stowRetries } : undefined,
     authTokens: tokens?.size ?? 0,
   });
 
   const release = async () => {
     released = true;
+    stow?.close();
     await Promise.all([pool.close(), qualityPool.close(), transforms.close()]);
     await telemetry.shutdown();
   };
@@ -191,11 +224,13 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   return {
     port,
     address: `${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`,
+    webPort: web?.port,
     metricsPort: telemetry.metricsPort,
     executionProvider: pool.executionProvider,
     get openStreams() {
       return translator.openStreams;
     },
+    flushStores: () => stow?.flush() ?? Promise.resolve(),
     get queueDepth() {
       return [...batchers.values()].reduce((sum, b) => sum + b.depth, 0);
     },
@@ -215,13 +250,18 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
         );
         await firstValueFrom(race(from(translator.drain()), deadline));
         health.endWatches();
-        await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+        // Open unary calls (on either port) finish first; past the drain timeout the web port's connections are ended.
+        const webClosed = web ? race(from(web.close()), timer(config.drainTimeoutMs, scheduler).pipe(map(() => web.destroy()))) : of(undefined);
+        await Promise.all([new Promise<void>((resolve) => server.tryShutdown(() => resolve())), firstValueFrom(webClosed)]);
+        // Every answered slice's instance gets its store attempts (and their retries) before the exit.
+        await stow?.flush();
         await release();
         log.info("drained");
       })()),
     close: () =>
       (stopping ??= (async () => {
         server.forceShutdown();
+        web?.destroy();
         await release();
       })()),
   };

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { status, type ServerDuplexStream } from "@grpc/grpc-js";
-import { Subscription } from "rxjs";
+import { defer, finalize, map, of, Subscription, type Observable } from "rxjs";
 import type { MicroBatcher } from "../batcher/micro-batcher.js";
 import { directionName } from "../contract/direction.js";
 import { unreadableReason, type ServiceImpl } from "../contract/service.js";
@@ -12,8 +12,11 @@ import {
   ModelInfoSchema,
   TranslateResponseSchema,
   Translator,
+  type ListModelsResponse,
+  type SliceResult,
   type StreamOptions,
   type TranslateRequest,
+  type TranslateSliceRequest,
   type TranslateResponse,
 } from "../gen/medsynth/v1/translator_pb.js";
 import { createDerivedSeries } from "../imaging/dicom.js";
@@ -38,7 +41,8 @@ export interface TranslatorDeps extends AnswerDeps {
   telemetry: Telemetry;
 }
 
-interface CallStatus {
+/** How a call ends when it does not end with a result. */
+export interface CallStatus {
   code: status;
   details: string;
 }
@@ -90,7 +94,7 @@ function resolveStream(deps: TranslatorDeps, options: StreamOptions | undefined)
   };
 }
 
-const isStatus = (value: StreamContext | CallStatus): value is CallStatus => "code" in value;
+export const isStatus = (value: object): value is CallStatus => "code" in value && "details" in value;
 
 const ANSWERED_FIRST = "every slice sent before it was answered";
 
@@ -221,6 +225,8 @@ export class TranslatorService {
   private readonly sessions = new Set<StreamSession>();
   private draining = false;
   private idle: (() => void) | undefined;
+  /** TranslateSlice calls not yet answered, over both ports. */
+  private unaryCalls = 0;
 
   constructor(private readonly deps: TranslatorDeps) {}
 
@@ -230,12 +236,17 @@ export class TranslatorService {
 
   /**
    * Refuses new calls from now on; resolves when every open stream has ended
-   * (its client half-closed and every slice was answered).
+   * (its client half-closed and every slice was answered) and every
+   * TranslateSlice call was answered.
    */
   drain(): Promise<void> {
     this.draining = true;
-    if (this.sessions.size === 0) return Promise.resolve();
+    if (this.sessions.size === 0 && this.unaryCalls === 0) return Promise.resolve();
     return new Promise((resolve) => (this.idle = resolve));
+  }
+
+  private callEnded(): void {
+    if (this.draining && this.sessions.size === 0 && this.unaryCalls === 0) this.idle?.();
   }
 
   /** Ends every open stream with UNAVAILABLE (the drain took too long). */
@@ -243,11 +254,58 @@ export class TranslatorService {
     for (const session of [...this.sessions]) session.fail(status.UNAVAILABLE, details);
   }
 
-  private refusal(): CallStatus | undefined {
+  /** The status a new call is refused with, or undefined while the server takes calls. */
+  refusal(): CallStatus | undefined {
     if (this.draining) return { code: status.UNAVAILABLE, details: "server is draining; connect to another instance" };
     return undefined;
   }
 
+  /**
+   * One TranslateSlice call, whatever the transport: its SliceResult, or the
+   * status the call ends with. Cold: unsubscribing (a cancelled call, an
+   * aborted browser request) takes the slice out of the queue.
+   */
+  translateSlice(request: TranslateSliceRequest): Observable<SliceResult | CallStatus> {
+    const refused = this.refusal();
+    if (refused) return of(refused);
+    const context = resolveStream(this.deps, request.options);
+    if (isStatus(context)) return of(context);
+    const slice = request.slice;
+    if (!slice) return of({ code: status.INVALID_ARGUMENT, details: "slice: missing" });
+    return defer(() => {
+      this.unaryCalls++;
+      return answerSlice(this.deps, context, slice).pipe(
+        map((answer) => (isSliceError(answer) ? { code: answer.code, details: answer.message } : answer)),
+        finalize(() => {
+          this.unaryCalls--;
+          this.callEnded();
+        }),
+      );
+    });
+  }
+
+  /** The loaded models, as ListModels answers on every port. */
+  listModels(): ListModelsResponse {
+    return create(ListModelsResponseSchema, {
+      models: this.deps.models.map((m) =>
+        create(ModelInfoSchema, {
+          name: m.name,
+          direction: m.direction,
+          inputWidth: m.input.width,
+          inputHeight: m.input.height,
+          channels: m.input.channels,
+          version: m.version,
+          executionProvider: this.deps.executionProvider,
+          // Listed only once every worker has loaded and warmed it up.
+          ready: true,
+          isDefault: m.isDefault,
+          description: m.description,
+        }),
+      ),
+    });
+  }
+
+  /** The grpc-js handlers. */
   readonly implementation: ServiceImpl<typeof Translator> = {
     translate: (call) => {
       const refused = this.refusal();
@@ -256,51 +314,20 @@ export class TranslatorService {
       const session = new StreamSession(this.deps, call, () => {
         this.sessions.delete(session);
         this.deps.telemetry.streamClosed();
-        if (this.draining && this.sessions.size === 0) this.idle?.();
+        this.callEnded();
       });
       this.sessions.add(session);
     },
 
     translateSlice: (call, callback) => {
-      const refused = this.refusal();
-      if (refused) return callback(refused);
-      const context = resolveStream(this.deps, call.request.options);
-      if (isStatus(context)) return callback(context);
-      const slice = call.request.slice;
-      if (!slice) return callback({ code: status.INVALID_ARGUMENT, details: "slice: missing" });
+      // Counted by the byte budgets (on the gRPC port) until it is answered or cancelled.
       const admission = this.deps.admissions.admissionOf(call.request);
-      const subscription = answerSlice(this.deps, context, slice).subscribe((answer) => {
-        admission?.release();
-        if (isSliceError(answer)) callback({ code: answer.code, details: answer.message });
-        else callback(null, answer);
-      });
-      call.on("cancelled", () => {
-        subscription.unsubscribe();
-        admission?.release();
-      });
+      const subscription = this.translateSlice(call.request)
+        .pipe(finalize(() => admission?.release()))
+        .subscribe((answer) => (isStatus(answer) ? callback(answer) : callback(null, answer)));
+      call.on("cancelled", () => subscription.unsubscribe());
     },
 
-    listModels: (_call, callback) => {
-      callback(
-        null,
-        create(ListModelsResponseSchema, {
-          models: this.deps.models.map((m) =>
-            create(ModelInfoSchema, {
-              name: m.name,
-              direction: m.direction,
-              inputWidth: m.input.width,
-              inputHeight: m.input.height,
-              channels: m.input.channels,
-              version: m.version,
-              executionProvider: this.deps.executionProvider,
-              // Listed only once every worker has loaded and warmed it up.
-              ready: true,
-              isDefault: m.isDefault,
-              description: m.description,
-            }),
-          ),
-        }),
-      );
-    },
+    listModels: (_call, callback) => callback(null, this.listModels()),
   };
 }

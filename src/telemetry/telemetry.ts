@@ -31,6 +31,8 @@ export interface Telemetry {
   batch(model: string, size: number, inferenceMs: number): void;
   queueWait(model: string, ms: number): void;
   qualityTime(ms: number): void;
+  /** One instance's STOW-RS outcome: the HTTP status, or "unreachable", "timeout", "dropped". */
+  stow(status: string): void;
   streamOpened(): void;
   streamClosed(): void;
   /** A worker thread died (error, exit), hung past its deadline, or could not be started. */
@@ -83,6 +85,7 @@ export async function startTelemetry(options: TelemetryOptions = {}): Promise<Te
 
   const slices = meter.createCounter("medsynth_slices", { description: "Slices answered, by direction, model and gRPC status" });
   const streams = meter.createCounter("medsynth_streams", { description: "Translate streams opened" });
+  const stows = meter.createCounter("medsynth_stow", { description: "Derived DICOM instances sent by STOW-RS, by outcome (HTTP status, unreachable, timeout, dropped)" });
   const activeStreams = meter.createUpDownCounter("medsynth_streams_active", { description: "Translate streams open now" });
   const queueWait = meter.createHistogram("medsynth_queue_wait_ms", {
     description: "From a slice's arrival to the start of its batch's inference",
@@ -123,6 +126,7 @@ export async function startTelemetry(options: TelemetryOptions = {}): Promise<Te
     },
     queueWait: (model, ms) => queueWait.record(ms, { model }),
     qualityTime: (ms) => qualityMs.record(ms),
+    stow: (status) => stows.add(1, { status }),
     streamOpened: () => {
       streams.add(1);
       activeStreams.add(1);

@@ -46,14 +46,14 @@ export interface TestServer {
 /**
  * A real test server for the tests of the enclosing `describe`: started in
  * its `before`, closed (with the clients made of it) in its `after`.
- * `config` may be a function, for values another `before` makes first.
+ * `config` may be a function (async too), for values made at start, such as a free port.
  */
-export function useTestServer(config: Partial<ServerConfig> | (() => Partial<ServerConfig>) = {}, hooks?: ServerHooks): TestServer {
+export function useTestServer(config: Partial<ServerConfig> | (() => Partial<ServerConfig> | Promise<Partial<ServerConfig>>) = {}, hooks?: ServerHooks): TestServer {
   let server: RunningServer | undefined;
   let client: TranslatorTestClient | undefined;
   let library: TranslatorClient | undefined;
   before(async () => {
-    server = await startTestServer(typeof config === "function" ? config() : config, hooks);
+    server = await startTestServer(typeof config === "function" ? await config() : config, hooks);
   });
   after(async () => {
     client?.close();

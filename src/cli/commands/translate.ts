@@ -2,7 +2,7 @@ import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Encoding, type Image, type Quality } from "../../gen/medsynth/v1/translator_pb.js";
-import { decodeImage, encodeImage } from "../../imaging/codec.js";
+import { decodeImage, encodePng16 } from "../../imaging/codec.js";
 import { axialLayout, extractSlice, insertSlice, readNifti, writeNifti, type AxialLayout, type NiftiVolume } from "../../imaging/nifti.js";
 import type { Raster } from "../../imaging/raster.js";
 import { oneOf, parseCommand, parseInteger, UsageError, type CommandSpec, type OptionSpec } from "../args.js";
@@ -15,6 +15,7 @@ import { csv, formatMeanStd, summarize } from "../report.js";
 import { isNiftiPath, listSliceFiles, niftiStem, PNG_RESCALE, rawImage, readSliceImage, type Rescale, type SliceFile } from "../slice-files.js";
 import { CONNECTION_OPTIONS, connect } from "./common.js";
 import { DEFAULT_WINDOW } from "../../contract/limits.js";
+import { DEFAULT_STOW_OPTIONS, StowSender, stowAuthorization, type StowOutcome } from "../../dicomweb/stow.js";
 
 export const translateSpec = {
   name: "translate",
@@ -26,7 +27,10 @@ export const translateSpec = {
     "files have the same names, or a NIfTI volume of the same size) each slice gets PSNR, SSIM, UQI,",
     "VIF and MAE from the service, written to <out>/metrics.csv. PNG slices are read and written with",
     "the project's convention (CT stored as HU + 1024, MR as is) unless --slope/--intercept say",
-    "otherwise. Exits 1 when any slice failed. NOT FOR CLINICAL USE.",
+    "otherwise. With --stow-url (and --format dicom) every synthetic instance is also stored in a",
+    "PACS by DICOMweb STOW-RS as it arrives; a store that fails after its retries is counted and",
+    "named, and the slice's files are written all the same. Exits 1 when any slice failed or could",
+    "not be stored. NOT FOR CLINICAL USE.",
   ].join("\n"),
   options: {
     direction: { type: "string", short: "d", placeholder: "mr2ct|ct2mr", description: "translation direction (required)" },
@@ -45,6 +49,10 @@ export const translateSpec = {
     foreground: { type: "boolean", description: "also compute the metrics inside the head mask (fg_* columns)" },
     window: { type: "string", placeholder: "n", description: "slices in flight on the stream", default: String(DEFAULT_WINDOW) },
     quiet: { type: "boolean", short: "q", description: "no progress bar" },
+    "stow-url": { type: "string", placeholder: "url", description: "DICOMweb base URL: store each synthetic instance there by STOW-RS (needs --format dicom)" },
+    "stow-token": { type: "string", placeholder: "token", description: "bearer token for --stow-url (default: $MEDSYNTH_STOW_TOKEN)" },
+    "stow-basic-auth-file": { type: "string", placeholder: "file", description: "first line user:password, for basic auth at --stow-url" },
+    "stow-retries": { type: "string", placeholder: "n", description: "retries of a store that may pass (network, timeout, 408, 429, 5xx)", default: String(DEFAULT_STOW_OPTIONS.retries) },
     ...CONNECTION_OPTIONS,
   },
   positionals: { min: 1, max: 1 },
@@ -80,12 +88,13 @@ function rescaleOption(value: string | undefined, fallback: number, option: stri
 
 /** Physical values → the project's PNG convention (stored = value − intercept, clipped to 16 bits). */
 async function pngBytes(raster: Raster, rescale: Rescale): Promise<Uint8Array> {
-  const stored = new Float32Array(raster.data.length);
+  // Rounded and clipped to 16 bits, stored as they are: the file's values are the convention's, whatever
+  // their range (a synthetic MR in an 8-bit reference's window spans under 255 units).
+  const stored = new Uint16Array(raster.data.length);
   for (let i = 0; i < stored.length; i++) {
-    stored[i] = Math.min(65535, Math.max(0, (raster.data[i] - rescale.intercept) / rescale.slope));
+    stored[i] = Math.min(65535, Math.max(0, Math.round((raster.data[i] - rescale.intercept) / rescale.slope)));
   }
-  // With samples in [0, 65535], encodeImage stores them as they are (intercept 0, slope 1).
-  return (await encodeImage({ width: raster.width, height: raster.height, data: stored }, Encoding.PNG)).data;
+  return encodePng16({ width: raster.width, height: raster.height, data: stored });
 }
 
 const EXTENSION: Record<Exclude<Format, "nifti">, string> = { png: ".png", raw: ".raw", dicom: ".dcm" };
@@ -193,6 +202,23 @@ export async function translateCommand(argv: string[]): Promise<number> {
     output: PNG_RESCALE[target],
   };
 
+  const stowUrl = values["stow-url"];
+  if (stowUrl !== undefined && format !== "dicom") {
+    throw new UsageError("--stow-url stores DICOM instances: translate a folder of PNG or DICOM slices with --format dicom");
+  }
+  const stowed: StowOutcome[] = [];
+  let stow: StowSender | undefined;
+  if (stowUrl !== undefined) {
+    if (!/^https?:\/\/[^\s/]+/.test(stowUrl)) throw new UsageError(`--stow-url ${stowUrl}: expected an http:// or https:// URL`);
+    let authorization: string | undefined;
+    try {
+      authorization = stowAuthorization({ token: values["stow-token"] ?? process.env.MEDSYNTH_STOW_TOKEN, basicAuthFile: values["stow-basic-auth-file"] });
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+    stow = new StowSender({ url: stowUrl, authorization, retries: parseInteger(values["stow-retries"], "stow-retries", 0) }, (outcome) => stowed.push(outcome));
+  }
+
   await mkdir(out, { recursive: true });
   const job = nifti
     ? await niftiJob(input, values.reference, out, format as Exclude<Format, "dicom">, target, rescales.output)
@@ -227,6 +253,7 @@ export async function translateCommand(argv: string[]): Promise<number> {
         continue;
       }
       model = answer.model;
+      if (stow && answer.image) stow.store(answer.image.data, job.names[index]);
       const file = answer.image ? await job.write(index, answer.image) : "";
       written.push({ index, name: job.names[index], file });
       if (answer.quality) {
@@ -239,6 +266,8 @@ export async function translateCommand(argv: string[]): Promise<number> {
   } finally {
     progress.stop();
     await service.close();
+    await stow?.flush();
+    stow?.close();
   }
   const elapsed = (performance.now() - started) / 1000;
   const files = await job.finish();
@@ -272,12 +301,23 @@ export async function translateCommand(argv: string[]): Promise<number> {
         units: target === "ct" ? "HU" : "scanner units",
         slices: written.sort((a, b) => a.index - b.index),
         failed: failures.map(({ index, code, message }) => ({ index, name: job.names[index], status: statusName(code), message })),
+        ...(stowUrl !== undefined
+          ? { stow: { stored: stowed.filter((o) => o.ok).length, failed: stowed.filter((o) => !o.ok).map(({ label, status, reason, attempts }) => ({ name: label, status, reason, attempts })) } }
+          : {}),
       },
       null,
       2,
     ) + "\n",
   );
-  if (failures.length === 0) return 0;
+  const storeFailures = stowed.filter((o) => !o.ok);
+  if (stowUrl !== undefined) {
+    print(`stored ${stowed.length - storeFailures.length}/${stowed.length} instances by STOW-RS`);
+    for (const status of new Set(storeFailures.map((o) => o.status))) {
+      const group = storeFailures.filter((o) => o.status === status);
+      process.stderr.write(`STOW-RS ${status} x${group.length}, e.g. ${group[0].label} after ${group[0].attempts} attempt(s): ${group[0].reason}\n`);
+    }
+  }
+  if (failures.length === 0) return storeFailures.length === 0 ? 0 : 1;
   process.stderr.write(`${failures.length} of ${job.count} slices failed:\n`);
   for (const code of new Set(failures.map((f) => f.code))) {
     const group = failures.filter((f) => f.code === code);
