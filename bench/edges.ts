@@ -1,7 +1,7 @@
 /**
- * `npm run bench:edges -- memory|kill [server flags]`: the failure-proof
- * edges measured on the default models (whatever `loadModelSpecs("models")`
- * marks default), on loopback.
+ * `npm run bench:edges -- memory [server flags] | kill [seconds faultAt
+ * workers...]`: the failure-proof edges measured on the default models
+ * (whatever `loadModelSpecs("models")` marks default), on loopback.
  *
  * memory: the server in a child process at its defaults (plus the flags
  * given): its RSS after a warm-up of 256² slices with references, then
@@ -9,12 +9,13 @@
  * streams (peak, sampled every 50 ms; in-flight bytes from /metrics), and
  * after; twice. Every slice must be answered; none may fail.
  *
- * kill: the server in this process with two inference workers under a
- * closed-loop load of 8 streams; after 20 s one worker exits mid-batch (the
- * real worker wrapped to inject the fault, test/helpers/faulty-ort-worker.ts)
- * and later (workers 1) the only one: slices sent and answered, how each
- * failed one failed, health over time, recovery time, throughput before and
- * after.
+ * kill: the server in this process with 2, then 1 inference workers (or the
+ * counts given) under a closed-loop load of 8 streams; at `faultAt` s
+ * (default 20) the worker that runs the next batch exits mid-batch (the real
+ * worker wrapped to inject the fault, test/helpers/faulty-ort-worker.ts);
+ * each run lasts `seconds` (default 60) and then lets its streams finish:
+ * slices sent and answered, how each failed one failed, health over time,
+ * recovery time, throughput before and after.
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -152,8 +153,8 @@ async function kill(workers: number, seconds: number, faultAt: number): Promise<
     }
   });
   await sleep(faultAt * 1000);
-  const { failing } = await armFault({ kind: "exit" }, workers);
-  await failing;
+  // The next batch's worker exits (no reply): "killed at" is when the fault was armed, at most one batch before the exit.
+  await armFault({ kind: "exit" }, workers);
   const killedAt = at();
   await sleep((seconds - faultAt) * 1000);
   running = false;
@@ -181,8 +182,8 @@ async function kill(workers: number, seconds: number, faultAt: number): Promise<
 const [what, ...rest] = process.argv.slice(2);
 if (what === "memory") await memory(rest);
 else if (what === "kill") {
-  await kill(2, 60, 20);
-  await kill(1, 45, 15);
+  const [seconds = 60, faultAt = 20, ...workers] = rest.map(Number);
+  for (const count of workers.length > 0 ? workers : [2, 1]) await kill(count, seconds, faultAt);
 } else {
   process.stderr.write("usage: npm run bench:edges -- memory [server flags] | kill\n");
   process.exitCode = 2;

@@ -67,7 +67,8 @@ if (!isMainThread) {
 /**
  * Arms `fault` in the `workers` inference workers running now (successors
  * start clean): the next `count` batches fail. Resolves once every worker
- * has it; `failing` resolves when the first batch starts to fail.
+ * has it; `failing` resolves when the first batch starts to fail (not
+ * for "exit": the thread ends before its message gets out).
  */
 export async function armFault(fault: Fault, workers: number, count = 1): Promise<{ failing: Promise<void> }> {
   const channel = new BroadcastChannel(CHANNEL);
