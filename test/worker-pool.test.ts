@@ -10,6 +10,16 @@ import { advanceTo } from "./helpers/virtual-time.js";
 const script = new URL("./helpers/crash-worker.js", import.meta.url);
 const threads = (): number => readdirSync("/proc/self/task").length;
 
+/** A pool of `workers` crash workers, with its crashes and ready-worker counts as they are reported. */
+function observedPool(workers: number) {
+  const pool = new WorkerPool<CrashMethods, CrashInit, number>(script, { workers, name: "CrashPool" });
+  const crashes: WorkerCrash[] = [];
+  const ready: number[] = [];
+  pool.crashes.subscribe((crash) => crashes.push(crash));
+  pool.readyWorkers.subscribe((count) => ready.push(count));
+  return { pool, crashes, ready };
+}
+
 test("a worker that dies fails only its own request; a fresh worker serves the rest of the queue", async () => {
   const before = threads();
   const pool = new WorkerPool<CrashMethods, CrashInit, number>(script, { workers: 1, name: "CrashPool" });
@@ -74,11 +84,7 @@ test("a worker that cannot set itself up is not replaced; with none left, calls 
 });
 
 test("a worker that throws outside a call or exits is replaced; crashes and ready workers are reported as they happen", async () => {
-  const pool = new WorkerPool<CrashMethods, CrashInit, number>(script, { workers: 2, name: "CrashPool" });
-  const crashes: WorkerCrash[] = [];
-  const ready: number[] = [];
-  pool.crashes.subscribe((crash) => crashes.push(crash));
-  pool.readyWorkers.subscribe((count) => ready.push(count));
+  const { pool, crashes, ready } = observedPool(2);
   try {
     await pool.ready;
     await assert.rejects(pool.call("throwUncaught", undefined), (error: WorkerCrash) => {
@@ -129,11 +135,7 @@ test("a call past its deadline marks its worker hung: the call fails, a successo
 
 test("a worker that asks to be retired answers, then a fresh one takes its lane: no crash, queued calls wait for it", async () => {
   const before = threads();
-  const pool = new WorkerPool<CrashMethods, CrashInit, number>(script, { workers: 1, name: "CrashPool" });
-  const crashes: WorkerCrash[] = [];
-  const ready: number[] = [];
-  pool.crashes.subscribe((crash) => crashes.push(crash));
-  pool.readyWorkers.subscribe((count) => ready.push(count));
+  const { pool, crashes, ready } = observedPool(1);
   try {
     await pool.ready;
     const [old] = pool.threads;
