@@ -1,7 +1,9 @@
 // The import graph runs one way: contract ← imaging, batcher, inference,
 // quality, workers, telemetry ← server; contract ← client; client + server ←
-// cli. Import specifiers are read with the TypeScript parser (static,
-// re-exports and dynamic import()), so a wrong-way import fails here.
+// cli; volume (pure NIfTI voxels and axial layout, importing nothing of the
+// project) ← imaging, cli and the viewer page, so the browser cuts a volume
+// as the CLI does. Import specifiers are read with the TypeScript parser
+// (static, re-exports and dynamic import()), so a wrong-way import fails here.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
@@ -39,17 +41,19 @@ function projectImports(): [file: string, target: string][] {
 const MAY_IMPORT: Record<string, readonly string[]> = {
   contract: ["gen"],
   client: ["contract", "gen"],
-  imaging: ["contract", "gen"],
+  imaging: ["contract", "gen", "volume"],
   batcher: [],
   workers: ["imaging"],
   inference: ["contract", "gen", "imaging", "workers"],
   quality: ["imaging", "workers"],
   telemetry: [],
   dicomweb: [],
+  // Pure and browser-safe: the CLI and the viewer page read and cut a volume the same way.
+  volume: [],
   // The page's code, bundled for the browser by esbuild at build time.
-  viewer: ["gen"],
+  viewer: ["gen", "volume"],
   server: ["contract", "gen", "imaging", "batcher", "inference", "quality", "workers", "telemetry", "dicomweb", ""],
-  cli: ["client", "server", "contract", "gen", "imaging", "inference", "quality", "dicomweb", ""],
+  cli: ["client", "server", "contract", "gen", "imaging", "inference", "quality", "dicomweb", "volume", ""],
   "": ["client", "contract", "gen"],
 };
 

@@ -7,7 +7,8 @@ import { isSliceError, type SliceInit, type TranslatorClient } from "../src/clie
 import { create } from "@bufbuild/protobuf";
 import { Encoding, ImageSchema, PixelType, type Quality, type SliceResult } from "../src/gen/medsynth/v1/translator_pb.js";
 import { decodeImage, encodePng16 } from "../src/imaging/codec.js";
-import { axialLayout, extractSlice, readNifti } from "../src/imaging/nifti.js";
+import { readNifti } from "../src/imaging/nifti.js";
+import { axialLayout, extractSlice } from "../src/volume/axial.js";
 import type { Raster } from "../src/imaging/raster.js";
 import { readCsv, runCli } from "./helpers/cli.js";
 import { nifti1, NIFTI_INT16 } from "./helpers/nifti.js";

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { axialLayout, extractSlice, insertSlice, readNifti, writeNifti } from "../src/imaging/nifti.js";
+import { axialLayout, edgeLetters, extractSlice, insertSlice } from "../src/volume/axial.js";
+import { readNifti, writeNifti } from "../src/imaging/nifti.js";
 import { nifti1, NIFTI_FLOAT32, NIFTI_INT16, NIFTI_RGB24 } from "./helpers/nifti.js";
 
 const ramp = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -82,6 +83,26 @@ describe("axial slicing", () => {
     assert.deepEqual([layout.width, layout.height, layout.count], [2, 3, 4]);
     const slice = extractSlice(volume, layout, 2);
     assert.equal(slice.data[0], voxel(2, 0, 1)); // column axis k points right: flipped; row axis j points posterior: kept
+  });
+
+  it("says how far apart and which way the columns, rows and slices run, for the viewer's labels", () => {
+    // i → 2.5 mm superior, j → 0.5 mm posterior, k → 0.8 mm right.
+    const layout = axialLayout(dims, [[0, 0, 0.8, 0], [0, -0.5, 0, 0], [2.5, 0, 0, 0], [0, 0, 0, 1]]);
+    assert.deepEqual(layout.spacing, [0.8, 0.5, 2.5]);
+    assert.deepEqual([layout.across, layout.down], [[-1, 0, 0], [0, -1, 0]]);
+    assert.deepEqual(edgeLetters(layout.across, layout.down), { left: "R", right: "L", top: "A", bottom: "P" });
+    // Tilted 30° about the superior axis: the labels name both axes, the stronger first.
+    const c = Math.cos(Math.PI / 6);
+    const tilted = axialLayout(dims, [[-c, 0.5, 0, 0], [-0.5, -c, 0, 0], [0, 0, 1, 0]]);
+    assert.deepEqual(edgeLetters(tilted.across, tilted.down), { left: "RA", right: "LP", top: "AL", bottom: "PR" });
+    // No affine at all: shown as stored, labelled as an axial DICOM image.
+    const bare = axialLayout(dims, [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]);
+    assert.deepEqual([bare.spacing, edgeLetters(bare.across, bare.down)], [[1, 1, 1], { left: "R", right: "L", top: "A", bottom: "P" }]);
+  });
+
+  it("labels a sagittal image's edges with A/P and S/I", () => {
+    // DICOM's sagittal: columns toward posterior, rows toward inferior.
+    assert.deepEqual(edgeLetters([0, -1, 0], [0, 0, -1]), { left: "A", right: "P", top: "S", bottom: "I" });
   });
 
   it("puts slices back exactly where they came from", () => {

@@ -54,13 +54,18 @@ describe("STOW-RS sender", () => {
     const scheduler = new VirtualTimeScheduler();
     const outcomes: StowOutcome[] = [];
     const sender = new StowSender({ url: busy.url, authorization: "Bearer t0ken-for-the-pacs", retries: 2, backoffMs: 1000, scheduler }, (o) => outcomes.push(o));
+    // The PACS gets a request before the sender has read its 503 and started the backoff: the clock moves only once that
+    // timer is set (a VirtualAction's delay is the frame it is due at), or it would start late.
+    const timerDueAt = (frame: number) => () => scheduler.actions.some((action) => action.delay === frame);
     sender.store(instance(7), "slice-3");
-    await until(() => busy.received.length === 1, "the first attempt");
+    await until(timerDueAt(1000), "the first attempt's 503 and the backoff it starts");
+    assert.equal(busy.received.length, 1);
     advanceTo(scheduler, 999);
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(busy.received.length, 1, "no retry before the backoff");
     advanceTo(scheduler, 1000);
     await until(() => busy.received.length === 2, "the first retry, after 1000 ms");
+    await until(timerDueAt(3000), "the first retry's 503 and the second backoff");
     advanceTo(scheduler, 2999);
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(busy.received.length, 2, "the second backoff is twice the first");

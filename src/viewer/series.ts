@@ -1,13 +1,17 @@
 /**
- * A series opened in the browser: a NIfTI volume (cut along its third axis,
- * as stored) or a set of PNG or DICOM slices (in natural name order). Each
- * slice is kept as the bytes the service reads (the file itself, or RAW
- * float32 for NIfTI) and as physical values for display: CT in HU, MR in
- * scanner units; PNG with the project's convention (CT stored as HU + 1024).
+ * A series opened in the browser: a NIfTI volume (cut into axial slices as
+ * the CLI cuts it, src/volume/axial.ts) or a set of PNG or DICOM slices (DICOM
+ * in the order of their positions along the slice normal, PNG in natural name
+ * order). Each slice is kept as the bytes the service reads (the file itself,
+ * or RAW float32 for NIfTI) and as physical values for display: CT in HU, MR
+ * in scanner units; PNG with the project's convention (CT stored as HU + 1024,
+ * axial slices shown as DICOM shows them).
  */
 import dicomParser from "dicom-parser";
-import { decompress, isCompressed, isNIFTI, NIFTI1, readHeader, readImage } from "nifti-reader-js";
+import { decompress, isCompressed } from "nifti-reader-js";
 import { Encoding, PixelType, type Image } from "../gen/medsynth/v1/translator_pb.js";
+import { AXIAL_DISPLAY, axialLayout, edgeLetters, extractSlice, type Direction3, type EdgeLetters } from "../volume/axial.js";
+import { readNiftiVoxels } from "../volume/nifti-voxels.js";
 
 export type ImageInit = Partial<Omit<Image, "$typeName">>;
 
@@ -17,6 +21,10 @@ export interface Series {
   names: string[];
   /** Physical values, slice after slice (row-major, first row at the top). */
   values: Float32Array;
+  /** Millimetres between columns and between rows (1 where the files do not say). */
+  spacing: readonly [column: number, row: number];
+  /** The patient directions at the slices' edges. */
+  edges: EdgeLetters;
   /** What to send for slice k. */
   image(k: number): ImageInit;
 }
@@ -34,87 +42,103 @@ export async function readSeries(files: readonly File[], modality: "mr" | "ct"):
     if (files.length > 1) throw new SeriesError("open one NIfTI volume, or a folder of PNG or DICOM slices, not both");
     return readNiftiSeries(nifti[0]);
   }
-  const slices = files.filter((f) => /\.(png|dcm|dicom|ima)$/i.test(f.name) && !f.name.startsWith(".")).sort((a, b) => collator.compare(a.name, b.name));
-  if (slices.length === 0) throw new SeriesError("no .nii, .nii.gz, .png or .dcm file among those opened");
-  const kinds = new Set(slices.map((f) => (/\.png$/i.test(f.name) ? "png" : "dicom")));
+  const named = files.filter((f) => /\.(png|dcm|dicom|ima)$/i.test(f.name) && !f.name.startsWith(".")).sort((a, b) => collator.compare(a.name, b.name));
+  if (named.length === 0) throw new SeriesError("no .nii, .nii.gz, .png or .dcm file among those opened");
+  const kinds = new Set(named.map((f) => (/\.png$/i.test(f.name) ? "png" : "dicom")));
   if (kinds.size > 1) throw new SeriesError("the folder mixes PNG and DICOM files; open one series at a time");
-  const decoded = await Promise.all(slices.map(async (file) => ({ file, bytes: new Uint8Array(await file.arrayBuffer()) })));
-  const rasters = await Promise.all(
-    decoded.map(({ file, bytes }) => (kinds.has("png") ? decodePng(bytes, file.name, modality === "ct" ? -1024 : 0) : decodeDicom(bytes, file.name))),
+  const decoded = await Promise.all(named.map(async (file) => ({ file, bytes: new Uint8Array(await file.arrayBuffer()) })));
+  const read = await Promise.all(
+    decoded.map(async ({ file, bytes }) => ({
+      file,
+      bytes,
+      slice: kinds.has("png") ? await decodePng(bytes, file.name, modality === "ct" ? -1024 : 0) : decodeDicom(bytes, file.name),
+    })),
   );
-  const { width, height } = rasters[0];
-  const odd = rasters.findIndex((r) => r.width !== width || r.height !== height);
-  if (odd >= 0) throw new SeriesError(`${slices[odd].name} is ${rasters[odd].width}×${rasters[odd].height}, ${slices[0].name} is ${width}×${height}`);
+  const slices = kinds.has("png") ? read : inAnatomicalOrder(read);
+  const { width, height } = slices[0].slice;
+  const odd = slices.find(({ slice }) => slice.width !== width || slice.height !== height);
+  if (odd) throw new SeriesError(`${odd.file.name} is ${odd.slice.width}×${odd.slice.height}, ${slices[0].file.name} is ${width}×${height}`);
   const values = new Float32Array(width * height * slices.length);
-  rasters.forEach((r, k) => values.set(r.data, k * width * height));
+  slices.forEach(({ slice }, k) => values.set(slice.data, k * width * height));
   const intercept = modality === "ct" ? -1024 : 0;
+  const { spacing = [1, 1], across = AXIAL_DISPLAY.across, down = AXIAL_DISPLAY.down } = slices[0].slice;
   return {
     width,
     height,
-    names: slices.map((f) => f.name.replace(/\.[^.]+$/, "")),
+    names: slices.map(({ file }) => file.name.replace(/\.[^.]+$/, "")),
     values,
+    spacing,
+    edges: edgeLetters(across, down),
     image: (k) =>
       kinds.has("png")
-        ? { encoding: Encoding.PNG, data: decoded[k].bytes, rescaleSlope: 1, rescaleIntercept: intercept }
-        : { encoding: Encoding.DICOM, data: decoded[k].bytes },
+        ? { encoding: Encoding.PNG, data: slices[k].bytes, rescaleSlope: 1, rescaleIntercept: intercept }
+        : { encoding: Encoding.DICOM, data: slices[k].bytes },
   };
 }
 
-interface Raster {
+/** DICOM slices along their normal (Image Position Patient), else by Instance Number, else as named. */
+function inAnatomicalOrder<T extends { slice: Slice }>(slices: T[]): T[] {
+  const key = (s: Slice): number | undefined => {
+    if (s.position && s.across && s.down) {
+      const [a, d] = [s.across, s.down];
+      const normal = [a[1] * d[2] - a[2] * d[1], a[2] * d[0] - a[0] * d[2], a[0] * d[1] - a[1] * d[0]];
+      return normal[0] * s.position[0] + normal[1] * s.position[1] + normal[2] * s.position[2];
+    }
+    return undefined;
+  };
+  const byPosition = slices.map((s) => key(s.slice));
+  if (byPosition.every((p) => p !== undefined)) return slices.map((s, n) => ({ s, p: byPosition[n]! })).sort((x, y) => x.p - y.p).map(({ s }) => s);
+  if (slices.every((s) => s.slice.instance !== undefined)) return [...slices].sort((x, y) => x.slice.instance! - y.slice.instance!);
+  return slices;
+}
+
+/** One decoded slice; DICOM also says where it lies (world directions and position in RAS+, mm). */
+interface Slice {
   width: number;
   height: number;
   data: Float32Array;
+  spacing?: readonly [column: number, row: number];
+  across?: Direction3;
+  down?: Direction3;
+  position?: Direction3;
+  instance?: number;
 }
 
 async function readNiftiSeries(file: File): Promise<Series> {
   let buffer: ArrayBuffer = await file.arrayBuffer();
   if (isCompressed(buffer)) buffer = decompress(buffer) as ArrayBuffer;
-  if (!isNIFTI(buffer)) throw new SeriesError(`${file.name}: not a single-file NIfTI-1/NIfTI-2 image`);
-  const header = readHeader(buffer);
-  const [rank, width, height, depth] = header.dims;
-  if (rank < 2 || header.dims.slice(4, rank + 1).some((n) => n > 1)) throw new SeriesError(`${file.name}: only 3-D volumes can be viewed`);
-  const count = rank === 2 ? 1 : depth;
-  const read = SAMPLES[header.datatypeCode];
-  if (!read) throw new SeriesError(`${file.name}: NIfTI datatype ${header.datatypeCode} is not a greyscale scalar type`);
-  const view = new DataView(readImage(header, buffer));
-  const bytes = header.numBitsPerVoxel / 8;
-  const slope = header.scl_slope || 1;
-  const inter = Number.isFinite(header.scl_inter) ? header.scl_inter : 0;
-  const voxels = width * height * count;
-  const stored = new Float32Array(voxels);
-  for (let i = 0; i < voxels; i++) stored[i] = read(view, i * bytes, header.littleEndian) * slope + inter;
-  // Stored rows run from the first j up; shown, the first row is at the top (as in the slices' files).
-  const values = new Float32Array(voxels);
-  for (let k = 0; k < count; k++) {
-    for (let j = 0; j < height; j++) values.set(stored.subarray((k * height + j) * width, (k * height + j + 1) * width), (k * height + (height - 1 - j)) * width);
+  let volume;
+  try {
+    volume = readNiftiVoxels(buffer, file.name);
+  } catch (error) {
+    throw new SeriesError((error as Error).message);
   }
+  // The CLI's axial cut: the axis nearest superior is the slice axis, anterior up, the patient's right on the left.
+  const layout = axialLayout(volume.dims, volume.header.affine);
+  const size = layout.width * layout.height;
+  const values = new Float32Array(size * layout.count);
+  for (let k = 0; k < layout.count; k++) values.set(extractSlice(volume.data, layout, k).data, k * size);
   const stem = file.name.replace(/\.nii(\.gz)?$/i, "");
   return {
-    width,
-    height,
-    names: Array.from({ length: count }, (_, k) => `${stem}-${String(k).padStart(3, "0")}`),
+    width: layout.width,
+    height: layout.height,
+    names: Array.from({ length: layout.count }, (_, k) => `${stem}-${String(k).padStart(3, "0")}`),
     values,
-    image: (k) => {
-      const slice = stored.slice(k * width * height, (k + 1) * width * height);
-      return { encoding: Encoding.RAW, pixelType: PixelType.FLOAT32, width, height, data: new Uint8Array(slice.buffer), rescaleSlope: 1 };
-    },
+    spacing: [layout.spacing[0], layout.spacing[1]],
+    edges: edgeLetters(layout.across, layout.down),
+    image: (k) => ({
+      encoding: Encoding.RAW,
+      pixelType: PixelType.FLOAT32,
+      width: layout.width,
+      height: layout.height,
+      data: new Uint8Array(values.slice(k * size, (k + 1) * size).buffer),
+      rescaleSlope: 1,
+    }),
   };
 }
 
-type Sample = (view: DataView, offset: number, littleEndian: boolean) => number;
-const SAMPLES: Record<number, Sample> = {
-  [NIFTI1.TYPE_UINT8]: (v, o) => v.getUint8(o),
-  [NIFTI1.TYPE_INT8]: (v, o) => v.getInt8(o),
-  [NIFTI1.TYPE_INT16]: (v, o, le) => v.getInt16(o, le),
-  [NIFTI1.TYPE_UINT16]: (v, o, le) => v.getUint16(o, le),
-  [NIFTI1.TYPE_INT32]: (v, o, le) => v.getInt32(o, le),
-  [NIFTI1.TYPE_UINT32]: (v, o, le) => v.getUint32(o, le),
-  [NIFTI1.TYPE_FLOAT32]: (v, o, le) => v.getFloat32(o, le),
-  [NIFTI1.TYPE_FLOAT64]: (v, o, le) => v.getFloat64(o, le),
-};
-
 /** 8- or 16-bit greyscale PNG (non-interlaced), stored × 1 + intercept; the service reads the same file. */
-async function decodePng(bytes: Uint8Array, name: string, intercept: number): Promise<Raster> {
+async function decodePng(bytes: Uint8Array, name: string, intercept: number): Promise<Slice> {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 33 || view.getUint32(0) !== 0x89504e47) throw new SeriesError(`${name}: not a PNG file`);
   const width = view.getUint32(16);
@@ -163,8 +187,8 @@ function paeth(a: number, b: number, c: number): number {
   return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
 }
 
-/** Uncompressed greyscale DICOM, with its rescale; other transfer syntaxes are sent as they are but not shown here. */
-function decodeDicom(bytes: Uint8Array, name: string): Raster {
+/** Uncompressed greyscale DICOM, with its rescale and geometry; other transfer syntaxes are sent as they are but not shown here. */
+function decodeDicom(bytes: Uint8Array, name: string): Slice {
   let dataset;
   try {
     dataset = dicomParser.parseDicom(bytes);
@@ -188,5 +212,24 @@ function decodeDicom(bytes: Uint8Array, name: string): Raster {
     const stored = bits === 8 ? view.getUint8(i) : signed ? view.getInt16(2 * i, true) : view.getUint16(2 * i, true);
     data[i] = stored * slope + intercept;
   }
-  return { width, height, data };
+  const numbers = (tag: string, count: number) => {
+    const values = (dataset.string(tag) ?? "").split("\\").map(Number);
+    return values.length === count && values.every(Number.isFinite) ? values : undefined;
+  };
+  // DICOM's patient frame is LPS+; the viewer's is RAS+ (NIfTI's).
+  const ras = (x: number, y: number, z: number): Direction3 => [-x || 0, -y || 0, z];
+  const orientation = numbers("x00200037", 6);
+  const position = numbers("x00200032", 3);
+  const pixelSpacing = numbers("x00280030", 2); // between rows, then between columns
+  const instance = Number(dataset.string("x00200013"));
+  return {
+    width,
+    height,
+    data,
+    spacing: pixelSpacing && [pixelSpacing[1], pixelSpacing[0]],
+    across: orientation && ras(orientation[0], orientation[1], orientation[2]),
+    down: orientation && ras(orientation[3], orientation[4], orientation[5]),
+    position: position && ras(position[0], position[1], position[2]),
+    instance: Number.isFinite(instance) ? instance : undefined,
+  };
 }
