@@ -77,8 +77,9 @@ async function memory(flags: string[]): Promise<void> {
   });
   let log = "";
   child.stdout!.on("data", (chunk: Buffer) => (log += chunk.toString()));
-  // Whatever ends this process ends the server too.
+  // Whatever ends this process ends the server too (a signal skips "exit").
   process.on("exit", () => child.kill("SIGKILL"));
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => process.exit(1));
   try {
     while (!log.includes('"listening"')) await sleep(100);
     const address = `127.0.0.1:${port}`;
