@@ -1,8 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { Raster } from "../src/imaging/raster.js";
+import { create } from "@bufbuild/protobuf";
+import { status } from "@grpc/grpc-js";
+import { SliceFault } from "../src/contract/slice-errors.js";
+import { Encoding, PixelType, SliceSchema } from "../src/gen/medsynth/v1/translator_pb.js";
+import { DEFAULT_MAX_DIMENSION, type Raster } from "../src/imaging/raster.js";
 import { TransformPool } from "../src/inference/transform-pool.js";
 import { fromModelOutput, outputRange, toModelInput, type TransformSpec } from "../src/inference/transforms.js";
+import { rawImage } from "./helpers/service.js";
 import { killFirstWorker } from "./helpers/workers.js";
 
 // The shapes of the embedded models' manifests: CT in a fixed HU window, MR by percentiles.
@@ -32,17 +37,27 @@ function slice(width: number, height: number, scale: number): Raster {
 
 const copy = (r: Raster): Raster => ({ ...r, data: r.data.slice() });
 
-test("normalise and denormalise on the pool equal the in-thread transforms, and take buffers by transfer", async () => {
+/** A slice message of `raster` (float32 RAW) and maybe its reference, as the server deserializes one: its bytes in one buffer of their own. */
+function sliceOf(raster: Raster, reference?: Raster) {
+  const image = (r: Raster) => rawImage(r.data, r.width, r.height, PixelType.FLOAT32);
+  return create(SliceSchema, { index: 0n, image: image(raster), reference: reference && image(reference) });
+}
+
+const prepare = (pool: TransformPool, raster: Raster, spec: TransformSpec) => pool.prepare(sliceOf(raster), spec, DEFAULT_MAX_DIMENSION);
+
+test("prepare and denormalise on the pool equal the in-thread transforms, and take buffers by transfer", async () => {
   const pool = new TransformPool({ workers: 2 });
   try {
     for (const [spec, physical] of [[CT2MR, 1000], [MR2CT_RGB, 800]] as const) {
       const source = slice(150, 97, physical);
       const expectedInput = toModelInput(source, spec);
-      const owned = copy(source);
-      const input = await pool.normalise(owned, spec);
-      assert.equal(owned.data.length, 0, "the slice's pixels moved to the worker");
-      assert.deepEqual(input, expectedInput);
-      assert.equal(input.length, spec.input.channels * 64 * 64);
+      const sent = sliceOf(source, slice(150, 97, physical * 0.9));
+      const prepared = await pool.prepare(sent, spec, DEFAULT_MAX_DIMENSION);
+      assert.equal(sent.image!.data.length, 0, "the message's bytes moved to the worker");
+      assert.deepEqual(prepared.input, expectedInput);
+      assert.equal(prepared.input.length, spec.input.channels * 64 * 64);
+      assert.deepEqual([prepared.size, prepared.encoding, prepared.dicom], [{ width: 150, height: 97 }, Encoding.RAW, undefined]);
+      assert.deepEqual(prepared.reference, slice(150, 97, physical * 0.9), "the reference decoded");
 
       // A model output as the runner hands it over: a view into a batch of two.
       const plane = spec.input.channels * 64 * 64;
@@ -76,13 +91,19 @@ test("without a reference an MR output maps onto the manifest's nominal range", 
   }
 });
 
-test("a failing request rejects alone with its error's name; close() rejects later requests", async () => {
+test("a bad slice rejects alone with its SliceFault, field and code intact; close() rejects later requests", async () => {
   const pool = new TransformPool();
-  const empty: Raster = { width: 0, height: 0, data: new Float32Array(0) };
-  await assert.rejects(pool.normalise(empty, MR2CT_RGB), { name: "RangeError", message: /percentiles of an empty image/ });
-  assert.equal((await pool.normalise(slice(64, 64, 500), CT2MR)).length, 64 * 64, "the pool still serves");
+  const mismatched = sliceOf(slice(64, 64, 500), slice(32, 64, 500));
+  await assert.rejects(pool.prepare(mismatched, CT2MR, DEFAULT_MAX_DIMENSION), (error: SliceFault) => {
+    assert.ok(error instanceof SliceFault);
+    assert.deepEqual([error.code, error.field, error.detail], [status.INVALID_ARGUMENT, "slice.reference", "is 32×64 but slice.image is 64×64; they must match"]);
+    return true;
+  });
+  const wide = sliceOf(slice(64, 64, 500));
+  await assert.rejects(pool.prepare(wide, CT2MR, 32), { name: "SliceFault", code: status.INVALID_ARGUMENT, message: "slice.image.width: 64 exceeds the limit of 32" });
+  assert.equal((await prepare(pool, slice(64, 64, 500), CT2MR)).input.length, 64 * 64, "the pool still serves");
   await pool.close();
-  await assert.rejects(pool.normalise(slice(64, 64, 500), CT2MR), /TransformPool is closed/);
+  await assert.rejects(prepare(pool, slice(64, 64, 500), CT2MR), /TransformPool is closed/);
   assert.throws(() => new TransformPool({ workers: 1.5 }), /TransformPool workers must be a positive integer/);
 });
 
@@ -91,10 +112,10 @@ test("a killed worker fails the request it held and is replaced; the pool serves
   try {
     await pool.workers.ready;
     const victim = killFirstWorker(pool.workers);
-    await assert.rejects(pool.normalise(slice(64, 64, 500), CT2MR), { message: "TransformPool worker died: exit code 1" });
+    await assert.rejects(prepare(pool, slice(64, 64, 500), CT2MR), { name: "WorkerCrash", message: "TransformPool worker died: exit code 1" });
     assert.equal(pool.workers.size, 1);
     assert.notEqual(pool.workers.threads[0], victim, "a fresh worker took its place");
-    assert.deepEqual(await pool.normalise(slice(64, 64, 500), CT2MR), toModelInput(slice(64, 64, 500), CT2MR));
+    assert.deepEqual((await prepare(pool, slice(64, 64, 500), CT2MR)).input, toModelInput(slice(64, 64, 500), CT2MR));
   } finally {
     await pool.close();
   }

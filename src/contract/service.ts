@@ -13,7 +13,7 @@ import type {
   Server,
   UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { fromBinary, toBinary, type DescMessage, type DescMethod, type MessageShape } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type MessageShape } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 
 type Method = GenServiceMethods[string];
@@ -52,6 +52,30 @@ const deserializer =
   (bytes: Buffer): MessageShape<D> =>
     fromBinary(schema, new Uint8Array(bytes));
 
+const unreadable = new WeakMap<object, string>();
+
+/**
+ * Why a request a server received on a request stream could not be parsed,
+ * or undefined if it was. Such a request reaches the handler as an empty
+ * message (see addService), so the handler, not grpc-js, ends the call, and
+ * can answer what it accepted before.
+ */
+export function unreadableReason(request: object): string | undefined {
+  return unreadable.get(request);
+}
+
+const tolerantDeserializer =
+  <D extends DescMessage>(schema: D) =>
+  (bytes: Buffer): MessageShape<D> => {
+    try {
+      return fromBinary(schema, new Uint8Array(bytes));
+    } catch (error) {
+      const empty = create(schema);
+      unreadable.set(empty, (error as Error).message);
+      return empty;
+    }
+  };
+
 function methodDefinition(method: DescMethod): MethodDefinition<unknown, unknown> {
   return {
     path: `/${method.parent.typeName}/${method.name}`,
@@ -76,8 +100,17 @@ export function serviceDefinition<T extends GenServiceMethods>(service: GenServi
   ) as ServiceDefinitionOf<T>;
 }
 
-/** `server.addService` with handlers checked against the descriptor. */
+/**
+ * `server.addService` with handlers checked against the descriptor. Request
+ * streams take unreadable messages as marked empty ones (unreadableReason).
+ */
 export function addService<T extends GenServiceMethods>(server: Server, service: GenService<T>, implementation: ServiceImpl<GenService<T>>): void {
+  const definition = Object.fromEntries(
+    service.methods.map((method) => {
+      const base = methodDefinition(method);
+      return [method.localName, base.requestStream ? { ...base, requestDeserialize: tolerantDeserializer(method.input) } : base];
+    }),
+  );
   // grpc-js types the map loosely; ServiceImpl above is the check.
-  server.addService(serviceDefinition(service), implementation as unknown as UntypedServiceImplementation);
+  server.addService(definition, implementation as unknown as UntypedServiceImplementation);
 }

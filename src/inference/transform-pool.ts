@@ -1,8 +1,12 @@
 /**
- * Pre- and post-processing of slices on worker threads: resampling to the
- * model's size, windowing and percentiles cost about 10 ms for a 512² slice
- * and about 0.7 s for a 4096² one, time the event loop must not spend.
+ * Pre- and post-processing of slices on worker threads: decoding (a
+ * deflated or JPEG 2000 DICOM, a large PNG can take seconds), resampling to
+ * the model's size, windowing and percentiles (about 10 ms for a 512² slice,
+ * 0.7 s for a 4096² one): time the event loop must not spend.
  */
+import { SliceFault } from "../contract/slice-errors.js";
+import type { Encoding, Image, Slice } from "../gen/medsynth/v1/translator_pb.js";
+import type { DicomSource } from "../imaging/dicom.js";
 import type { Raster } from "../imaging/raster.js";
 import type { Range } from "../imaging/window.js";
 import { movable, movableRaster, WorkerPool } from "../workers/worker-pool.js";
@@ -15,6 +19,20 @@ export interface TransformPoolOptions {
 
 export const DEFAULT_TRANSFORM_POOL_OPTIONS: Required<TransformPoolOptions> = { workers: 1 };
 
+/** A slice decoded, checked and normalised for its model. */
+export interface Prepared {
+  /** The model input (C×H×W in [-1, 1]). */
+  readonly input: Float32Array;
+  /** The source image's size, which the output is resized back to. */
+  readonly size: { readonly width: number; readonly height: number };
+  /** Which encoding the image came in, so the answer can default to it. */
+  readonly encoding: Encoding;
+  /** For a DICOM image: what a derived instance needs from it. Holds patient data: never log it. */
+  readonly dicom: DicomSource | undefined;
+  /** The reference, decoded, when the slice has one. */
+  readonly reference: Raster | undefined;
+}
+
 export interface Denormalised {
   /** The synthetic slice in physical units at the source size. */
   readonly synthetic: Raster;
@@ -26,8 +44,16 @@ export interface Denormalised {
 
 /** What transform-worker.js serves. */
 export type TransformMethods = {
-  /** The model input (C×H×W in [-1, 1]). */
-  normalise: { request: { readonly raster: Raster; readonly spec: TransformSpec }; reply: Float32Array };
+  prepare: {
+    request: {
+      readonly image: Image | undefined;
+      readonly reference: Image | undefined;
+      readonly frame: number | undefined;
+      readonly maxDimension: number;
+      readonly spec: TransformSpec;
+    };
+    reply: Prepared;
+  };
   denormalise: {
     request: {
       readonly output: Float32Array;
@@ -50,12 +76,25 @@ export class TransformPool {
   }
 
   /**
-   * toModelInput() on a worker: the model's C×H×W input in [-1, 1]. Takes
-   * ownership of the raster's pixels (see movable()).
+   * On a worker: decodes the slice's image and reference (see decodeImage),
+   * checks they match, and makes the model input (toModelInput). A bad slice
+   * rejects with its SliceFault. The images' bytes move to the worker: a
+   * message's own buffer (as the server deserializes every request) is
+   * transferred and detached here; a small or shared one is copied.
    */
-  async normalise(raster: Raster, spec: TransformSpec): Promise<Float32Array> {
+  async prepare(slice: Slice, spec: TransformSpec, maxDimension: number): Promise<Prepared> {
     const transfer: ArrayBuffer[] = [];
-    return (await this.workers.call("normalise", { raster: movableRaster(raster, transfer), spec: pick(spec) }, transfer)).value;
+    for (const image of [slice.image, slice.reference]) {
+      const buffer = image?.data.buffer;
+      // A Buffer from Node's pool shares its ArrayBuffer (poolSize bytes) with others: never move that one.
+      if (buffer instanceof ArrayBuffer && buffer.byteLength > Buffer.poolSize && !transfer.includes(buffer)) transfer.push(buffer);
+    }
+    const request = { image: slice.image, reference: slice.reference, frame: slice.frame, maxDimension, spec: pick(spec) };
+    try {
+      return (await this.workers.call("prepare", request, transfer)).value;
+    } catch (error) {
+      throw asSliceFault(error);
+    }
   }
 
   /**
@@ -84,6 +123,14 @@ export class TransformPool {
   close(): Promise<void> {
     return this.workers.close();
   }
+}
+
+/** A SliceFault thrown on the worker arrives as an Error with its name, message and code: made one again. */
+function asSliceFault(error: unknown): unknown {
+  const { name, code, message } = error as { name?: string; code?: number; message: string };
+  if (name !== "SliceFault" || code === undefined) return error;
+  const at = message.indexOf(": ");
+  return new SliceFault(code, message.slice(0, at), message.slice(at + 2));
 }
 
 /** Only what the transforms read, not the whole manifest (paths, provenance). */

@@ -2,7 +2,6 @@ import { create } from "@bufbuild/protobuf";
 import { defer, finalize, from, map, switchMap, type Observable } from "rxjs";
 import { context, trace, type Span, type Tracer } from "@opentelemetry/api";
 import type { MicroBatcher } from "../batcher/micro-batcher.js";
-import { invalidArgument } from "../contract/slice-errors.js";
 import {
   Encoding,
   QualitySchema,
@@ -11,13 +10,13 @@ import {
   type Slice,
   type SliceResult,
 } from "../gen/medsynth/v1/translator_pb.js";
-import { decodeImage, encodeImage, type DecodedImage } from "../imaging/codec.js";
+import { encodeImage } from "../imaging/codec.js";
 import type { DerivedSeries } from "../imaging/dicom.js";
 import type { Raster } from "../imaging/raster.js";
-import type { QualityReport, TargetWindow } from "../quality/quality.js";
+import { unavailableMetrics, type QualityReport, type QualityValues, type TargetWindow } from "../quality/quality.js";
 import type { ModelSpec } from "../inference/registry.js";
 import type { ModelOutput } from "../inference/runner.js";
-import type { TransformPool } from "../inference/transform-pool.js";
+import type { Prepared, TransformPool } from "../inference/transform-pool.js";
 
 /** Computes Quality off the event loop; may take ownership of the rasters' buffers. */
 export type QualityFn = (synthetic: Raster, reference: Raster, target: TargetWindow, foreground: boolean) => Promise<QualityReport>;
@@ -35,8 +34,8 @@ export interface StreamContext {
 
 export interface PipelineDeps {
   maxDimension: number;
-  /** Normalise and denormalise off the event loop. */
-  transforms: Pick<TransformPool, "normalise" | "denormalise">;
+  /** Decode and normalise, denormalise: off the event loop. */
+  transforms: Pick<TransformPool, "prepare" | "denormalise">;
   quality: QualityFn;
   tracer: Tracer;
   onQueueWait(model: string, ms: number): void;
@@ -45,12 +44,7 @@ export interface PipelineDeps {
   store?: (instance: Uint8Array, index: bigint) => void;
 }
 
-interface Prepared {
-  /** The decoded slice; its pixels went to the transform worker, so only the metadata is left to read. */
-  image: DecodedImage;
-  size: { width: number; height: number };
-  reference: Raster | undefined;
-  input: Float32Array;
+interface Queued extends Prepared {
   submittedAt: number;
 }
 
@@ -87,27 +81,16 @@ export function translateSlice(deps: PipelineDeps, ctx: StreamContext, slice: Sl
   });
 }
 
-async function prepare(deps: PipelineDeps, ctx: StreamContext, slice: Slice): Promise<Prepared> {
-  const options = { maxDimension: deps.maxDimension, frame: slice.frame };
-  const image = await decodeImage(slice.image, "slice.image", options);
-  const reference = slice.reference ? await decodeImage(slice.reference, "slice.reference", options) : undefined;
-  if (reference) {
-    const a = image.raster;
-    const b = reference.raster;
-    if (a.width !== b.width || a.height !== b.height) {
-      throw invalidArgument("slice.reference", `is ${b.width}×${b.height} but slice.image is ${a.width}×${a.height}; they must match`);
-    }
-  }
-  const { width, height } = image.raster;
-  const input = await deps.transforms.normalise(image.raster, ctx.model);
-  return { image, size: { width, height }, reference: reference?.raster, input, submittedAt: performance.now() };
+async function prepare(deps: PipelineDeps, ctx: StreamContext, slice: Slice): Promise<Queued> {
+  const prepared = await deps.transforms.prepare(slice, ctx.model, deps.maxDimension);
+  return { ...prepared, submittedAt: performance.now() };
 }
 
 async function finish(
   deps: PipelineDeps,
   ctx: StreamContext,
   slice: Slice,
-  prepared: Prepared,
+  prepared: Queued,
   output: ModelOutput,
   span: Span,
   timing: { queueMs: number; inferenceMs: number; batchSize: number; arrivedAt: number },
@@ -119,9 +102,9 @@ async function finish(
     prepared.reference,
     prepared.size,
   );
-  const encoding = ctx.outputEncoding === Encoding.UNSPECIFIED ? prepared.image.encoding : ctx.outputEncoding;
+  const encoding = ctx.outputEncoding === Encoding.UNSPECIFIED ? prepared.encoding : ctx.outputEncoding;
   // Encode before the metrics: the metrics pool takes the synthetic buffer by transfer.
-  const dicom = prepared.image.dicom;
+  const { dicom } = prepared;
   const derived = {
     series: ctx.derivedSeries,
     // Without a DICOM source the slices are numbered in the order the caller indexed them.
@@ -140,8 +123,8 @@ async function finish(
     metricsMs = performance.now() - started;
     childSpan(deps.tracer, span, "metrics", started, started + metricsMs);
     deps.onQualityTime(metricsMs);
-    quality = create(QualitySchema, report.quality);
-    if (report.foreground) foregroundQuality = create(QualitySchema, report.foreground);
+    quality = qualityMessage(report.quality, synthetic, "image");
+    if (report.foreground) foregroundQuality = qualityMessage(report.foreground, report.foregroundBox, "foreground box");
   }
   if (stored) deps.store!(stored, slice.index);
   return create(SliceResultSchema, {
@@ -158,6 +141,12 @@ async function finish(
       metricsMs,
     }),
   });
+}
+
+/** The Quality message: a metric that is NaN (not defined for this image) is absent, and `unavailable` says why. */
+function qualityMessage(values: QualityValues, size: { width: number; height: number } | undefined, what: "image" | "foreground box") {
+  const defined = Object.fromEntries(Object.entries(values).filter(([, value]) => !Number.isNaN(value)));
+  return create(QualitySchema, { ...defined, unavailable: unavailableMetrics(values, size, what) });
 }
 
 /** A finished child span for a stage measured with performance.now() times. */
