@@ -1,22 +1,23 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { DEFAULT_BATCHER_OPTIONS } from "../src/batcher/micro-batcher.js";
-import { DEFAULT_WINDOW } from "../src/contract/limits.js";
 import { DEFAULT_UID_ROOT } from "../src/imaging/dicom-uid.js";
 import { DEFAULT_ORT_POOL_OPTIONS } from "../src/inference/ort-pool.js";
 import { DEFAULT_TRANSFORM_POOL_OPTIONS } from "../src/inference/transform-pool.js";
 import { DEFAULT_QUALITY_POOL_OPTIONS } from "../src/quality/quality-pool.js";
+import { DEFAULT_IN_FLIGHT } from "../src/server/admission.js";
 import { ConfigError, DEFAULT_CONFIG, parseServerConfig, usage } from "../src/server/config.js";
 import { DEFAULT_LIMITS } from "../src/server/limits.js";
 
 describe("server configuration", () => {
   it("takes each default from the component that owns the option", () => {
-    const { maxBatch, maxDelayMs, maxQueue, workers, device, deviceId, metricsWorkers, transformWorkers, window, dicomUidRoot } = DEFAULT_CONFIG;
+    const { maxBatch, maxDelayMs, maxQueue, workers, device, deviceId, batchDeadlineFactor, batchDeadlineMinMs, metricsWorkers, transformWorkers } = DEFAULT_CONFIG;
+    const { window, windowBytes, maxInflightBytes, dicomUidRoot } = DEFAULT_CONFIG;
     assert.deepEqual({ maxBatch, maxDelayMs, maxQueue }, DEFAULT_BATCHER_OPTIONS);
-    assert.deepEqual({ workers, device, deviceId }, DEFAULT_ORT_POOL_OPTIONS);
+    assert.deepEqual({ workers, device, deviceId, batchDeadlineFactor, batchDeadlineMinMs }, DEFAULT_ORT_POOL_OPTIONS);
     assert.equal(metricsWorkers, DEFAULT_QUALITY_POOL_OPTIONS.workers);
     assert.equal(transformWorkers, DEFAULT_TRANSFORM_POOL_OPTIONS.workers);
-    assert.equal(window, DEFAULT_WINDOW);
+    assert.deepEqual({ window, windowBytes, maxInflightBytes }, DEFAULT_IN_FLIGHT);
     assert.equal(dicomUidRoot, DEFAULT_UID_ROOT);
     for (const [key, value] of Object.entries(DEFAULT_LIMITS)) assert.equal(DEFAULT_CONFIG[key as keyof typeof DEFAULT_LIMITS], value, key);
   });

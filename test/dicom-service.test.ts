@@ -14,6 +14,8 @@ import {
   type SliceResult,
   type TranslateResponse,
 } from "../src/gen/medsynth/v1/translator_pb.js";
+import { HealthCheckResponse_ServingStatus as ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
+import { checkHealth } from "../src/cli/healthcheck.js";
 import { decodeDicom } from "../src/imaging/dicom-read.js";
 import { syntheticHead } from "../src/cli/synthetic-head.js";
 import { compress, makeInstance, PATIENT, SOP, TS, type InstanceSpec } from "./dicom-fixtures.js";
@@ -227,5 +229,40 @@ describe("DICOM through the service, de-identified", () => {
       client.close();
       await server.close();
     }
+  });
+});
+
+describe("expensive DICOM decodes", () => {
+  const served = useTestServer({ maxDelayMs: 0 });
+
+  it("run off the event loop: a deflated data set that inflates to 96 MiB leaves health checks answered at once", async () => {
+    // ~100 KB on the wire, 96 MiB inflated: 48 frames of 1024² zeros (the issue's 2.4 s of main-thread CPU per slice).
+    const bomb = makeInstance({ modality: "MR", rows: 1024, columns: 1024, frames: 48, pixels: new Uint16Array(1024 * 1024 * 48), transferSyntax: TS.deflatedLittle });
+    assert.ok(bomb.length < 400_000, `${bomb.length} bytes`);
+    const answers = translate(served.client, Direction.MR_TO_CT, Encoding.UNSPECIFIED, [{ image: dicomImage(bomb), frame: 1 }]);
+    const since = performance.eventLoopUtilization();
+    // A probe every 50 ms while it decodes.
+    let checks = 0;
+    let slowest = 0;
+    const probes: Promise<void>[] = [];
+    const probing = setInterval(() => {
+      const started = performance.now();
+      probes.push(
+        checkHealth(served.server.address).then((serving) => {
+          assert.equal(serving, ServingStatus.SERVING);
+          slowest = Math.max(slowest, performance.now() - started);
+          checks++;
+        }),
+      );
+    }, 50);
+    await answers.finally(() => clearInterval(probing));
+    await Promise.all(probes);
+    // This process hosts the server: decoded here, the event loop would have been busy for the whole decode.
+    const { utilization } = performance.eventLoopUtilization(since);
+    const [answer] = await answers;
+    assert.equal(answer.kind.case, "result", answer.kind.case === "error" ? answer.kind.value.message : "");
+    assert.ok(checks >= 3, `${checks} health checks while it decoded`);
+    assert.ok(utilization < 0.5, `the event loop was busy ${(100 * utilization).toFixed(0)}% of the decode`);
+    assert.ok(slowest < 1000, `slowest health check ${slowest.toFixed(0)} ms`);
   });
 });

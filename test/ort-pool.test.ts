@@ -22,7 +22,7 @@ test("a killed inference worker fails its batch; a successor with every model lo
   const pool = await OrtWorkerPool.start(models, { workers: 1 });
   try {
     const victim = killFirstWorker(pool.workers);
-    await assert.rejects(pool.run("tiny-mr2ct", batch(2)), { message: "inference failed: OrtWorkerPool worker died: exit code 1" });
+    await assert.rejects(pool.run("tiny-mr2ct", batch(2)), { name: "WorkerCrash", kind: "exit", message: "OrtWorkerPool worker died: exit code 1" });
     assert.equal(pool.size, 1);
     assert.notEqual(pool.workers.threads[0], victim, "a fresh worker took its place");
     // Sent while the successor still loads: it waits for it rather than failing.

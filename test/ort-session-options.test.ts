@@ -9,10 +9,11 @@ import { nodePlacement, profiled, readPlacement, sessionOptions } from "../src/i
 const MODEL = join("models", "mr2ct-phantom", "model.onnx");
 const settings = { deviceId: 1, intraOpThreads: 3 };
 
-test("CPU sessions keep the options they had before the CUDA settings", () => {
+test("CPU sessions run without ORT's CPU memory arena, so RSS follows what inference uses", () => {
   assert.deepEqual(sessionOptions("cpu", settings), {
     executionProviders: ["cpu"],
     intraOpNumThreads: 3,
+    enableCpuMemArena: false,
     interOpNumThreads: 1,
     graphOptimizationLevel: "all",
   });

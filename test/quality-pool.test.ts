@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import type { Raster } from "../src/imaging/raster.js";
 import { computeQuality, QualityPool, type TargetWindow } from "../src/quality/index.js";
+import { until } from "./helpers/until.js";
 import { killFirstWorker } from "./helpers/workers.js";
 import { readF32 } from "./quality-fixtures.js";
 
@@ -108,6 +109,29 @@ test("a killed worker fails the request it held and is replaced; the pool serves
     assert.equal(pool.workers.size, 1);
     assert.notEqual(pool.workers.threads[0], victim, "a fresh worker took its place");
     assert.equal((await pool.compute(copy(reference), copy(reference), CT)).quality.psnr, Infinity);
+  } finally {
+    await pool.close();
+  }
+});
+
+test("a worker whose WebAssembly memory grew past what it keeps for a large slice is replaced after answering; small slices keep it", async () => {
+  const pool = new QualityPool({ workers: 1 });
+  const crashes: unknown[] = [];
+  pool.workers.crashes.subscribe((crash) => crashes.push(crash));
+  try {
+    await pool.workers.ready;
+    const [first] = pool.workers.threads;
+    const reference = fixture("ref.f32");
+    await pool.compute(copy(reference), copy(reference), CT);
+    assert.equal(pool.workers.threads[0], first, "256² fits in the memory a worker keeps");
+    // 1600² needs about 77 MB of WebAssembly memory, more than RETAINED_MEMORY_BYTES: the grown memory would never shrink.
+    const side = 1600;
+    const large: Raster = { width: side, height: side, data: new Float32Array(side * side).map((_, i) => 100 * Math.sin(i / 1000)) };
+    const report = await pool.compute(copy(large), copy(large), CT);
+    assert.equal(report.quality.psnr, Infinity, "the large slice is answered");
+    await until(() => pool.workers.threads[0] !== first, "the grown worker to be replaced");
+    assert.equal((await pool.compute(copy(reference), copy(reference), CT)).quality.psnr, Infinity, "the successor serves");
+    assert.deepEqual(crashes, [], "a retirement is not a crash");
   } finally {
     await pool.close();
   }

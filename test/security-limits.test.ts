@@ -1,13 +1,22 @@
 // Limits on the real server (tiny fixture models), driven by a real gRPC
-// client on loopback: concurrent streams overall and per peer, idle streams,
-// message size; and the channel options the limits become.
+// client on loopback: concurrent streams overall and per peer (health Watch
+// streams included), idle streams, idle connections, message size; and the
+// channel options the limits become.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { status } from "@grpc/grpc-js";
+import { connect } from "node:net";
+import { create } from "@bufbuild/protobuf";
+import { credentials, makeGenericClientConstructor, status, type ClientReadableStream } from "@grpc/grpc-js";
 import { VirtualTimeScheduler } from "rxjs";
+import { serviceDefinition } from "../src/contract/service.js";
 import { Direction, PixelType, type TranslateRequest, type TranslateResponse } from "../src/gen/medsynth/v1/translator_pb.js";
-import { HealthCheckResponse_ServingStatus as ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
+import {
+  Health,
+  HealthCheckRequestSchema,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+  type HealthCheckResponse,
+} from "../src/gen/grpc/health/v1/health_pb.js";
 import { checkHealth } from "../src/cli/healthcheck.js";
 import { DEFAULT_LIMITS, serverChannelOptions } from "../src/server/limits.js";
 import { collect, mrImage, options, rawImage, sliceRequest, useTestServer, type TranslatorTestClient } from "./helpers/service.js";
@@ -68,7 +77,7 @@ describe("overall limit, idle streams and message size", () => {
 
     const { error } = await ended;
     assert.equal(error?.code, status.DEADLINE_EXCEEDED);
-    assert.match(error.details, new RegExp(`stream idle for ${idleMs} ms .*--stream-idle-timeout-ms`));
+    assert.match(error.details, new RegExp(`stream idle for ${idleMs} ms: every slice was answered and no message came; .*--stream-idle-timeout-ms`));
     assert.ok(Date.now() - idleSince >= idleMs - 20, "not before the idle timeout");
     // The service saw the stream end (its session is gone), and the slot is free again.
     await until(() => served.server.openStreams === 0, "the service to see the stream end", 2000);
@@ -133,13 +142,118 @@ describe("idle streams in virtual time", () => {
     advanceTo(scheduler, scheduler.now() + idleMs);
     const { error } = await answers;
     assert.equal(error?.code, status.DEADLINE_EXCEEDED);
-    assert.match(error.details, new RegExp(`stream idle for ${idleMs} ms .*--stream-idle-timeout-ms`));
+    assert.match(error.details, new RegExp(`stream idle for ${idleMs} ms: every slice was answered and no message came; .*--stream-idle-timeout-ms`));
     await until(() => served.server.openStreams === 0, "the service to see the stream end");
   });
 });
 
+const HealthClient = makeGenericClientConstructor(serviceDefinition(Health), "Health");
+type HealthStub = { watch(request: unknown): ClientReadableStream<HealthCheckResponse>; close(): void };
+
+/** A health Watch of the server as a whole, once its first status has come. */
+async function watching(health: HealthStub): Promise<ClientReadableStream<HealthCheckResponse>> {
+  const call = health.watch(create(HealthCheckRequestSchema, { service: "" }));
+  // Its end (a cancel, a timeout) is what the caller asks about, if anything.
+  call.on("error", () => undefined);
+  const [first] = (await once(call, "data")) as [HealthCheckResponse];
+  assert.equal(first.status, ServingStatus.SERVING);
+  return call;
+}
+
+/** How a server-streaming call ended: its status. */
+const ended = (call: ClientReadableStream<HealthCheckResponse>) =>
+  new Promise<{ code: number; details: string }>((resolve) => call.on("error", resolve));
+
+describe("health Watch streams", () => {
+  const served = useTestServer({ maxStreams: 8, maxStreamsPerPeer: 2, streamIdleTimeoutMs: 0 });
+
+  it("count against the stream limits per peer like any stream, while health checks never do", async () => {
+    const health = new HealthClient(served.server.address, credentials.createInsecure()) as unknown as HealthStub;
+    try {
+      const watches = [await watching(health), await watching(health)];
+      const third = ended(health.watch(create(HealthCheckRequestSchema, { service: "" })));
+      const refused = await third;
+      assert.equal(refused.code, status.RESOURCE_EXHAUSTED);
+      assert.match(refused.details, /client 127\.0\.0\.1 at its limit of 2 concurrent calls \(--max-streams-per-peer\)/);
+      const translate = await collect(served.client.translate());
+      assert.equal(translate.error?.code, status.RESOURCE_EXHAUSTED, "Watch streams use up the peer's slots");
+      assert.equal(await checkHealth(served.server.address), ServingStatus.SERVING, "a Check is answered all the same");
+      for (const watch of watches) watch.cancel();
+      // The server hears of the cancels a moment later.
+      const admitted = () => admittedStream(served.client).then(finish).then(() => true, () => false);
+      await until(admitted, "a stream to be admitted once the Watch streams are gone");
+    } finally {
+      health.close();
+    }
+  });
+});
+
+describe("idle timeouts in virtual time", () => {
+  const idleMs = 500;
+  const scheduler = new VirtualTimeScheduler();
+  // A slice waits for a fuller batch for 10 s of virtual time: the server, not the client, holds it that long.
+  const served = useTestServer({ streamIdleTimeoutMs: idleMs, maxDelayMs: 10_000, maxBatch: 8 }, { scheduler });
+
+  it("end a health Watch after the idle timeout with nothing sent either way", async () => {
+    const health = new HealthClient(served.server.address, credentials.createInsecure()) as unknown as HealthStub;
+    try {
+      const call = await watching(health);
+      const end = ended(call);
+      const start = scheduler.now();
+      advanceTo(scheduler, start + idleMs - 1);
+      advanceTo(scheduler, start + idleMs);
+      const { code, details } = await end;
+      assert.equal(code, status.DEADLINE_EXCEEDED);
+      assert.match(details, new RegExp(`^stream idle for ${idleMs} ms \\(nothing sent or answered\\)`));
+    } finally {
+      health.close();
+    }
+  });
+
+  it("count only time in which the client owes a message, never the time the server holds its slices", async () => {
+    const call = served.client.translate();
+    const done = collect(call);
+    let answered = 0;
+    call.on("data", () => answered++);
+    call.write(options(Direction.MR_TO_CT));
+    call.write(sliceRequest(0, mrImage()));
+    await until(() => served.server.queueDepth === 1, "the slice to be queued");
+    const start = scheduler.now();
+    // 20 idle timeouts while the slice waits for its batch: the stream stays.
+    advanceTo(scheduler, start + 20 * idleMs);
+    assert.equal(served.server.openStreams, 1, "not idle while the server holds a slice");
+    advanceTo(scheduler, start + 10_000);
+    await until(() => answered === 1, "the answer");
+    // Now the client owes the next message: the timeout counts from the answer.
+    const answeredAt = scheduler.now();
+    advanceTo(scheduler, answeredAt + idleMs - 1);
+    assert.equal(served.server.openStreams, 1);
+    advanceTo(scheduler, answeredAt + idleMs);
+    const { error } = await done;
+    assert.equal(error?.code, status.DEADLINE_EXCEEDED);
+    assert.match(error.details, new RegExp(`^stream idle for ${idleMs} ms: every slice was answered and no message came`));
+  });
+});
+
+describe("idle connections", () => {
+  const served = useTestServer({ maxConnectionIdleMs: 300 });
+
+  it("close a connection that never sends a request once --max-connection-idle-ms passes (grpc-js grpc.max_connection_idle_ms)", async () => {
+    const [host, port] = served.server.address.split(":");
+    const socket = connect(Number(port), host);
+    await once(socket, "connect");
+    const openedAt = Date.now();
+    let closed = false;
+    socket.on("close", () => (closed = true));
+    socket.on("error", () => undefined);
+    socket.resume();
+    await until(() => closed, "the server to close the silent connection", 10_000);
+    assert.ok(Date.now() - openedAt >= 250, "not before the idle time");
+  });
+});
+
 describe("limits as grpc-js server options", () => {
-  it("carry message size and keepalive, and connection age only when set", () => {
+  it("carry message size, keepalive and connection idleness, and each of connection age and idleness only when set", () => {
     const options = serverChannelOptions(DEFAULT_LIMITS);
     assert.ok(DEFAULT_LIMITS.maxMessageBytes >= 2 * 4096 * 4096 * 4, "a 4096² float32 slice plus its reference fits");
     assert.equal(options["grpc.max_receive_message_length"], DEFAULT_LIMITS.maxMessageBytes);
@@ -148,5 +262,7 @@ describe("limits as grpc-js server options", () => {
     assert.equal(options["grpc.keepalive_timeout_ms"], DEFAULT_LIMITS.keepaliveTimeoutMs);
     assert.equal("grpc.max_connection_age_ms" in options, false);
     assert.equal(serverChannelOptions({ ...DEFAULT_LIMITS, maxConnectionAgeMs: 300_000 })["grpc.max_connection_age_ms"], 300_000);
+    assert.equal(options["grpc.max_connection_idle_ms"], DEFAULT_LIMITS.maxConnectionIdleMs);
+    assert.equal("grpc.max_connection_idle_ms" in serverChannelOptions({ ...DEFAULT_LIMITS, maxConnectionIdleMs: 0 }), false);
   });
 });

@@ -97,16 +97,47 @@ describe("Translator service", () => {
     const withReference = resultOf(responses[0]);
     assert.equal(resultOf(responses[1]).quality, undefined);
     const q = withReference.quality!;
-    assert.ok(q.psnr > 0 && Number.isFinite(q.psnr));
+    assert.ok(q.psnr! > 0 && Number.isFinite(q.psnr));
+    assert.deepEqual([q.unavailable, withReference.foregroundQuality!.unavailable], [{}, {}], "every metric is defined at 96²");
     assert.ok(withReference.timing!.metricsMs > 0);
     const synthetic = { width: 96, height: 96, data: floats(withReference.image!) };
     const referenceHu = (await decodeImage(reference, "reference")).raster;
     const expected = computeQuality(synthetic, referenceHu, { window: "fixed", low: -1024, high: 3071 }, { foreground: true });
     for (const key of ["psnr", "ssim", "uqi", "vif", "mae"] as const) {
-      assert.ok(Math.abs(q[key] - expected.quality[key]) <= 1e-9 * Math.max(1, Math.abs(expected.quality[key])), key);
-      assert.ok(Math.abs(withReference.foregroundQuality![key] - expected.foreground![key]) <= 1e-9 * Math.max(1, Math.abs(expected.foreground![key])), `foreground ${key}`);
+      assert.ok(Math.abs(q[key]! - expected.quality[key]) <= 1e-9 * Math.max(1, Math.abs(expected.quality[key])), key);
+      assert.ok(Math.abs(withReference.foregroundQuality![key]! - expected.foreground![key]) <= 1e-9 * Math.max(1, Math.abs(expected.foreground![key])), `foreground ${key}`);
     }
     assert.notEqual(withReference.foregroundQuality!.psnr, q.psnr, "the mask changes the result");
+  });
+
+  it("answers Quality for slices too small for some metrics: those are absent, each with its reason, never NaN", async () => {
+    const stream = served.client.translate();
+    const done = collect(stream);
+    stream.write(options(Direction.MR_TO_CT, { foregroundMetrics: true }));
+    stream.write(sliceRequest(0, mrImage(5, 5), ctImage(5, 5)));
+    stream.write(sliceRequest(1, mrImage(20, 24), ctImage(20, 24)));
+    // A reference of air only: constant in the CT window, and no foreground.
+    const air = rawImage(new Array(64 * 64).fill(0), 64, 64, PixelType.INT16, -1024);
+    stream.write(sliceRequest(2, mrImage(64, 64), air));
+    stream.end();
+    const [tiny, small, flat] = (await done).responses.map(resultOf);
+    const defined = (q: SliceResult["quality"]) => (["psnr", "ssim", "uqi", "vif", "mae"] as const).filter((k) => q![k] !== undefined);
+    for (const q of [tiny.quality, small.quality, flat.quality]) {
+      for (const key of defined(q)) assert.ok(!Number.isNaN(q![key]), key);
+    }
+    assert.deepEqual(defined(tiny.quality), ["psnr", "mae"]);
+    assert.deepEqual(tiny.quality!.unavailable, {
+      ssim: "needs at least 7×7 pixels; the image is 5×5",
+      uqi: "needs at least 9×9 pixels; the image is 5×5",
+      vif: "needs at least 41×41 pixels; the image is 5×5",
+    });
+    assert.deepEqual(defined(small.quality), ["psnr", "ssim", "uqi", "mae"]);
+    assert.deepEqual(small.quality!.unavailable, { vif: "needs at least 41×41 pixels; the image is 20×24" });
+    assert.deepEqual(defined(flat.quality), ["psnr", "ssim", "uqi", "mae"]);
+    assert.deepEqual(flat.quality!.unavailable, { vif: "the reference is constant in the target window" });
+    const empty = "the foreground mask is empty: no reference pixel is above 0.05 of the target window";
+    assert.deepEqual(flat.foregroundQuality!.unavailable, { psnr: empty, ssim: empty, uqi: empty, vif: empty, mae: empty });
+    assert.deepEqual(defined(flat.foregroundQuality), []);
   });
 
   it("translates CT to MR from PNG and answers in PNG by default", async () => {
@@ -330,33 +361,12 @@ describe("Translator service under pressure", () => {
   });
 
   it("drains on SIGTERM: refuses new streams, answers every accepted slice, exits 0", async () => {
-    const child = spawn(process.execPath, [
-      new URL("../src/server/main.js", import.meta.url).pathname,
-      "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0", "--models-dir", "test/fixtures/models",
-      "--workers", "1", "--max-delay-ms", "30",
-    ], { stdio: ["ignore", "pipe", "inherit"] });
-    const logs: Record<string, unknown>[] = [];
-    let buffered = "";
-    child.stdout!.on("data", (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split("\n");
-      buffered = lines.pop()!;
-      for (const line of lines) logs.push(JSON.parse(line));
-    });
+    const server = await serverProcess();
     try {
-      await until(() => logs.some((l) => l.msg === "listening"), "the server to listen", 30_000);
-      const port = logs.find((l) => l.msg === "listening")!.port as number;
-      const client = translatorClient(`127.0.0.1:${port}`);
-      const stream = client.translate();
-      const done = collect(stream);
-      stream.write(options(Direction.MR_TO_CT));
+      const client = translatorClient(server.address);
       const total = 12;
-      let answered = 0;
-      stream.on("data", () => answered++);
-      for (let i = 0; i < total / 2; i++) stream.write(sliceRequest(i, mrImage()));
-      await until(() => answered > 0, "the stream to be accepted and answering");
-      child.kill("SIGTERM");
-      await until(() => logs.some((l) => l.msg === "draining"), "the drain to start");
+      const { stream, done } = await answeringStream(client, total / 2);
+      await server.signal("SIGTERM", "draining");
       // The open stream goes on; a new one is refused.
       for (let i = total / 2; i < total; i++) stream.write(sliceRequest(i, mrImage()));
       const refused = client.translate();
@@ -369,14 +379,96 @@ describe("Translator service under pressure", () => {
       assert.equal(error, undefined);
       assert.deepEqual(responses.map((r) => resultOf(r).index), Array.from({ length: total }, (_, i) => BigInt(i)));
       client.close();
-      const [code] = await once(child, "exit");
+      const [code] = await once(server.child, "exit");
       assert.equal(code, 0);
-      assert.ok(logs.some((l) => l.msg === "drained"));
+      assert.ok(server.logs.some((l) => l.msg === "drained"));
     } finally {
-      child.kill("SIGKILL");
+      server.child.kill("SIGKILL");
+    }
+  });
+
+  it("ignores a second SIGTERM during the drain (logged), and stops at once on a third", async () => {
+    const server = await serverProcess();
+    try {
+      const client = translatorClient(server.address);
+      const total = 10;
+      const { stream, done } = await answeringStream(client, 1);
+      await server.signal("SIGTERM", "draining");
+      await server.signal("SIGTERM", "signal received during the drain: ignored");
+      for (let i = 1; i < total; i++) stream.write(sliceRequest(i, mrImage()));
+      stream.end();
+      const { responses, error } = await done;
+      assert.equal(error, undefined, "the drain went on after the second signal");
+      assert.equal(responses.length, total, "every slice answered");
+      assert.equal((await once(server.child, "exit"))[0], 0);
+
+      // A third signal ends a drain that would otherwise wait for an open stream.
+      const again = await serverProcess();
+      const againClient = translatorClient(again.address);
+      try {
+        const { stream: open } = await answeringStream(againClient, 1);
+        open.on("error", () => undefined);
+        await again.signal("SIGTERM", "draining");
+        await again.signal("SIGTERM", "signal received during the drain: ignored");
+        again.child.kill("SIGTERM");
+        const [code, signal] = await once(again.child, "exit");
+        assert.deepEqual([code, signal], [143, null]);
+        assert.ok(again.logs.some((l) => l.msg === "third signal: stopping without finishing the drain"));
+      } finally {
+        againClient.close();
+        again.child.kill("SIGKILL");
+      }
+      client.close();
+    } finally {
+      server.child.kill("SIGKILL");
     }
   });
 });
+
+/** A Translate stream that sent StreamOptions and `count` slices and has had its first answer. */
+async function answeringStream(client: TranslatorTestClient, count: number) {
+  const stream = client.translate();
+  const done = collect(stream);
+  let answered = 0;
+  stream.on("data", () => answered++);
+  stream.write(options(Direction.MR_TO_CT));
+  for (let i = 0; i < count; i++) stream.write(sliceRequest(i, mrImage()));
+  await until(() => answered > 0, "the stream to be accepted and answering");
+  return { stream, done };
+}
+
+/** `medsynth` server in a child process on the tiny models (one worker), its JSON log lines parsed as they come. */
+async function serverProcess() {
+  const child = spawn(process.execPath, [
+    new URL("../src/server/main.js", import.meta.url).pathname,
+    "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0", "--models-dir", "test/fixtures/models",
+    "--workers", "1", "--max-delay-ms", "30",
+  ], { stdio: ["ignore", "pipe", "inherit"] });
+  const logs: Record<string, unknown>[] = [];
+  let buffered = "";
+  child.stdout!.on("data", (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const lines = buffered.split("\n");
+    buffered = lines.pop()!;
+    for (const line of lines) logs.push(JSON.parse(line));
+  });
+  try {
+    await until(() => logs.some((l) => l.msg === "listening"), "the server to listen", 30_000);
+  } catch (error) {
+    child.kill("SIGKILL");
+    throw error;
+  }
+  return {
+    child,
+    logs,
+    address: `127.0.0.1:${logs.find((l) => l.msg === "listening")!.port as number}`,
+    /** Sends `signal`, then waits for a log line that starts with `logged`. */
+    signal: async (signal: NodeJS.Signals, logged: string) => {
+      child.kill(signal);
+      await until(() => logs.some((l) => String(l.msg).startsWith(logged)), logged);
+    },
+  };
+}
 
 describe("internal failures", () => {
   it("reach the caller as INTERNAL with a reference the server's log line carries, the details only in the log", async () => {

@@ -135,7 +135,7 @@ test("without a reference an MR output maps onto the manifest's nominal range", 
   }
 });
 
-test("a bad slice rejects alone with its SliceFault; close() rejects later requests", async () => {
+test("a bad slice rejects alone with its SliceFault, field and code intact; close() rejects later requests", async () => {
   const pool = new TransformPool();
   const good = () => rawImage(slice(64, 64, 500));
   const fault = (field: string, message: RegExp) => (error: unknown) =>
@@ -143,7 +143,12 @@ test("a bad slice rejects alone with its SliceFault; close() rejects later reque
   const short = good();
   await assert.rejects(pool.prepare(images({ ...short, data: short.data.subarray(1) }), CT2MR), fault("slice.image.data", /16383 bytes, expected 16384/));
   await assert.rejects(pool.prepare(images(undefined), CT2MR), fault("slice.image", /missing/));
-  await assert.rejects(pool.prepare(images(good(), rawImage(slice(32, 64, 500))), CT2MR), fault("slice.reference", /is 32×64 but slice.image is 64×64/));
+  await assert.rejects(pool.prepare(images(good(), rawImage(slice(32, 64, 500))), CT2MR), (error: SliceFault) => {
+    assert.ok(error instanceof SliceFault);
+    assert.deepEqual([error.code, error.field, error.detail], [status.INVALID_ARGUMENT, "slice.reference", "is 32×64 but slice.image is 64×64; they must match"]);
+    return true;
+  });
+  await assert.rejects(pool.prepare({ ...images(good()), maxDimension: 32 }, CT2MR), { name: "SliceFault", code: status.INVALID_ARGUMENT, message: "slice.image.width: 64 exceeds the limit of 32" });
   assert.equal((await pool.prepare(images(good()), CT2MR)).value.input.length, 64 * 64, "the pool still serves");
   await pool.close();
   await assert.rejects(pool.prepare(images(good()), CT2MR), /TransformPool is closed/);
@@ -155,7 +160,7 @@ test("a killed worker fails the request it held and is replaced; the pool serves
   try {
     await pool.workers.ready;
     const victim = killFirstWorker(pool.workers);
-    await assert.rejects(pool.prepare(images(rawImage(slice(64, 64, 500))), CT2MR), { message: "TransformPool worker died: exit code 1" });
+    await assert.rejects(pool.prepare(images(rawImage(slice(64, 64, 500))), CT2MR), { name: "WorkerCrash", message: "TransformPool worker died: exit code 1" });
     assert.equal(pool.workers.size, 1);
     assert.notEqual(pool.workers.threads[0], victim, "a fresh worker took its place");
     assert.deepEqual((await pool.prepare(images(rawImage(slice(64, 64, 500))), CT2MR)).value.input, toModelInput(slice(64, 64, 500), CT2MR));

@@ -39,6 +39,9 @@ SIZE = 256
 ARCHITECTURE = dict(ngf=32, n_blocks=6, ndf=32, seed=0, phantom_share=0.1)
 PHANTOM_INIT = {'init_from': os.path.join(REPO_ROOT, 'models', 'mr2ct-phantom', 'model.onnx'),
                 'init_from_b': os.path.join(REPO_ROOT, 'models', 'ct2mr-phantom', 'model.onnx')}
+PHANTOM_PROVENANCE = ('models/mr2ct-phantom and models/ct2mr-phantom (trained on the digital phantom from random '
+                      'normal(0, 0.02) init by the phantom-only recipe of training/build_default_models.py at '
+                      'commit d52fb91)')
 # Steps per stage on the 2-core CPU; --scale multiplies them (a GPU affords far more).
 STAGES = {
     'low': dict(size=64, batch=16, steps=1500, checkpoint_every=100),
@@ -103,8 +106,7 @@ def main() -> None:
                            f'{ARCHITECTURE["phantom_share"]:.0%} of each batch',
                 'held_out_subjects': [f'subject-{s}' for s in TEST_SUBJECTS],
             },
-            'init': 'models/mr2ct-phantom and models/ct2mr-phantom (trained on the digital phantom from random '
-                    'normal(0, 0.02) init by training/build_phantom_models.py)',
+            'init': PHANTOM_PROVENANCE,
             'training': {
                 'objective': 'paired L1 on [-1, 1] + MR->CT L1 in the brain window [-40, 120] HU + (1 - SSIM) '
                              '(CT in the brain window)',

@@ -6,25 +6,34 @@ export type Release = () => void;
 /**
  * A counting semaphore over inference workers, shared by every model's
  * batcher. Waiters are served first come, first served, so a busy model
- * cannot starve another. `acquire()` is cold: subscribing asks for a slot,
- * unsubscribing before the grant withdraws the request.
+ * cannot starve another. The number of slots follows the workers alive
+ * (`resize`): while one is being replaced, batches wait here, where they can
+ * still grow or be cancelled. `acquire()` is cold: subscribing asks for a
+ * slot, unsubscribing before the grant withdraws the request.
  */
 export class WorkerSlots {
   private readonly waiters: Subscriber<Release>[] = [];
+  private held = 0;
 
-  constructor(private free: number) {
-    if (!Number.isInteger(free) || free < 1) throw new RangeError(`slots must be a positive integer, got ${free}`);
+  constructor(private capacity: number) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`slots must be a positive integer, got ${capacity}`);
   }
 
   /** Slots not held right now. */
   get available(): number {
-    return this.free;
+    return Math.max(0, this.capacity - this.held);
+  }
+
+  /** Sets the number of slots; holders beyond a smaller number keep theirs until they release them. */
+  resize(capacity: number): void {
+    if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError(`slots must be a non-negative integer, got ${capacity}`);
+    this.capacity = capacity;
+    this.grantWaiting();
   }
 
   acquire(): Observable<Release> {
     return new Observable<Release>((subscriber) => {
-      if (this.free > 0 && this.waiters.length === 0) {
-        this.free--;
+      if (this.held < this.capacity && this.waiters.length === 0) {
         this.grant(subscriber);
         return undefined;
       }
@@ -37,14 +46,18 @@ export class WorkerSlots {
   }
 
   private grant(subscriber: Subscriber<Release>): void {
+    this.held++;
     let released = false;
     subscriber.next(() => {
       if (released) return;
       released = true;
-      const next = this.waiters.shift();
-      if (next) this.grant(next);
-      else this.free++;
+      this.held--;
+      this.grantWaiting();
     });
     subscriber.complete();
+  }
+
+  private grantWaiting(): void {
+    while (this.held < this.capacity && this.waiters.length > 0) this.grant(this.waiters.shift()!);
   }
 }

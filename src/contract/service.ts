@@ -13,7 +13,7 @@ import type {
   Server,
   UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import type { DescMessage, DescMethod, MessageShape } from "@bufbuild/protobuf";
+import { create, type DescMessage, type DescMethod, type MessageShape } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { fromGrpcMessage, toBinaryOnce } from "./wire.js";
 
@@ -50,6 +50,30 @@ const deserializer =
   (bytes: Buffer): MessageShape<D> =>
     fromGrpcMessage(schema, bytes);
 
+const unreadable = new WeakMap<object, string>();
+
+/**
+ * Why a request a server received on a request stream could not be parsed,
+ * or undefined if it was. Such a request reaches the handler as an empty
+ * message (see addService), so the handler, not grpc-js, ends the call, and
+ * can answer what it accepted before.
+ */
+export function unreadableReason(request: object): string | undefined {
+  return unreadable.get(request);
+}
+
+const tolerantDeserializer =
+  <D extends DescMessage>(schema: D) =>
+  (bytes: Buffer): MessageShape<D> => {
+    try {
+      return fromGrpcMessage(schema, bytes);
+    } catch (error) {
+      const empty = create(schema);
+      unreadable.set(empty, (error as Error).message);
+      return empty;
+    }
+  };
+
 function methodDefinition(method: DescMethod): MethodDefinition<unknown, unknown> {
   return {
     path: `/${method.parent.typeName}/${method.name}`,
@@ -76,14 +100,23 @@ export function serviceDefinition<T extends GenServiceMethods>(service: GenServi
 
 type AnyMethod = MethodDefinition<unknown, unknown>;
 
-/** `server.addService` with handlers checked against the descriptor; `adapt` may wrap each method's definition (e.g. to time its codec). */
+/**
+ * `server.addService` with handlers checked against the descriptor. Request
+ * streams take unreadable messages as marked empty ones (unreadableReason);
+ * `adapt` may wrap each method's definition (e.g. to time its codec).
+ */
 export function addService<T extends GenServiceMethods>(
   server: Server,
   service: GenService<T>,
   implementation: ServiceImpl<GenService<T>>,
   adapt: (method: AnyMethod) => AnyMethod = (method) => method,
 ): void {
-  const definition = Object.fromEntries(Object.entries(serviceDefinition(service)).map(([name, method]) => [name, adapt(method as AnyMethod)]));
+  const definition = Object.fromEntries(
+    service.methods.map((method) => {
+      const base = methodDefinition(method);
+      return [method.localName, adapt(base.requestStream ? { ...base, requestDeserialize: tolerantDeserializer(method.input) } : base)];
+    }),
+  );
   // grpc-js types the map loosely; ServiceImpl above is the check.
   server.addService(definition, implementation as unknown as UntypedServiceImplementation);
 }

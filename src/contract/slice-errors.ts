@@ -28,3 +28,15 @@ export const invalidArgument = (field: string, detail: string): SliceFault =>
 
 export const unimplemented = (field: string, detail: string): SliceFault =>
   new SliceFault(status.UNIMPLEMENTED, field, detail);
+
+/** Characters of a caller's text quoted back in an error message; the rest is summarised. */
+const QUOTED_CHARS = 64;
+
+/**
+ * Caller-sent text as an error message quotes it: at most 64 characters,
+ * and the length of anything longer, so a message never echoes what a
+ * caller made arbitrarily large.
+ */
+export function quote(text: string): string {
+  return text.length <= QUOTED_CHARS ? JSON.stringify(text) : `${JSON.stringify(text.slice(0, QUOTED_CHARS))}… (${text.length} characters)`;
+}

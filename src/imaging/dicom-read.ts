@@ -2,7 +2,7 @@ import { inflateRawSync } from "node:zlib";
 import dcmjs, { type NaturalDataset } from "dcmjs";
 import { invalidArgument, unimplemented } from "../contract/slice-errors.js";
 import { decompressPart10, isNative, TransferSyntax } from "./dicom-codecs.js";
-import { DEFAULT_MAX_DIMENSION, rescale, type Raster } from "./raster.js";
+import { DEFAULT_MAX_DIMENSION, maxDecodedBytes as decodedLimit, rescale, type Raster } from "./raster.js";
 
 const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
 // dcmjs warnings can quote attribute values (patient data); every failure
@@ -10,8 +10,9 @@ const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
 dcmjs.log.setLevel("silent");
 
 /**
- * What a derived instance needs from the instance it was made from, as
- * plain (structured-clone safe) data. Holds patient identifiers: never log it.
+ * What a derived instance needs from the instance it was made from; plain
+ * data (it crosses from the decoding worker). Holds patient identifiers:
+ * never log it.
  */
 export interface DicomSource {
   readonly sopClassUid: string;
@@ -37,7 +38,7 @@ export interface DicomDecodeOptions {
   /**
    * Largest accepted Rows or Columns (default 4096). It also bounds what a
    * file may decode to (a deflated data set, or all frames of its pixel
-   * data): 16 × maxDimension² bytes, i.e. four full-size 32-bit frames.
+   * data): maxDecodedBytes(), 16 × maxDimension² bytes.
    */
   maxDimension?: number;
 }
@@ -87,7 +88,7 @@ export async function decodeDicom(
 ): Promise<{ raster: Raster; source: DicomSource }> {
   const dataField = `${field}.data`;
   const maxDimension = options.maxDimension ?? DEFAULT_MAX_DIMENSION;
-  const maxDecodedBytes = 16 * maxDimension * maxDimension;
+  const maxDecodedBytes = decodedLimit(maxDimension);
   checkPreamble(bytes, dataField);
   // A deflated data set is inflated here first, under the size limit, before dcmjs inflates it without one.
   const body = inflatedBody(bytes, maxDecodedBytes, dataField);
@@ -330,14 +331,27 @@ function itemOf(sequence: unknown, index: number): NaturalDataset | undefined {
   return Array.isArray(sequence) ? (sequence[index] as NaturalDataset | undefined) : undefined;
 }
 
+/**
+ * `value` as plain arrays and objects: dcmjs hangs accessor functions on
+ * Person Name arrays, which the structured clone that takes a DicomSource
+ * back from its worker refuses.
+ */
+function plain(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(plain);
+  if (value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, plain(inner)]));
+  }
+  return value;
+}
+
 function sourceOf(dataset: NaturalDataset, image: ImageLayout, frame: number): DicomSource {
   const carried: NaturalDataset = {};
   for (const keyword of CARRIED_ATTRIBUTES) {
-    if (dataset[keyword] !== undefined) carried[keyword] = dataset[keyword];
+    if (dataset[keyword] !== undefined) carried[keyword] = plain(dataset[keyword]);
   }
   for (const [keyword, macro] of GEOMETRY) {
     const value = inFrame(dataset, frame, macro, keyword);
-    if (value !== undefined) carried[keyword] = value;
+    if (value !== undefined) carried[keyword] = plain(value);
   }
   return {
     sopClassUid: textOf(dataset.SOPClassUID) ?? "",

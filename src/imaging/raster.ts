@@ -4,6 +4,9 @@ import { wasmPixels } from "./pixels-wasm.js";
 /** Largest accepted width or height unless configured otherwise (--max-dimension). */
 export const DEFAULT_MAX_DIMENSION = 4096;
 
+/** The most one encoded image may decode to under a dimension limit, bytes: four full-size 32-bit frames. */
+export const maxDecodedBytes = (maxDimension: number): number => 16 * maxDimension * maxDimension;
+
 /**
  * A single-channel image in physical units (HU for CT, scanner units for MR),
  * row-major, first row at the top. Every stage after decoding works on this.

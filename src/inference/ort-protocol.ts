@@ -35,6 +35,8 @@ export interface WorkerReady {
   fallbackReason?: string;
   /** On CUDA, where each model's nodes ran in a profiled warm-up; empty on CPU. */
   placement: ModelPlacement[];
+  /** Per model, ms one warmed-up slice took: what batch deadlines start from. */
+  sliceMs: Record<string, number>;
 }
 
 export type OrtMethods = {

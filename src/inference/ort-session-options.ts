@@ -14,7 +14,17 @@ export interface SessionSettings {
 
 export function sessionOptions(provider: "cpu" | "cuda", settings: SessionSettings): InferenceSession.SessionOptions {
   const common = { interOpNumThreads: 1, graphOptimizationLevel: "all" } as const;
-  if (provider === "cpu") return { executionProviders: ["cpu"], intraOpNumThreads: settings.intraOpThreads, ...common };
+  if (provider === "cpu") {
+    return {
+      executionProviders: ["cpu"],
+      intraOpNumThreads: settings.intraOpThreads,
+      // ORT's CPU arena keeps the largest working set any batch ever needed (1.9 GB warmed up at the
+      // defaults, two workers, batch 8); without it, large tensors go back to the system after each run
+      // (0.66 GB warmed up), at no measurable cost in throughput (README "Deploy", memory).
+      enableCpuMemArena: false,
+      ...common,
+    };
+  }
   return {
     executionProviders: [{ name: "cuda", deviceId: settings.deviceId }],
     // Under CUDA the intra-op pool only schedules kernel launches; more

@@ -141,10 +141,9 @@ function pick(spec: TransformSpec): TransformSpec {
   return { input: spec.input, intensity: spec.intensity };
 }
 
-/** A SliceFault raised on a worker arrives as an Error carrying its code, field and detail: make it one again. */
-function asSliceFault(error: Error & Partial<SliceFault>): never {
-  if (error.name === "SliceFault" && error.code !== undefined && error.field !== undefined && error.detail !== undefined) {
-    throw new SliceFault(error.code, error.field, error.detail);
-  }
-  throw error;
+/** A SliceFault thrown on the worker arrives as an Error with its name, message and code: made one again. */
+function asSliceFault(error: Error & { code?: number }): never {
+  if (error.name !== "SliceFault" || error.code === undefined) throw error;
+  const at = error.message.indexOf(": ");
+  throw new SliceFault(error.code, error.message.slice(0, at), error.message.slice(at + 2));
 }

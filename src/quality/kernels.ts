@@ -91,6 +91,8 @@ export interface SsimOptions {
 }
 
 export const SSIM_GAUSSIAN_TAPS = gaussianTaps(5, 1.5);
+/** Side of scikit-image's default (uniform) SSIM window: the smallest image SSIM is defined for. */
+export const SSIM_SIDE = 7;
 
 /**
  * Structural similarity: mean over all windows lying inside the image of
@@ -101,7 +103,7 @@ export function ssim(reference: Plane, distorted: Plane, dataRange: number, opti
   checkPair(reference, distorted);
   const { width: w, height: h } = reference;
   const gaussian = options.gaussian === true;
-  const k = gaussian ? SSIM_GAUSSIAN_TAPS.length : 7;
+  const k = gaussian ? SSIM_GAUSSIAN_TAPS.length : SSIM_SIDE;
   if (w < k || h < k) return NaN;
   const x = float64(reference, Scratch.X);
   const y = float64(distorted, Scratch.Y);

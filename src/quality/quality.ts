@@ -7,7 +7,7 @@
  */
 import type { Raster } from "../imaging/raster.js";
 import { mapRange, resolveWindow, type WindowSpec } from "../imaging/window.js";
-import { mae, psnr, ssim, uqi, vifp, type Plane } from "./kernels.js";
+import { mae, psnr, ssim, SSIM_SIDE, UQI_SIZE, uqi, VIF_MIN_SIDE, vifp, type Plane } from "./kernels.js";
 import { crop, foregroundMask } from "./mask.js";
 import { scratch32, Scratch32 } from "./scratch.js";
 import { wasmMetrics } from "./wasm.js";
@@ -34,6 +34,36 @@ export interface QualityReport {
   readonly quality: QualityValues;
   /** Only with `foreground: true`. */
   readonly foreground?: QualityValues;
+  /** Size of the foreground mask's bounding box, with `foreground: true` and a mask that is not empty. */
+  readonly foregroundBox?: { readonly width: number; readonly height: number };
+}
+
+export type MetricName = keyof QualityValues;
+
+/**
+ * Why each metric of `values` that is NaN could not be computed, by its
+ * name: `size` is the image's (or the foreground box's, `what` says which),
+ * undefined for an empty foreground mask. Defined metrics have no entry.
+ */
+export function unavailableMetrics(
+  values: QualityValues,
+  size: { readonly width: number; readonly height: number } | undefined,
+  what: "image" | "foreground box",
+): Partial<Record<MetricName, string>> {
+  const reasons: Partial<Record<MetricName, string>> = {};
+  const least = (side: number) =>
+    `needs at least ${side}×${side} pixels; the ${what} is ${size!.width}×${size!.height}`;
+  for (const metric of Object.keys(values) as MetricName[]) {
+    if (!Number.isNaN(values[metric])) continue;
+    const side = metric === "ssim" ? SSIM_SIDE : metric === "uqi" ? UQI_SIZE + 1 : metric === "vif" ? VIF_MIN_SIDE : 0;
+    reasons[metric] =
+      size === undefined
+        ? "the foreground mask is empty: no reference pixel is above 0.05 of the target window"
+        : Math.min(size.width, size.height) < side
+          ? least(side)
+          : "the reference is constant in the target window";
+  }
+  return reasons;
 }
 
 export interface QualityOptions {
@@ -42,7 +72,7 @@ export interface QualityOptions {
    * SSIM, UQI and VIF on the mask's bounding box, PSNR and MAE on its
    * pixels. Default false. Metrics that cannot be computed (an empty mask,
    * a box smaller than the metric's window: 7 px for SSIM, 9 for UQI, 41 for
-   * VIF) are NaN.
+   * VIF) are NaN; unavailableMetrics() says why.
    */
   readonly foreground?: boolean;
 }
@@ -99,5 +129,5 @@ export function computeQualityTs(
     vif: vifp(boxed(byteRef, Scratch32.CropReference255), boxed(byteSyn, Scratch32.CropSynthetic255)),
     mae: mae(reference, synthetic, mask),
   };
-  return { quality, foreground };
+  return { quality, foreground, foregroundBox: { width: box.width, height: box.height } };
 }

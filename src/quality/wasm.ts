@@ -17,12 +17,20 @@
 import type { Raster } from "../imaging/raster.js";
 import { lazyInstance } from "../imaging/wasm-module.js";
 import { resolveWindow } from "../imaging/window.js";
-import { checkPair, SSIM_GAUSSIAN_TAPS, UQI_SIZE, VIF_EPS, VIF_MIN_SIDE, VIF_NOISE, VIF_TAPS, type SsimOptions } from "./kernels.js";
+import { checkPair, SSIM_GAUSSIAN_TAPS, SSIM_SIDE, UQI_SIZE, VIF_EPS, VIF_MIN_SIDE, VIF_NOISE, VIF_TAPS, type SsimOptions } from "./kernels.js";
 import { foregroundMask } from "./mask.js";
 import type { QualityOptions, QualityReport, QualityValues, TargetWindow } from "./quality.js";
 
 /** The module's memory limit: 8192 pages of 64 KiB (asc --maximumMemory). */
 export const MAX_MEMORY_BYTES = 8192 * 65536;
+
+/**
+ * WebAssembly memory a thread should keep from one image to the next:
+ * enough for slices up to about 1400² (30 bytes per pixel). An instance's
+ * memory never shrinks, so a quality worker whose instance grew beyond this
+ * for a larger image is replaced after it (QualityPool).
+ */
+export const RETAINED_MEMORY_BYTES = 64 * 1024 * 1024;
 
 /** The module's exports (assembly/metrics.ts); pointers are byte offsets into `memory`. */
 interface Exports {
@@ -61,6 +69,11 @@ export class WasmMetrics {
       if (wasm.tapCount(set) !== taps.length) throw new Error(`metrics.wasm window ${set} has ${wasm.tapCount(set)} taps, the reference ${taps.length}`);
       this.f64(wasm.tapsPointer(set), taps.length).set(taps);
     });
+  }
+
+  /** Bytes of WebAssembly memory the instance holds. */
+  get memoryBytes(): number {
+    return this.wasm.memory.buffer.byteLength;
   }
 
   /** Lays the memory out for width × height images; false when that needs more than MAX_MEMORY_BYTES. */
@@ -133,7 +146,7 @@ export class WasmMetrics {
       vif: this.vifOf(boxed(byteX), boxed(byteY)),
       mae: this.maeOf(imageX, imageY, masked),
     };
-    return { quality, foreground };
+    return { quality, foreground, foregroundBox: { width: box.width, height: box.height } };
   }
 
   /** Copies a pair into the module's image buffers, with kernels.ts's checks. */
@@ -175,7 +188,7 @@ export class WasmMetrics {
 
   /** kernels.ts ssim's parameters: 7×7 box with sample covariance, or the 11×11 Gaussian. */
   private ssimOf(x: Region, y: Region, dataRange: number, gaussian: boolean): number {
-    const k = gaussian ? SSIM_GAUSSIAN_TAPS.length : 7;
+    const k = gaussian ? SSIM_GAUSSIAN_TAPS.length : SSIM_SIDE;
     if (x.width < k || x.height < k) return NaN;
     const means = gaussian ? 1 : 1 / (k * k);
     const covariances = gaussian ? 1 : (k * k) / (k * k - 1);

@@ -8,12 +8,12 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_BATCHER_OPTIONS } from "../batcher/micro-batcher.js";
 import { DEFAULT_STOW_OPTIONS } from "../dicomweb/stow.js";
-import { DEFAULT_WINDOW } from "../contract/limits.js";
 import { checkUidRoot, DEFAULT_UID_ROOT } from "../imaging/dicom-uid.js";
 import { DEFAULT_MAX_DIMENSION } from "../imaging/raster.js";
 import { DEFAULT_ORT_POOL_OPTIONS } from "../inference/ort-pool.js";
 import { DEFAULT_TRANSFORM_POOL_OPTIONS } from "../inference/transform-pool.js";
 import { DEFAULT_QUALITY_POOL_OPTIONS } from "../quality/quality-pool.js";
+import { DEFAULT_IN_FLIGHT } from "./admission.js";
 import { DEFAULT_LIMITS } from "./limits.js";
 import { LOG_LEVELS } from "./log.js";
 
@@ -77,10 +77,14 @@ const OPTIONS = {
   device: choice(["cpu", "cuda", "auto"], DEFAULT_ORT_POOL_OPTIONS.device, "cpu, cuda (fail if unavailable) or auto (CUDA, else CPU)"),
   deviceId: integer(DEFAULT_ORT_POOL_OPTIONS.deviceId, "CUDA device", { min: 0 }),
   workers: integer(DEFAULT_ORT_POOL_OPTIONS.workers, "inference worker threads"),
+  batchDeadlineFactor: integer(DEFAULT_ORT_POOL_OPTIONS.batchDeadlineFactor, "a batch running this many times its model's measured time marks its worker hung: the batch fails, the worker is replaced"),
+  batchDeadlineMinMs: integer(DEFAULT_ORT_POOL_OPTIONS.batchDeadlineMinMs, "the shortest batch deadline, ms"),
   maxBatch: integer(DEFAULT_BATCHER_OPTIONS.maxBatch, "largest inference batch"),
   maxDelayMs: integer(DEFAULT_BATCHER_OPTIONS.maxDelayMs, "longest wait of the oldest queued slice for a fuller batch, ms", { min: 0 }),
   maxQueue: integer(DEFAULT_BATCHER_OPTIONS.maxQueue, "queued slices per model before RESOURCE_EXHAUSTED"),
-  window: integer(DEFAULT_WINDOW, "in-flight slices per stream before the server stops reading it"),
+  window: integer(DEFAULT_IN_FLIGHT.window, "in-flight slices per stream before the server stops reading it"),
+  windowBytes: integer(DEFAULT_IN_FLIGHT.windowBytes, "in-flight bytes per stream (slices counted by their declared decoded size) before the server stops reading it"),
+  maxInflightBytes: integer(DEFAULT_IN_FLIGHT.maxInflightBytes, "in-flight bytes over all streams before the server stops reading the streams that send more"),
   maxDimension: integer(DEFAULT_MAX_DIMENSION, "largest width or height of a slice"),
   metricsWorkers: integer(DEFAULT_QUALITY_POOL_OPTIONS.workers, "quality-metric (PSNR, SSIM, ...) worker threads"),
   transformWorkers: integer(DEFAULT_TRANSFORM_POOL_OPTIONS.workers, "worker threads for each slice's own CPU work: decoding, resizing, windows, mapping back, encoding"),
@@ -95,10 +99,11 @@ const OPTIONS = {
   maxMessageBytes: integer(DEFAULT_LIMITS.maxMessageBytes, "largest message received or sent, bytes"),
   maxStreams: integer(DEFAULT_LIMITS.maxStreams, "concurrent calls over all clients"),
   maxStreamsPerPeer: integer(DEFAULT_LIMITS.maxStreamsPerPeer, "concurrent calls per client IP"),
-  streamIdleTimeoutMs: integer(DEFAULT_LIMITS.streamIdleTimeoutMs, "a stream silent this long ends with DEADLINE_EXCEEDED, ms (0 = never)", { min: 0 }),
+  streamIdleTimeoutMs: integer(DEFAULT_LIMITS.streamIdleTimeoutMs, "a stream idle this long (Translate: every slice answered, no message from the client) ends with DEADLINE_EXCEEDED, ms (0 = never)", { min: 0 }),
   keepaliveTimeMs: integer(DEFAULT_LIMITS.keepaliveTimeMs, "HTTP/2 keepalive ping interval, ms"),
   keepaliveTimeoutMs: integer(DEFAULT_LIMITS.keepaliveTimeoutMs, "a connection whose ping is unanswered this long is dropped, ms"),
   maxConnectionAgeMs: integer(DEFAULT_LIMITS.maxConnectionAgeMs, "recycle connections after this long so new replicas get streams, ms (0 = never)", { min: 0 }),
+  maxConnectionIdleMs: integer(DEFAULT_LIMITS.maxConnectionIdleMs, "close a connection with no call open this long, one that never sends a request included, ms (0 = never)", { min: 0 }),
   stowUrl: text("", "DICOMweb base URL: every derived DICOM instance is stored there by STOW-RS, e.g. http://pacs:8042/dicom-web", checkHttpUrl),
   stowToken: text("", "bearer token for --stow-url (prefer the environment variable: flags show in ps)"),
   stowBasicAuthFile: text("", "file whose first line is user:password, for basic auth at --stow-url"),

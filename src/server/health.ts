@@ -28,9 +28,10 @@ export class HealthService {
     return this.statuses.get(service);
   }
 
-  /** Sets every service's status. */
+  /** Sets every service's status; watchers hear of changes only. */
   setAll(next: ServingStatus): void {
-    for (const name of this.statuses.keys()) {
+    for (const [name, current] of this.statuses) {
+      if (current === next) continue;
       this.statuses.set(name, next);
       for (const call of this.watchers.get(name) ?? []) call.write(create(HealthCheckResponseSchema, { status: next }));
     }

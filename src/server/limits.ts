@@ -1,12 +1,14 @@
 /**
  * Resource limits of the gRPC server: message size, concurrent streams (over
- * all callers and per caller), idle streams, keepalive and connection age.
- * Each violation ends the call with a status whose message names the limit
- * and its flag.
+ * all callers and per caller), idle streams, idle connections, keepalive and
+ * connection age. Each violation ends the call with a status whose message
+ * names the limit and its flag.
  */
 import { ServerInterceptingCall, status, type ServerInterceptor, type ServerOptions } from "@grpc/grpc-js";
-import { asyncScheduler, debounceTime, Subject, take, type Observable, type SchedulerLike, type Subscription } from "rxjs";
+import { asyncScheduler, NEVER, Subject, switchMap, take, timer, type Observable, type SchedulerLike, type Subscription } from "rxjs";
 import { MAX_MESSAGE_BYTES } from "../contract/limits.js";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { Translator } from "../gen/medsynth/v1/translator_pb.js";
 
 /** Field names match the server config keys (flag --max-streams = maxStreams). */
 export interface LimitsOptions {
@@ -21,10 +23,20 @@ export interface LimitsOptions {
   /** Calls open at once from one client IP address; past it RESOURCE_EXHAUSTED. */
   maxStreamsPerPeer: number;
   /**
-   * A streaming call with no message received or sent for this long ends with
-   * DEADLINE_EXCEEDED, releasing its slot (0 = never).
+   * A streaming call idle this long ends with DEADLINE_EXCEEDED, releasing
+   * its slot (0 = never). A Translate stream is idle only while the client
+   * owes the server a message (every slice it sent is answered and it has
+   * not half-closed): time the server spends on its slices never counts.
+   * Other streams (health Watch, reflection) are idle while nothing is sent
+   * either way.
    */
   streamIdleTimeoutMs: number;
+  /**
+   * A connection with no call open for this long is closed (GOAWAY; grpc-js
+   * `grpc.max_connection_idle_ms`): a connection that never sends a request
+   * is closed this long after its HTTP/2 handshake (0 = never).
+   */
+  maxConnectionIdleMs: number;
   /**
    * The server pings each connection this often, and drops it when the ping
    * is not answered within keepaliveTimeoutMs: streams of a vanished client
@@ -46,6 +58,8 @@ export const DEFAULT_LIMITS: LimitsOptions = {
   maxStreams: 256,
   maxStreamsPerPeer: 32,
   streamIdleTimeoutMs: 300_000,
+  // Clients reconnect transparently on their next call; a connection opened and left unused holds memory for nothing.
+  maxConnectionIdleMs: 30_000,
   keepaliveTimeMs: 60_000,
   keepaliveTimeoutMs: 20_000,
   maxConnectionAgeMs: 0,
@@ -60,12 +74,14 @@ export function serverChannelOptions(limits: LimitsOptions): ServerOptions {
     "grpc.keepalive_timeout_ms": limits.keepaliveTimeoutMs,
     // No grace limit: an aged connection's open streams run to their end.
     ...(limits.maxConnectionAgeMs > 0 ? { "grpc.max_connection_age_ms": limits.maxConnectionAgeMs } : {}),
+    ...(limits.maxConnectionIdleMs > 0 ? { "grpc.max_connection_idle_ms": limits.maxConnectionIdleMs } : {}),
   };
 }
 
-/** Health probes and reflection are never limited: a busy server must still answer its probes. */
-const isInfrastructureCall = (path: string): boolean =>
-  path.startsWith("/grpc.health.v1.") || path.startsWith("/grpc.reflection.");
+/** Health checks are never limited: a busy server must still answer its probes (Watch streams are limited like any other). */
+const HEALTH_CHECK = `/${Health.typeName}/${Health.method.check.name}`;
+/** A stream whose client owes a message once every slice after its StreamOptions is answered. */
+const TRANSLATE = `/${Translator.typeName}/${Translator.method.translate.name}`;
 
 /** Concurrent calls over all callers and per client IP, shared by every port. */
 export interface CallSlots {
@@ -110,19 +126,22 @@ export function callSlots(limits: Pick<LimitsOptions, "maxStreams" | "maxStreams
 }
 
 /**
- * Emits once, `idleMs` after the last `activity` (counting from the first):
- * each activity restarts the wait.
+ * Emits once, `idleMs` after the last `idle` value that is true, unless a
+ * false one (or another true one, which restarts the wait) came in between.
  */
-function idleAfter(activity: Observable<unknown>, idleMs: number, scheduler: SchedulerLike = asyncScheduler): Observable<unknown> {
-  return activity.pipe(debounceTime(idleMs, scheduler), take(1));
+function idleAfter(idle: Observable<boolean>, idleMs: number, scheduler: SchedulerLike = asyncScheduler): Observable<unknown> {
+  return idle.pipe(
+    switchMap((waiting) => (waiting ? timer(idleMs, scheduler) : NEVER)),
+    take(1),
+  );
 }
 
 /**
  * grpc-js server interceptor (install after authentication): a call past a
  * limit of `slots` ends with RESOURCE_EXHAUSTED before its handler runs.
- * Streaming calls idle for `streamIdleTimeoutMs` (on `scheduler`'s clock)
- * end with DEADLINE_EXCEEDED; the handler sees them cancelled. Health probes
- * and reflection are neither counted nor timed.
+ * Streaming calls idle for `streamIdleTimeoutMs` (on `scheduler`'s clock;
+ * see LimitsOptions for what idle means) end with DEADLINE_EXCEEDED; the
+ * handler sees them cancelled. Health checks are neither counted nor timed.
  */
 export function streamLimiter(
   slots: CallSlots,
@@ -130,21 +149,29 @@ export function streamLimiter(
   scheduler: SchedulerLike = asyncScheduler,
 ): ServerInterceptor {
   return (method, call) => {
-    if (isInfrastructureCall(method.path)) return new ServerInterceptingCall(call);
+    if (method.path === HEALTH_CHECK) return new ServerInterceptingCall(call);
     const peer = call.getConnectionInfo().remoteAddress ?? "unknown";
     const timed = (method.requestStream || method.responseStream) && limits.streamIdleTimeoutMs > 0;
-    const activity = new Subject<void>();
+    const owed = method.path === TRANSLATE;
+    // Translate: whether the client owes a message now. Others: true at every message either way.
+    const idle = new Subject<boolean>();
+    const flow = { received: 0, sent: 0, halfClosed: false };
     let held: { release: () => void } | undefined;
-    let idle: Subscription | undefined;
+    let timeout: Subscription | undefined;
 
     const release = () => {
-      idle?.unsubscribe();
+      timeout?.unsubscribe();
       held?.release();
       held = undefined;
     };
     const touch = () => {
-      if (held) activity.next();
+      if (!held) return;
+      // Every message after StreamOptions is a slice owed one answer.
+      idle.next(owed ? !flow.halfClosed && flow.sent >= flow.received - 1 : true);
     };
+    const details = owed
+      ? `stream idle for ${limits.streamIdleTimeoutMs} ms: every slice was answered and no message came; the server closes idle streams (--stream-idle-timeout-ms)`
+      : `stream idle for ${limits.streamIdleTimeoutMs} ms (nothing sent or answered); the server closes idle streams (--stream-idle-timeout-ms)`;
 
     return new ServerInterceptingCall(call, {
       start: (next) =>
@@ -154,24 +181,28 @@ export function streamLimiter(
             if ("refused" in slot) return call.sendStatus({ code: status.RESOURCE_EXHAUSTED, details: slot.refused });
             held = slot;
             if (timed) {
-              idle = idleAfter(activity, limits.streamIdleTimeoutMs, scheduler).subscribe(() => {
+              timeout = idleAfter(idle, limits.streamIdleTimeoutMs, scheduler).subscribe(() => {
                 release();
-                call.sendStatus({
-                  code: status.DEADLINE_EXCEEDED,
-                  details: `stream idle for ${limits.streamIdleTimeoutMs} ms (nothing sent or answered); the server closes idle streams (--stream-idle-timeout-ms)`,
-                });
+                call.sendStatus({ code: status.DEADLINE_EXCEEDED, details });
               });
             }
             touch();
             pass(metadata);
           },
           onReceiveMessage: (message, pass) => {
+            flow.received++;
             touch();
             pass(message);
+          },
+          onReceiveHalfClose: (pass) => {
+            flow.halfClosed = true;
+            touch();
+            pass();
           },
           onCancel: release,
         }),
       sendMessage: (message, pass) => {
+        flow.sent++;
         touch();
         pass(message);
       },

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * `npm start -- [flags]`: the service on the models in --models-dir (default:
- * the embedded phantom models). SIGTERM/SIGINT drain, then exit 0.
+ * the embedded default models). SIGTERM/SIGINT drain, then exit 0; a second
+ * signal during the drain is ignored, a third stops at once.
  */
 import { isEntryPoint } from "../entry-point.js";
 import { ConfigError, parseServerConfig, usage } from "./config.js";
@@ -26,7 +27,16 @@ export async function serve(argv: readonly string[]): Promise<void> {
   const log = createLogger(config.logLevel);
   // Handlers go in before the (slow) start, so a SIGTERM during warm-up still drains rather than kills.
   const starting = startServer(config, { log });
-  const stop = (signal: string) => {
+  // The first signal drains; a second one (a supervisor repeating itself, an impatient Ctrl-C) is logged and
+  // ignored, so the drain still answers every accepted slice; a third one stops the server at once.
+  let signals = 0;
+  const stop = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals === 2) return log.warn("signal received during the drain: ignored; a third signal (or SIGKILL) stops the server now", { signal });
+    if (signals > 2) {
+      log.warn("third signal: stopping without finishing the drain", { signal });
+      return process.exit(signal === "SIGINT" ? 130 : 143);
+    }
     log.info("signal received", { signal });
     starting
       .then((server) => server.drain())
@@ -38,8 +48,8 @@ export async function serve(argv: readonly string[]): Promise<void> {
         },
       );
   };
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
   try {
     await starting;
   } catch (error) {

@@ -14,7 +14,7 @@ import {
 import { encodeImage } from "../imaging/codec.js";
 import type { DerivedSeries, DerivedSlice } from "../imaging/dicom.js";
 import type { Raster } from "../imaging/raster.js";
-import type { QualityReport, TargetWindow } from "../quality/quality.js";
+import { unavailableMetrics, type QualityReport, type QualityValues, type TargetWindow } from "../quality/quality.js";
 import type { ModelSpec } from "../inference/registry.js";
 import type { ModelOutput } from "../inference/runner.js";
 import type { Prepared, TransformPool } from "../inference/transform-pool.js";
@@ -135,8 +135,8 @@ async function finish(
     deps.stages.add("metrics", report.computeMs, "workers");
     childSpan(deps.tracer, span, "metrics", started, started + metricsMs);
     deps.onQualityTime(metricsMs);
-    quality = create(QualitySchema, report.quality);
-    if (report.foreground) foregroundQuality = create(QualitySchema, report.foreground);
+    quality = qualityMessage(report.quality, synthetic, "image");
+    if (report.foreground) foregroundQuality = qualityMessage(report.foreground, report.foregroundBox, "foreground box");
   }
   if (stored) deps.store!(stored, slice.index);
   return create(SliceResultSchema, {
@@ -161,6 +161,12 @@ async function encodeDicom(deps: PipelineDeps, ctx: StreamContext, slice: Derive
   const image = await encodeImage(synthetic, Encoding.DICOM, { series: ctx.derivedSeries, slice });
   deps.stages.add("encode", performance.now() - started, "main");
   return image;
+}
+
+/** The Quality message: a metric that is NaN (not defined for this image) is absent, and `unavailable` says why. */
+function qualityMessage(values: QualityValues, size: { width: number; height: number } | undefined, what: "image" | "foreground box") {
+  const defined = Object.fromEntries(Object.entries(values).filter(([, value]) => !Number.isNaN(value)));
+  return create(QualitySchema, { ...defined, unavailable: unavailableMetrics(values, size, what) });
 }
 
 /** A finished child span for a stage measured with performance.now() times. */

@@ -12,6 +12,7 @@ import { TransformPool } from "../inference/transform-pool.js";
 import { inferenceRunner, type ModelOutput } from "../inference/runner.js";
 import { startTelemetry } from "../telemetry/telemetry.js";
 import { StowSender, stowAuthorization } from "../dicomweb/stow.js";
+import { InFlightBudget } from "./admission.js";
 import { DEFAULT_CONFIG, type ServerConfig } from "./config.js";
 import { HealthService, ServingStatus } from "./health.js";
 import { callSlots, serverChannelOptions, streamLimiter } from "./limits.js";
@@ -20,6 +21,7 @@ import type { QualityFn } from "./pipeline.js";
 import { addReflection } from "./reflection.js";
 import { healthOnlyInterceptor, loadAuthTokens, serverCredentials, serverTls, tokenAuthInterceptor } from "./security.js";
 import { StageTimes, timedCodec, type StageTotals } from "./stage-times.js";
+import { StatusGuard } from "./statuses.js";
 import { TranslatorService } from "./translator.js";
 import { startWebPort } from "./web.js";
 
@@ -42,6 +44,8 @@ export interface RunningServer {
   readonly queueDepth: number;
   /** CPU ms per stage since start, main thread and workers (see StageTimes). */
   stageTotals(): StageTotals;
+  /** Declared decoded bytes of the slices admitted and not yet answered, all streams. */
+  readonly inflightBytes: number;
   /**
    * Graceful stop: health NOT_SERVING, new calls refused with UNAVAILABLE,
    * open streams finish (up to drainTimeoutMs, then ended with UNAVAILABLE),
@@ -54,8 +58,10 @@ export interface RunningServer {
 
 export interface ServerHooks {
   log?: Logger;
-  /** Clock and timers of the batchers, the stream idle timeout and the drain deadline (default asyncScheduler). */
+  /** Clock and timers of the batchers, the batch deadlines, the stream idle timeout and the drain deadline (default asyncScheduler). */
   scheduler?: SchedulerLike;
+  /** The inference worker script (default: OrtWorkerPool's own; tests wrap it to inject faults). */
+  inferenceWorker?: URL;
 }
 
 /** Loads the models, warms up the workers, then binds and reports SERVING. */
@@ -73,6 +79,10 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
     device: config.device,
     deviceId: config.deviceId,
     maxBatch: config.maxBatch,
+    batchDeadlineFactor: config.batchDeadlineFactor,
+    batchDeadlineMinMs: config.batchDeadlineMinMs,
+    scheduler,
+    script: hooks.inferenceWorker,
   });
   if (pool.fallbackReason) log.warn("CUDA unavailable, running on CPU", { reason: pool.fallbackReason });
   for (const placed of pool.placement) log.info("node placement", { ...placed });
@@ -116,10 +126,15 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   await Promise.all([qualityPool.workers.ready, transforms.workers.ready]);
   const quality: QualityFn = (synthetic, reference, target, foreground) =>
     qualityPool.compute(synthetic, reference, target, { foreground });
+  const budget = new InFlightBudget(config);
+  telemetry.observeInflightBytes(() => budget.inflightBytes);
+  const statuses = new StatusGuard();
   const translator = new TranslatorService({
     models,
     batchers,
-    window: config.window,
+    admissions: budget,
+    statuses,
+    maxMessageBytes: config.maxMessageBytes,
     executionProvider: pool.executionProvider,
     dicom: { uidRoot: config.dicomUidRoot, deidentify: config.deidentify === "basic-profile" },
     telemetry,
@@ -136,6 +151,27 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
     },
   });
   const health = new HealthService([Translator.typeName]);
+  // SERVING once bound, until the drain, while at least one inference worker is alive (each serves every model).
+  let bound = false;
+  let released = false;
+  let readyWorkers = pool.size;
+  const updateHealth = () => health.setAll(bound && readyWorkers > 0 ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
+  telemetry.observeReadyWorkers(() => readyWorkers);
+  pool.readyWorkers.subscribe((ready) => {
+    if (released) return;
+    if (ready === 0) log.error("no inference worker is alive: health is NOT_SERVING until one is ready", { workers: pool.size });
+    else if (ready > readyWorkers) log.info("inference worker ready", { ready, workers: pool.size });
+    readyWorkers = ready;
+    // A pool that can start no more workers fails every batch at once: one slot lets the queued batches reach it, so their slices are answered.
+    slots.resize(pool.isEnded ? 1 : ready);
+    updateHealth();
+  });
+  for (const crashes of [pool.crashes, transforms.workers.crashes, qualityPool.workers.crashes]) {
+    crashes.subscribe((crash) => {
+      telemetry.workerCrash(crash.pool, crash.kind);
+      log.error("worker crashed, replacing it", { pool: crash.pool, kind: crash.kind, detail: crash.detail });
+    });
+  }
 
   // Filled once the health-only port is bound; calls there may only be health checks.
   const healthPorts = new Set<number>();
@@ -143,8 +179,15 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   const calls = callSlots(config);
   const server = new Server({
     ...serverChannelOptions(config),
-    // In order: probe-port guard, then authentication, then stream limits (unauthenticated calls take no slot).
-    interceptors: [healthOnlyInterceptor(healthPorts), ...(tokens ? [tokenAuthInterceptor(tokens)] : []), streamLimiter(calls, config, scheduler)],
+    // In order: statuses (it must see grpc-js's own call), probe-port guard, authentication, stream limits
+    // (unauthenticated calls take no slot), then the in-flight budget (it holds slices back).
+    interceptors: [
+      statuses.interceptor,
+      healthOnlyInterceptor(healthPorts),
+      ...(tokens ? [tokenAuthInterceptor(tokens)] : []),
+      streamLimiter(calls, config, scheduler),
+      budget.interceptor,
+    ],
   });
   addService(server, Translator, translator.implementation, (method) => timedCodec(method, stages));
   addService(server, Health, health.implementation);
@@ -168,7 +211,8 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
           { translator, health, slots: calls, tokens, tls, log },
         )
       : undefined;
-  health.setAll(ServingStatus.SERVING);
+  bound = true;
+  updateHealth();
   log.info("listening", {
     port,
     metricsPort: telemetry.metricsPort,
@@ -181,6 +225,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   });
 
   const release = async () => {
+    released = true;
     stow?.close();
     await Promise.all([pool.close(), qualityPool.close(), transforms.close()]);
     await telemetry.shutdown();
@@ -200,10 +245,14 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
       return [...batchers.values()].reduce((sum, b) => sum + b.depth, 0);
     },
     stageTotals: () => stages.snapshot(),
+    get inflightBytes() {
+      return budget.inflightBytes;
+    },
     drain: () =>
       (stopping ??= (async () => {
         log.info("draining", { openStreams: translator.openStreams });
-        health.setAll(ServingStatus.NOT_SERVING);
+        bound = false;
+        updateHealth();
         const deadline = timer(config.drainTimeoutMs, scheduler).pipe(
           map(() => {
             log.warn("drain timeout, ending open streams", { openStreams: translator.openStreams });

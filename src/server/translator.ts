@@ -3,8 +3,8 @@ import { status, type ServerDuplexStream } from "@grpc/grpc-js";
 import { defer, finalize, map, of, Subscription, type Observable } from "rxjs";
 import type { MicroBatcher } from "../batcher/micro-batcher.js";
 import { directionName } from "../contract/direction.js";
-import type { ServiceImpl } from "../contract/service.js";
-import { isSliceError } from "../contract/slice-errors.js";
+import { unreadableReason, type ServiceImpl } from "../contract/service.js";
+import { isSliceError, quote } from "../contract/slice-errors.js";
 import {
   Direction,
   Encoding,
@@ -23,14 +23,18 @@ import { createDerivedSeries } from "../imaging/dicom.js";
 import type { ModelSpec } from "../inference/registry.js";
 import type { ModelOutput } from "../inference/runner.js";
 import type { Telemetry } from "../telemetry/telemetry.js";
+import type { Admission, InFlightBudget } from "./admission.js";
 import { answerSlice, type AnswerDeps } from "./answer.js";
 import type { StreamContext } from "./pipeline.js";
+import type { ReadFailure, StatusGuard } from "./statuses.js";
 
 export interface TranslatorDeps extends AnswerDeps {
   models: readonly ModelSpec[];
   batchers: ReadonlyMap<string, MicroBatcher<Float32Array, ModelOutput>>;
-  /** Slices one stream may have in flight before the server stops reading it. */
-  window: number;
+  /** Each slice's admission against the in-flight budgets, given back once its answer is written. */
+  admissions: Pick<InFlightBudget, "admissionOf">;
+  /** Requests grpc-js could not read: the stream ends with their status after its answers. */
+  statuses: Pick<StatusGuard, "onReadFailure">;
   executionProvider: string;
   /** UID root of derived DICOM instances, and whether they are de-identified (PS3.15 basic profile). */
   dicom: { uidRoot: string; deidentify: boolean };
@@ -43,6 +47,9 @@ export interface CallStatus {
   details: string;
 }
 
+/** Longest model name a caller may ask for (manifest names are far shorter). */
+const MAX_MODEL_NAME = 256;
+
 /** The stream's model and options, or the status that ends the stream. */
 function resolveStream(deps: TranslatorDeps, options: StreamOptions | undefined): StreamContext | CallStatus {
   if (!options) return { code: status.INVALID_ARGUMENT, details: "options: missing; the first message must carry StreamOptions" };
@@ -52,12 +59,18 @@ function resolveStream(deps: TranslatorDeps, options: StreamOptions | undefined)
   if (!Object.values(Encoding).includes(options.outputEncoding)) {
     return { code: status.INVALID_ARGUMENT, details: `options.output_encoding: unknown encoding ${options.outputEncoding}` };
   }
+  if (options.model.length > MAX_MODEL_NAME) {
+    return {
+      code: status.INVALID_ARGUMENT,
+      details: `options.model: ${options.model.length} characters, more than the ${MAX_MODEL_NAME} a model name may have; ListModels shows the loaded ones`,
+    };
+  }
   const model = options.model
     ? deps.models.find((m) => m.name === options.model)
     : deps.models.find((m) => m.direction === options.direction && m.isDefault);
   if (!model) {
     const details = options.model
-      ? `options.model: no model named "${options.model}"; ListModels shows the loaded ones`
+      ? `options.model: no model named ${quote(options.model)}; ListModels shows the loaded ones`
       : `options.direction: no model for ${directionName(options.direction)} is loaded`;
     return { code: status.NOT_FOUND, details };
   }
@@ -83,18 +96,39 @@ function resolveStream(deps: TranslatorDeps, options: StreamOptions | undefined)
 
 export const isStatus = (value: object): value is CallStatus => "code" in value && "details" in value;
 
+const ANSWERED_FIRST = "every slice sent before it was answered";
+
+/** The status a read failure ends a stream with, naming the limit's flag where there is one. */
+function readFailureStatus({ code, details }: ReadFailure): CallStatus {
+  const flag = code === status.RESOURCE_EXHAUSTED ? " (--max-message-bytes)" : "";
+  return { code, details: `${details}${flag}; ${ANSWERED_FIRST}` };
+}
+
+/** A slice accepted by the stream: its answer once done, and its admission to give back once that is written. */
+interface Accepted {
+  response?: TranslateResponse;
+  readonly admission: Admission | undefined;
+}
+
 /**
  * One Translate stream. Answers leave in the order slices arrived, each as
- * soon as it and every earlier one is done; at most `window` slices are in
- * flight (received, not yet written out), beyond which the stream is paused
- * so HTTP/2 flow control pushes back on the sender.
+ * soon as it and every earlier one is done. How many slices (and bytes) are
+ * in flight is bounded before they get here (InFlightBudget): beyond it
+ * grpc-js reads nothing more of the stream. A message that ends the stream
+ * (one that cannot be read, a second StreamOptions, one larger than the
+ * limit) is answered only after every slice accepted before it.
  */
 class StreamSession {
   private context: StreamContext | undefined;
-  private readonly order: { response?: TranslateResponse }[] = [];
+  private readonly order: Accepted[] = [];
   private readonly work = new Subscription();
+  /** Messages received, StreamOptions included: names the one that ends a stream. */
+  private received = 0;
+  /** Slices accepted and not yet written out. */
   private inFlight = 0;
   private halfClosed = false;
+  /** Once set, no more slices are accepted, and the stream ends with it after the last answer. */
+  private ending: CallStatus | undefined;
   private closed = false;
 
   constructor(
@@ -109,9 +143,10 @@ class StreamSession {
     });
     call.on("cancelled", () => this.close());
     call.on("error", () => this.close());
+    deps.statuses.onReadFailure(call.metadata, (failure) => this.endAfterAnswers(readFailureStatus(failure)));
   }
 
-  /** Ends the stream with a status; slices still in flight are dropped from the queue. */
+  /** Ends the stream now with a status; slices still in flight are dropped from the queue. */
   fail(code: status, details: string): void {
     if (this.closed) return;
     this.close();
@@ -119,7 +154,14 @@ class StreamSession {
   }
 
   private receive(request: TranslateRequest): void {
-    if (this.closed) return;
+    const at = ++this.received;
+    const admission = this.deps.admissions.admissionOf(request);
+    // Past the message that ends the stream nothing is accepted: the client learns why from the status.
+    if (this.closed || this.ending) return admission?.release();
+    const unreadable = unreadableReason(request);
+    if (unreadable !== undefined) {
+      return this.endAfterAnswers({ code: status.INVALID_ARGUMENT, details: `message ${at} is not a TranslateRequest (${quote(unreadable)}); ${ANSWERED_FIRST}` });
+    }
     if (!this.context) {
       const resolved = resolveStream(this.deps, request.kind.case === "options" ? request.kind.value : undefined);
       if (isStatus(resolved)) return this.fail(resolved.code, resolved.details);
@@ -127,11 +169,14 @@ class StreamSession {
       return;
     }
     if (request.kind.case !== "slice") {
-      return this.fail(status.INVALID_ARGUMENT, "options: send StreamOptions once, as the first message; every later message must be a Slice");
+      return this.endAfterAnswers({
+        code: status.INVALID_ARGUMENT,
+        details: `options: message ${at} repeats StreamOptions; send it once, as the first message, then only Slices; ${ANSWERED_FIRST}`,
+      });
     }
-    const entry: { response?: TranslateResponse } = {};
+    const entry: Accepted = { admission };
     this.order.push(entry);
-    if (++this.inFlight >= this.deps.window) this.call.pause();
+    this.inFlight++;
     this.work.add(
       answerSlice(this.deps, this.context, request.kind.value).subscribe((answer) => {
         entry.response = create(TranslateResponseSchema, {
@@ -144,17 +189,24 @@ class StreamSession {
 
   private flush(): void {
     while (!this.closed && this.order[0]?.response) {
-      const response = this.order.shift()!.response!;
-      this.call.write(response, () => {
+      const { response, admission } = this.order.shift()!;
+      this.call.write(response!, () => {
         this.inFlight--;
-        if (this.inFlight < this.deps.window) this.call.resume();
+        admission?.release();
         this.maybeEnd();
       });
     }
   }
 
+  private endAfterAnswers(ending: CallStatus): void {
+    this.ending ??= ending;
+    this.maybeEnd();
+  }
+
   private maybeEnd(): void {
-    if (this.closed || !this.halfClosed || this.inFlight > 0) return;
+    if (this.closed || this.inFlight > 0) return;
+    if (this.ending) return this.fail(this.ending.code, this.ending.details);
+    if (!this.halfClosed) return;
     if (!this.context) return this.fail(status.INVALID_ARGUMENT, "options: the stream ended before StreamOptions arrived");
     this.close();
     this.call.end();
@@ -268,9 +320,11 @@ export class TranslatorService {
     },
 
     translateSlice: (call, callback) => {
-      const subscription = this.translateSlice(call.request).subscribe((answer) =>
-        isStatus(answer) ? callback(answer) : callback(null, answer),
-      );
+      // Counted by the byte budgets (on the gRPC port) until it is answered or cancelled.
+      const admission = this.deps.admissions.admissionOf(call.request);
+      const subscription = this.translateSlice(call.request)
+        .pipe(finalize(() => admission?.release()))
+        .subscribe((answer) => (isStatus(answer) ? callback(answer) : callback(null, answer)));
       call.on("cancelled", () => subscription.unsubscribe());
     },
 

@@ -35,8 +35,14 @@ export interface Telemetry {
   stow(status: string): void;
   streamOpened(): void;
   streamClosed(): void;
+  /** A worker thread died (error, exit), hung past its deadline, or could not be started. */
+  workerCrash(pool: string, kind: string): void;
   /** Called at every collection to read each model's queue depth. */
   observeQueueDepth(read: () => Iterable<[model: string, depth: number]>): void;
+  /** Called at every collection to read the inference workers ready to run a batch. */
+  observeReadyWorkers(read: () => number): void;
+  /** Called at every collection to read the slice bytes admitted and not yet answered, all streams. */
+  observeInflightBytes(read: () => number): void;
   shutdown(): Promise<void>;
 }
 
@@ -101,6 +107,14 @@ export async function startTelemetry(options: TelemetryOptions = {}): Promise<Te
     advice: { explicitBucketBoundaries: MS_BUCKETS },
   });
   const queueDepth = meter.createObservableGauge("medsynth_queue_depth", { description: "Slices waiting for a batch, per model" });
+  const crashes = meter.createCounter("medsynth_worker_crashes", {
+    description: "Worker threads that died (kind error or exit), hung past their deadline (deadline) or could not be started (setup), by pool",
+  });
+  const readyWorkers = meter.createObservableGauge("medsynth_inference_workers_ready", { description: "Inference workers ready to run a batch" });
+  const inflightBytes = meter.createObservableGauge("medsynth_inflight_bytes", {
+    description: "Declared decoded bytes of the slices admitted and not yet answered, all streams",
+    unit: "By",
+  });
 
   return {
     tracer,
@@ -118,10 +132,13 @@ export async function startTelemetry(options: TelemetryOptions = {}): Promise<Te
       activeStreams.add(1);
     },
     streamClosed: () => activeStreams.add(-1),
+    workerCrash: (pool, kind) => crashes.add(1, { pool, kind }),
     observeQueueDepth: (read) =>
       queueDepth.addCallback((result) => {
         for (const [model, depth] of read()) result.observe(depth, { model });
       }),
+    observeReadyWorkers: (read) => readyWorkers.addCallback((result) => result.observe(read())),
+    observeInflightBytes: (read) => inflightBytes.addCallback((result) => result.observe(read())),
     shutdown: async () => {
       await Promise.all([meterProvider.shutdown(), tracerProvider?.shutdown()]);
       if (httpServer) await new Promise<void>((resolve) => httpServer!.close(() => resolve()));

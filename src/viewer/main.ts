@@ -303,7 +303,13 @@ function renderMetrics(): void {
     .join("");
   const rows = job.slices.map((s, k) => {
     if (s.state !== "done" || !s.quality) return "";
-    const cells = METRICS.map((m) => `<td data-metric="${m}" data-value="${s.quality![m]}">${format(s.quality![m], DIGITS[m])}</td>`).join("");
+    const quality = s.quality;
+    // A metric not defined for the slice (too small, a constant reference) is absent; the cell's title says why.
+    const cells = METRICS.map((m) => {
+      const value = quality[m];
+      const why = value === undefined ? ` title="${escapeHtml(quality.unavailable[m] ?? "")}"` : "";
+      return `<td data-metric="${m}" data-value="${value ?? ""}"${why}>${format(value, DIGITS[m])}</td>`;
+    }).join("");
     return `<tr data-slice="${k}"${k === visible ? ' class="visible"' : ""}><th>${k + 1}</th><td class="name">${job!.source.names[k]}</td>${cells}</tr>`;
   });
   $("per-slice").innerHTML = rows.join("");

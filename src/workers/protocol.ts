@@ -14,14 +14,7 @@ export type WorkerMessage =
   | { readonly kind: "ready"; readonly ready: unknown }
   /** Setup failed; the worker takes no calls. */
   | { readonly kind: "failed"; readonly message: string }
-  /** `computeMs` is the worker's own time, without the queue wait. */
-  | { readonly kind: "reply"; readonly id: number; readonly ok: true; readonly value: unknown; readonly computeMs: number }
-  /** `fields`: the error's own properties that are plain values (e.g. a status code), so the caller can rebuild it. */
-  | {
-      readonly kind: "reply";
-      readonly id: number;
-      readonly ok: false;
-      readonly name: string;
-      readonly message: string;
-      readonly fields: Record<string, string | number | boolean>;
-    };
+  /** `computeMs` is the worker's own time, without the queue wait; `retire`: replace the worker now (see Handled). */
+  | { readonly kind: "reply"; readonly id: number; readonly ok: true; readonly value: unknown; readonly computeMs: number; readonly retire?: boolean }
+  /** A failed call: the error's name, message and numeric `code` (a gRPC status, when it carries one). */
+  | { readonly kind: "reply"; readonly id: number; readonly ok: false; readonly name: string; readonly message: string; readonly code?: number };

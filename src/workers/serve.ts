@@ -1,6 +1,7 @@
 /**
  * The worker side of WorkerPool: set up once from the pool's `init`, say
- * ready, then answer one call at a time; errors go back by name and message.
+ * ready, then answer one call at a time; errors go back by name, message and
+ * numeric code.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import type { CallMessage, Methods, WorkerMessage } from "./protocol.js";
@@ -9,6 +10,8 @@ import type { CallMessage, Methods, WorkerMessage } from "./protocol.js";
 export interface Handled<Reply> {
   readonly value: Reply;
   readonly transfer?: ArrayBuffer[];
+  /** The thread holds memory it cannot give back (a grown WebAssembly memory): the pool replaces it after this reply. */
+  readonly retire?: boolean;
 }
 
 export type Handlers<M extends Methods> = {
@@ -35,11 +38,11 @@ export function serveWorker<M extends Methods, Init = undefined, Ready = undefin
           const started = performance.now();
           try {
             const handled = await handlers[method](request);
-            post({ kind: "reply", id, ok: true, value: handled.value, computeMs: performance.now() - started }, handled.transfer);
+            post({ kind: "reply", id, ok: true, value: handled.value, computeMs: performance.now() - started, retire: handled.retire }, handled.transfer);
           } catch (error) {
             const e = error instanceof Error ? error : new Error(String(error));
-            const fields = Object.fromEntries(Object.entries(e).filter(([, value]) => ["string", "number", "boolean"].includes(typeof value)));
-            post({ kind: "reply", id, ok: false, name: e.name, message: e.message, fields });
+            const { code } = e as { code?: unknown };
+            post({ kind: "reply", id, ok: false, name: e.name, message: e.message, code: typeof code === "number" ? code : undefined });
           }
         });
         post({ kind: "ready", ready });

@@ -3,11 +3,22 @@
  * waits on it. Each worker sets itself up from `init` and says it is ready
  * before it takes calls (serveWorker(), serve.ts); then it takes one call at
  * a time, and calls beyond the ready workers wait in a FIFO queue. A worker
- * that dies fails its call alone and is replaced by a fresh one, which takes
- * calls once it is ready in turn; a worker that cannot set itself up is not
- * replaced.
+ * that dies (an uncaught error, an exit, or a call past its deadline) fails
+ * its call alone with a WorkerCrash and is replaced by a fresh one, which
+ * takes calls once it is ready in turn; a worker that cannot set itself up is
+ * not replaced.
+ *
+ * A worker is never terminated while it may be inside a native call (setting
+ * itself up, or running a call): terminating a thread there can abort the
+ * whole process (an N-API addon such as onnxruntime-node throws into a
+ * dying environment). Such a worker is retired instead: terminated as soon
+ * as it next reports back, and until then left to finish (unreferenced if
+ * it hung, so that a thread that never returns cannot keep the process
+ * alive; close() waits for the others).
  */
+import { once } from "node:events";
 import { Worker } from "node:worker_threads";
+import { asyncScheduler, BehaviorSubject, Subject, type Observable, type SchedulerLike, type Subscription } from "rxjs";
 import type { Raster } from "../imaging/raster.js";
 import type { CallMessage, Methods, WorkerMessage } from "./protocol.js";
 
@@ -20,6 +31,37 @@ export interface WorkerPoolOptions<Init> {
   readonly workers?: number;
   /** Every worker's setup input (its workerData; structured-clone safe). */
   readonly init?: Init;
+  /** Clock of the call deadlines (default asyncScheduler). */
+  readonly scheduler?: SchedulerLike;
+}
+
+/** How a worker died: an uncaught error, an exit, a call past its deadline, or (a successor) failing to set itself up. */
+export type CrashKind = "error" | "exit" | "deadline" | "setup";
+
+const CRASHED: Record<CrashKind, string> = { error: "died", exit: "died", deadline: "hung", setup: "could not start" };
+
+/** A worker died, and with it the call it was running (or, once none can start, every call). */
+export class WorkerCrash extends Error {
+  override name = "WorkerCrash";
+  constructor(
+    /** The pool's name. */
+    readonly pool: string,
+    readonly kind: CrashKind,
+    /** What happened, e.g. "exit code 1". */
+    readonly detail: string,
+    message = `${pool} worker ${CRASHED[kind]}: ${detail}`,
+  ) {
+    super(message);
+  }
+}
+
+export interface CallOptions {
+  /**
+   * Longest the call may run on its worker (not counting its wait in the
+   * queue); past it the worker is taken for hung, the call fails with a
+   * WorkerCrash of kind "deadline" and the worker is replaced.
+   */
+  readonly deadlineMs?: number;
 }
 
 /** A worker's answer; `computeMs` is its own time, without the queue wait. */
@@ -31,6 +73,7 @@ export interface Pooled<Reply> {
 interface Job {
   readonly message: CallMessage;
   readonly transfer: ArrayBuffer[];
+  readonly deadlineMs: number | undefined;
   readonly resolve: (reply: Pooled<never>) => void;
   readonly reject: (error: Error) => void;
 }
@@ -39,13 +82,20 @@ interface Lane {
   readonly worker: Worker;
   ready: boolean;
   job: Job | undefined;
+  /** The running job's deadline. */
+  deadline: Subscription | undefined;
   /** Why the worker died, from its 'error' event (its 'exit' follows). */
   crash: Error | undefined;
+  /** To be terminated the moment it reports back (see the class comment). */
+  retiring: boolean;
 }
 
 export class WorkerPool<M extends Methods, Init = undefined, Ready = undefined> {
   private readonly lanes: Lane[] = [];
   private readonly queue: Job[] = [];
+  private readonly scheduler: SchedulerLike;
+  private readonly crashed = new Subject<WorkerCrash>();
+  private readonly readyCount = new BehaviorSubject(0);
   private nextId = 0;
   /** Set once the pool takes no more calls: closed, or no worker could start. */
   private ended: Error | undefined;
@@ -63,6 +113,7 @@ export class WorkerPool<M extends Methods, Init = undefined, Ready = undefined> 
     if (!Number.isInteger(workers) || workers < 1) {
       throw new RangeError(`${options.name} workers must be a positive integer, got ${workers}`);
     }
+    this.scheduler = options.scheduler ?? asyncScheduler;
     this.ready = Promise.all(Array.from({ length: workers }, () => this.spawn(this.lanes.length))).catch(async (error: Error) => {
       await this.end(error);
       throw error;
@@ -86,11 +137,31 @@ export class WorkerPool<M extends Methods, Init = undefined, Ready = undefined> 
     return this.lanes.map((lane) => lane.worker);
   }
 
+  /** Whether the pool takes no more calls (closed, or no worker could be started). */
+  get isEnded(): boolean {
+    return this.ended !== undefined;
+  }
+
+  /** Every worker that died, as it is found out. */
+  get crashes(): Observable<WorkerCrash> {
+    return this.crashed.asObservable();
+  }
+
+  /** Workers ready to take calls: now, and on every change (a death, a successor ready). */
+  get readyWorkers(): Observable<number> {
+    return this.readyCount.asObservable();
+  }
+
   /** Runs `method` on a worker; the buffers in `transfer` move there (detached here). */
-  call<K extends keyof M & string>(method: K, request: M[K]["request"], transfer: ArrayBuffer[] = []): Promise<Pooled<M[K]["reply"]>> {
+  call<K extends keyof M & string>(
+    method: K,
+    request: M[K]["request"],
+    transfer: ArrayBuffer[] = [],
+    options: CallOptions = {},
+  ): Promise<Pooled<M[K]["reply"]>> {
     if (this.ended) return Promise.reject(this.ended);
     return new Promise((resolve, reject) => {
-      const job: Job = { message: { id: this.nextId++, method, request }, transfer, resolve, reject };
+      const job: Job = { message: { id: this.nextId++, method, request }, transfer, deadlineMs: options.deadlineMs, resolve, reject };
       const idle = this.lanes.find((lane) => lane.ready && lane.job === undefined);
       if (idle) this.start(idle, job);
       else this.queue.push(job);
@@ -106,30 +177,44 @@ export class WorkerPool<M extends Methods, Init = undefined, Ready = undefined> 
     if (this.ended) return;
     this.ended = error;
     for (const job of this.queue.splice(0)) job.reject(error);
-    for (const lane of this.lanes) {
-      lane.job?.reject(error);
-      lane.job = undefined;
+    const ending = this.lanes.map((lane) => this.retire(lane));
+    for (const lane of this.lanes) this.takeJob(lane)?.reject(error);
+    this.countReady();
+    this.readyCount.complete();
+    this.crashed.complete();
+    await Promise.all(ending);
+  }
+
+  /** Terminates the lane's worker now if it is idle, otherwise once it reports back; resolves when its thread has ended. */
+  private async retire(lane: Lane): Promise<void> {
+    if (lane.ready && lane.job === undefined) {
+      await lane.worker.terminate();
+      return;
     }
-    await Promise.all(this.lanes.map((lane) => lane.worker.terminate()));
+    lane.retiring = true;
+    await once(lane.worker, "exit");
   }
 
   /** Starts a worker in lane `at`; resolves with its ready report, rejects if it cannot set itself up. */
-  private spawn(at: number): Promise<Ready> {
+  private spawn(at: number, successor = false): Promise<Ready> {
     const worker = new Worker(this.script, { workerData: this.options.init });
-    const lane: Lane = { worker, ready: false, job: undefined, crash: undefined };
+    const lane: Lane = { worker, ready: false, job: undefined, deadline: undefined, crash: undefined, retiring: false };
     this.lanes[at] = lane;
     return new Promise<Ready>((resolve, reject) => {
       const failed = (reason: string) => {
         this.lanes.splice(this.lanes.indexOf(lane), 1);
         void worker.terminate();
         const error = new Error(reason);
-        if (this.lanes.length === 0) void this.end(new Error(`${this.options.name} has no workers left: ${reason}`));
+        if (successor) this.crashed.next(new WorkerCrash(this.options.name, "setup", reason));
+        if (this.lanes.length === 0) void this.end(new WorkerCrash(this.options.name, "setup", reason, `${this.options.name} has no workers left: ${reason}`));
         reject(error);
       };
       worker.on("message", (message: WorkerMessage) => {
+        if (lane.retiring) return void worker.terminate();
         if (message.kind === "reply") return this.settle(lane, message);
         if (message.kind === "failed") return failed(message.message);
         lane.ready = true;
+        this.countReady();
         resolve(message.ready as Ready);
         this.next(lane);
       });
@@ -139,7 +224,7 @@ export class WorkerPool<M extends Methods, Init = undefined, Ready = undefined> 
       worker.on("exit", (code) => {
         if (this.ended || !this.lanes.includes(lane)) return;
         if (!lane.ready) return failed(`${lane.crash?.message ?? `exit code ${code}`} before it was ready`);
-        this.replace(lane, code);
+        this.replace(lane, lane.crash ? "error" : "exit", lane.crash?.message ?? `exit code ${code}`);
       });
     });
   }
@@ -151,19 +236,47 @@ export class WorkerPool<M extends Methods, Init = undefined, Ready = undefined> 
     try {
       lane.worker.postMessage(job.message, job.transfer);
     } catch (error) {
-      lane.job = undefined;
+      this.takeJob(lane);
       job.reject(error as Error);
       this.next(lane);
+      return;
+    }
+    const { deadlineMs } = job;
+    if (deadlineMs !== undefined) {
+      lane.deadline = this.scheduler.schedule(() => {
+        if (lane.job !== job) return;
+        // Stuck, most likely inside a native call: its successor starts now, and it is terminated once it returns
+        // (unreferenced until then, so a thread that never returns does not keep the process alive).
+        lane.worker.unref();
+        void this.retire(lane);
+        this.replace(lane, "deadline", `no answer within ${Math.round(deadlineMs)} ms`);
+      }, deadlineMs);
     }
   }
 
-  private settle(lane: Lane, reply: Extract<WorkerMessage, { kind: "reply" }>): void {
+  /** The lane's job, now taken off it (with its deadline). */
+  private takeJob(lane: Lane): Job | undefined {
     const job = lane.job;
-    if (job === undefined || job.message.id !== reply.id) return;
     lane.job = undefined;
+    lane.deadline?.unsubscribe();
+    lane.deadline = undefined;
+    return job;
+  }
+
+  private settle(lane: Lane, reply: Extract<WorkerMessage, { kind: "reply" }>): void {
+    if (lane.job === undefined || lane.job.message.id !== reply.id) return;
+    const job = this.takeJob(lane)!;
     if (reply.ok) job.resolve({ value: reply.value as never, computeMs: reply.computeMs });
-    else job.reject(Object.assign(new Error(reply.message), reply.fields, { name: reply.name }));
+    else job.reject(Object.assign(new Error(reply.message), { name: reply.name, code: reply.code }));
+    if (reply.ok && reply.retire) return this.renew(lane);
     this.next(lane);
+  }
+
+  /** A worker that asked to be retired, idle now: it ends, and a fresh one takes its lane (no crash). */
+  private renew(lane: Lane): void {
+    void this.retire(lane);
+    this.spawn(this.lanes.indexOf(lane), true).catch(() => undefined);
+    this.countReady();
   }
 
   private next(lane: Lane): void {
@@ -172,11 +285,18 @@ export class WorkerPool<M extends Methods, Init = undefined, Ready = undefined> 
     else lane.worker.unref();
   }
 
-  private replace(lane: Lane, code: number): void {
-    lane.job?.reject(new Error(`${this.options.name} worker died: ${lane.crash?.message ?? `exit code ${code}`}`));
-    lane.job = undefined;
+  private replace(lane: Lane, kind: CrashKind, detail: string): void {
+    const crash = new WorkerCrash(this.options.name, kind, detail);
+    this.takeJob(lane)?.reject(crash);
     // A successor that cannot set itself up leaves the lane empty (see spawn); nobody awaits it.
-    this.spawn(this.lanes.indexOf(lane)).catch(() => undefined);
+    this.spawn(this.lanes.indexOf(lane), true).catch(() => undefined);
+    this.countReady();
+    this.crashed.next(crash);
+  }
+
+  private countReady(): void {
+    const ready = this.ended ? 0 : this.lanes.filter((lane) => lane.ready).length;
+    if (ready !== this.readyCount.value) this.readyCount.next(ready);
   }
 }
 

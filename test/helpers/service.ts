@@ -136,3 +136,14 @@ export function collect(
 export function floats(image: Image): Float32Array {
   return new Float32Array(Uint8Array.from(image.data).buffer);
 }
+
+/** A Prometheus sample's value from a server's /metrics (summed over the label sets that include `labels`). */
+export async function scrape(metricsPort: number, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const wanted = Object.entries(labels).map(([key, value]) => `${key}="${value}"`);
+  return text
+    .split("\n")
+    .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+    .filter((line) => wanted.every((label) => line.includes(label)))
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
+}

@@ -168,12 +168,12 @@ describe("viewer page in a real browser", () => {
     for (const { slice, cells } of shown) {
       assert.deepEqual(cells.map((c) => c.metric), [...METRICS]);
       for (const { metric, value, text } of cells) {
-        const expected = grpc[slice].quality[metric as (typeof METRICS)[number]];
+        const expected = grpc[slice].quality[metric as (typeof METRICS)[number]]!;
         assert.equal(Number(value), expected, `slice ${slice} ${metric}: the page's value is the gRPC client's`);
         assert.equal(text, expected.toFixed(DIGITS[metric as keyof typeof DIGITS]), `slice ${slice} ${metric} as shown`);
       }
     }
-    const mean = (m: (typeof METRICS)[number]) => grpc.reduce((sum, { quality }) => sum + quality[m], 0) / grpc.length;
+    const mean = (m: (typeof METRICS)[number]) => grpc.reduce((sum, { quality }) => sum + quality[m]!, 0) / grpc.length;
     const meanRow = await page.$$eval("#metrics-mean td", (cells) => cells.map((c) => c.textContent));
     assert.deepEqual(meanRow, METRICS.map((m) => mean(m).toFixed(DIGITS[m])), "the series mean");
 

@@ -31,7 +31,7 @@ export const evalSpec = {
     quiet: { type: "boolean", short: "q", description: "no progress bar" },
     ...CONNECTION_OPTIONS,
   },
-  examples: ["medsynth eval --data models/testdata", "medsynth eval --models mr2ct-phantom,ct2mr-phantom --target 127.0.0.1:50051"],
+  examples: ["medsynth eval --data models/testdata", "medsynth eval --models mr2ct-heads,mr2ct-phantom --target 127.0.0.1:50051"],
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
 interface TestSet {
@@ -57,7 +57,8 @@ export interface ModelEvaluation {
   failed: { subject: string; index: number; status: string; message: string }[];
   metrics: Record<Metric, Summary>;
   foreground?: Record<Metric, Summary>;
-  perSlice: { subject: string; index: number; quality: Record<Metric, number>; foreground?: Record<Metric, number> }[];
+  /** A metric the service could not compute for a slice (Quality.unavailable) is absent. */
+  perSlice: { subject: string; index: number; quality: Values; foreground?: Values }[];
 }
 
 async function readTestSet(dir: string): Promise<TestSet> {
@@ -77,9 +78,11 @@ async function readTestSet(dir: string): Promise<TestSet> {
   return { ct: rescale("ct"), mr: rescale("mr"), subjects: index.subjects };
 }
 
-const pick = (quality: Quality) => Object.fromEntries(METRICS.map((m) => [m, quality[m]])) as Record<Metric, number>;
-const summaries = (values: Record<Metric, number>[]) =>
-  Object.fromEntries(METRICS.map((m) => [m, summarize(values.map((v) => v[m]))])) as Record<Metric, Summary>;
+type Values = Partial<Record<Metric, number>>;
+const pick = (quality: Quality): Values => Object.fromEntries(METRICS.flatMap((m) => (quality[m] === undefined ? [] : [[m, quality[m]]])));
+/** Mean and std of each metric over the slices that have it. */
+const summaries = (values: Values[]) =>
+  Object.fromEntries(METRICS.map((m) => [m, summarize(values.flatMap((v) => (v[m] === undefined ? [] : [v[m]])))])) as Record<Metric, Summary>;
 
 async function evaluate(
   service: Awaited<ReturnType<typeof connect>>,

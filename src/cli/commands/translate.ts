@@ -260,7 +260,8 @@ export async function translateCommand(argv: string[]): Promise<number> {
       if (answer.quality) {
         qualities.push(answer.quality);
         const fg = answer.foregroundQuality;
-        rows.push([index, job.names[index], answer.model, ...QUALITY_KEYS.map((k) => answer.quality![k]), ...(values.foreground ? QUALITY_KEYS.map((k) => fg?.[k] ?? "") : [])]);
+        // A metric the service could not compute for the slice (Quality.unavailable) is an empty cell.
+        rows.push([index, job.names[index], answer.model, ...QUALITY_KEYS.map((k) => answer.quality![k] ?? ""), ...(values.foreground ? QUALITY_KEYS.map((k) => fg?.[k] ?? "") : [])]);
       }
     }
   } finally {
@@ -284,7 +285,7 @@ export async function translateCommand(argv: string[]): Promise<number> {
     const digits: Record<(typeof QUALITY_KEYS)[number], number> = { psnr: 2, ssim: 4, uqi: 4, vif: 4, mae: 1 };
     print(
       `metrics over ${qualities.length} slices (mean ± std): ` +
-        QUALITY_KEYS.map((k) => `${k.toUpperCase()} ${formatMeanStd(summarize(qualities.map((q) => q[k])), digits[k])}`).join(", "),
+        QUALITY_KEYS.map((k) => `${k.toUpperCase()} ${formatMeanStd(summarize(qualities.flatMap((q) => (q[k] === undefined ? [] : [q[k]]))), digits[k])}`).join(", "),
     );
     print(`wrote ${join(out, "metrics.csv")}`);
   }

@@ -1,0 +1,181 @@
+/**
+ * What an image says it will decode to, read from its header without
+ * decoding it: what the server's in-flight byte budget counts a slice by
+ * before any decoding starts. RAW is its own size; PNG: width × height ×
+ * channels × bytes per sample from IHDR; DICOM: Rows × Columns × Number of
+ * Frames × Samples per Pixel × Bits Allocated / 8 from the data set (for the
+ * deflated syntax, from its first inflated bytes). Where the header cannot
+ * be read, an image counts as its own size, or, for a compressed DICOM data
+ * set, as the most the DICOM reader lets one decode to.
+ */
+import { constants, inflateRawSync } from "node:zlib";
+import { Encoding, type Image } from "../gen/medsynth/v1/translator_pb.js";
+import { maxDecodedBytes } from "./raster.js";
+
+/** Bytes `image` declares it decodes to; `maxDimension` bounds what an unreadable header counts as. */
+export function declaredBytes(image: Image | undefined, maxDimension: number): number {
+  if (!image) return 0;
+  const { data } = image;
+  switch (image.encoding) {
+    case Encoding.PNG:
+      return pngBytes(data) ?? data.length;
+    case Encoding.DICOM:
+      return dicomBytes(data, maxDimension);
+    default:
+      return data.length;
+  }
+}
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+/** Samples per pixel by PNG colour type (greyscale, RGB, palette, grey + alpha, RGBA). */
+const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+function pngBytes(data: Uint8Array): number | undefined {
+  if (data.length < 26 || PNG_SIGNATURE.some((byte, i) => data[i] !== byte)) return undefined;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  if (String.fromCharCode(...data.subarray(12, 16)) !== "IHDR") return undefined;
+  const channels = PNG_CHANNELS[data[25]];
+  if (channels === undefined) return undefined;
+  return view.getUint32(16) * view.getUint32(20) * channels * Math.ceil(data[24] / 8);
+}
+
+const IMPLICIT_LITTLE = "1.2.840.10008.1.2";
+const EXPLICIT_BIG = "1.2.840.10008.1.2.2";
+const DEFLATED = "1.2.840.10008.1.2.1.99";
+/** Explicit VRs whose length takes 4 bytes (after 2 reserved). */
+const LONG_VRS = new Set(["OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"]);
+const UNDEFINED_LENGTH = 0xffffffff;
+const ITEM = 0xfffee000;
+const ITEM_END = 0xfffee00d;
+const SEQUENCE_END = 0xfffee0dd;
+const TAGS = { samples: 0x00280002, frames: 0x00280008, rows: 0x00280010, columns: 0x00280011, bitsAllocated: 0x00280100 };
+/** Nested sequences walked at most this deep: deeper is not a header this reads. */
+const MAX_DEPTH = 16;
+/** Compressed bytes inflated to find a deflated data set's header, tried in turn. */
+const DEFLATED_PREFIXES = [1024, 16_384];
+const MAX_INFLATED_HEADER = 16 << 20;
+
+interface Element {
+  tag: number;
+  vr: string | undefined;
+  /** Where the value starts. */
+  at: number;
+  length: number;
+}
+
+/** Reads data-set elements of one transfer syntax (explicit or implicit VR, either byte order). */
+class Reader {
+  private readonly view: DataView;
+
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly explicit: boolean,
+    private readonly little: boolean,
+  ) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  get end(): number {
+    return this.bytes.length;
+  }
+
+  element(at: number): Element | undefined {
+    if (at + 8 > this.end) return undefined;
+    const tag = ((this.view.getUint16(at, this.little) << 16) | this.view.getUint16(at + 2, this.little)) >>> 0;
+    // Items and delimiters have no VR, whatever the syntax.
+    if (!this.explicit || tag >>> 16 === 0xfffe) return { tag, vr: undefined, at: at + 8, length: this.view.getUint32(at + 4, this.little) };
+    const vr = String.fromCharCode(this.bytes[at + 4], this.bytes[at + 5]);
+    if (!LONG_VRS.has(vr)) return { tag, vr, at: at + 8, length: this.view.getUint16(at + 6, this.little) };
+    if (at + 12 > this.end) return undefined;
+    return { tag, vr, at: at + 12, length: this.view.getUint32(at + 8, this.little) };
+  }
+
+  number(element: Element): number | undefined {
+    if (element.at + element.length > this.end) return undefined;
+    // Number of Frames is an Integer String; the others are US.
+    if (element.tag === TAGS.frames) return Number.parseInt(String.fromCharCode(...this.bytes.subarray(element.at, element.at + element.length)), 10);
+    return element.length === 2 ? this.view.getUint16(element.at, this.little) : undefined;
+  }
+
+  /** Where an undefined-length value (a sequence, or encapsulated data) ends; undefined if it does not. */
+  skipUndefined(at: number, depth: number): number | undefined {
+    if (depth > MAX_DEPTH) return undefined;
+    while (at < this.end) {
+      const item = this.element(at);
+      if (item === undefined) return undefined;
+      if (item.tag === SEQUENCE_END) return item.at;
+      if (item.tag !== ITEM) return undefined;
+      if (item.length !== UNDEFINED_LENGTH) {
+        at = item.at + item.length;
+        continue;
+      }
+      // An item of undefined length: its elements, up to the item delimiter.
+      at = item.at;
+      for (;;) {
+        const element = this.element(at);
+        if (element === undefined) return undefined;
+        if (element.tag === ITEM_END) {
+          at = element.at;
+          break;
+        }
+        const next = element.length === UNDEFINED_LENGTH ? this.skipUndefined(element.at, depth + 1) : element.at + element.length;
+        if (next === undefined) return undefined;
+        at = next;
+      }
+    }
+    return undefined;
+  }
+}
+
+const NATIVE = new Set([IMPLICIT_LITTLE, "1.2.840.10008.1.2.1", EXPLICIT_BIG]);
+
+/** The pixel bytes a Part-10 file declares. */
+function dicomBytes(file: Uint8Array, maxDimension: number): number {
+  // Not Part 10: the reader refuses it before it reads anything.
+  if (file.length < 144 || String.fromCharCode(...file.subarray(128, 132)) !== "DICM") return file.length;
+  // File Meta Information: explicit VR little endian, group 0002.
+  const meta = new Reader(file, true, true);
+  let at = 132;
+  let syntax = "";
+  for (let element = meta.element(at); element && element.tag >>> 16 === 0x0002; element = meta.element(at)) {
+    if (element.tag === 0x00020010) syntax = String.fromCharCode(...file.subarray(element.at, element.at + element.length)).replace(/[\0 ]+$/, "");
+    at = element.at + element.length;
+  }
+  const declared =
+    syntax === DEFLATED ? deflatedBytes(file.subarray(at)) : pixelBytes(new Reader(file, syntax !== IMPLICIT_LITTLE, syntax !== EXPLICIT_BIG), at);
+  // Uncompressed pixel data is in the file itself.
+  return declared ?? (NATIVE.has(syntax) ? file.length : Math.max(file.length, maxDecodedBytes(maxDimension)));
+}
+
+function deflatedBytes(compressed: Uint8Array): number | undefined {
+  for (const prefix of DEFLATED_PREFIXES) {
+    let header: Buffer;
+    try {
+      header = inflateRawSync(compressed.subarray(0, prefix), { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: MAX_INFLATED_HEADER });
+    } catch {
+      return undefined;
+    }
+    const bytes = pixelBytes(new Reader(header, true, true), 0);
+    if (bytes !== undefined || prefix >= compressed.length) return bytes;
+  }
+  return undefined;
+}
+
+/** Walks the top-level elements up to group 0028's end, for the pixel layout. */
+function pixelBytes(reader: Reader, at: number): number | undefined {
+  const found: Partial<Record<keyof typeof TAGS, number>> = {};
+  const wanted = new Map(Object.entries(TAGS).map(([name, tag]) => [tag, name as keyof typeof TAGS]));
+  while (at < reader.end) {
+    const element = reader.element(at);
+    if (element === undefined || element.tag > 0x0028ffff) break;
+    const name = wanted.get(element.tag);
+    if (name !== undefined) found[name] = reader.number(element);
+    const next = element.length === UNDEFINED_LENGTH ? reader.skipUndefined(element.at, 0) : element.at + element.length;
+    if (next === undefined) return undefined;
+    at = next;
+  }
+  const { rows, columns, bitsAllocated } = found;
+  if (!rows || !columns || !bitsAllocated) return undefined;
+  const frames = found.frames !== undefined && found.frames > 0 ? found.frames : 1;
+  return rows * columns * frames * (found.samples ?? 1) * Math.ceil(bitsAllocated / 8);
+}

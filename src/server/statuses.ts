@@ -1,0 +1,90 @@
+/**
+ * The statuses calls end with. Every status's details are bounded (they
+ * travel in an HTTP/2 header: one too large for the client's header limit
+ * leaves it with no status at all). And a Translate stream whose next
+ * message grpc-js cannot read (larger than --max-message-bytes, or
+ * compressed beyond it or in an unknown encoding) is not ended at once, as
+ * grpc-js would: the handler hears of it and ends the stream with that
+ * status once every slice it accepted before is answered.
+ */
+import { ServerInterceptingCall, status, type Metadata, type ServerInterceptor, type StatusObject } from "@grpc/grpc-js";
+
+/** A status as interceptors pass it on (grpc-js does not export its name for this). */
+type PartialStatusObject = Pick<StatusObject, "code" | "details"> & { metadata?: Metadata | null };
+import { Translator } from "../gen/medsynth/v1/translator_pb.js";
+
+/** Longest status details sent, characters. */
+export const MAX_STATUS_DETAILS = 1024;
+
+const TRANSLATE = `/${Translator.typeName}/${Translator.method.translate.name}`;
+
+/** What a call's handler is told of a read failure: the status grpc-js would have ended the call with. */
+export type ReadFailure = Pick<StatusObject, "code" | "details">;
+
+interface Watched {
+  failure: ReadFailure | undefined;
+  listener: ((failure: ReadFailure) => void) | undefined;
+}
+
+/**
+ * grpc-js's own statuses for a request it could not read (server-interceptors.ts: the message
+ * length check, decompression): nothing of them has been sent yet, so they can wait.
+ */
+const isReadFailure = ({ code, details }: ReadFailure): boolean =>
+  (code === status.RESOURCE_EXHAUSTED || code === status.UNIMPLEMENTED || code === status.INTERNAL) &&
+  (details.startsWith("Received message") || details === "Failed to decompress message");
+
+/** `details` cut to MAX_STATUS_DETAILS characters. */
+export function boundedDetails(details: string): string {
+  return details.length <= MAX_STATUS_DETAILS ? details : `${details.slice(0, MAX_STATUS_DETAILS - 1)}…`;
+}
+
+export class StatusGuard {
+  private readonly watched = new WeakMap<Metadata, Watched>();
+
+  /**
+   * Install first in `new Server({ interceptors })`: it must be given the
+   * grpc-js call itself, whose sendStatus grpc-js calls on a read failure.
+   */
+  readonly interceptor: ServerInterceptor = (method, call) => {
+    const bounded = {
+      sendStatus: (sent: PartialStatusObject, pass: (status: PartialStatusObject) => void) => pass({ ...sent, details: boundedDetails(sent.details) }),
+    };
+    if (method.path !== TRANSLATE) return new ServerInterceptingCall(call, bounded);
+    const watched: Watched = { failure: undefined, listener: undefined };
+    let handlerEnding = false;
+    const send = call.sendStatus.bind(call);
+    call.sendStatus = (sent) => {
+      if (handlerEnding || !isReadFailure(sent)) return send(sent);
+      // Only the first: grpc-js fails again on every later frame of a message it refused.
+      if (watched.failure) return;
+      watched.failure = { code: sent.code, details: sent.details };
+      watched.listener?.(watched.failure);
+    };
+    return new ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, pass) => {
+            this.watched.set(metadata, watched);
+            pass(metadata);
+          },
+        }),
+      sendStatus: (sent, pass) => {
+        handlerEnding = true;
+        bounded.sendStatus(sent, pass);
+      },
+    });
+  };
+
+  /**
+   * For a Translate handler: `listener` hears of a read failure of the call
+   * whose metadata this is (at once if it happened already); the handler
+   * then ends the call with that status, after its answers.
+   */
+  onReadFailure(metadata: Metadata, listener: (failure: ReadFailure) => void): void {
+    const watched = this.watched.get(metadata);
+    if (!watched) return;
+    watched.listener = listener;
+    if (watched.failure) listener(watched.failure);
+  }
+}
