@@ -21,21 +21,31 @@ interface TestIndex {
 }
 
 describe("default models and test data from training/", () => {
-  it("default models: one per direction, 256x256 greyscale, under 20 MB, with held-out scores", async () => {
-    const specs = (await loadModelSpecs(MODELS)).filter((s) => s.name.endsWith("-phantom"));
-    assert.deepEqual(specs.map((s) => s.name).sort(), ["ct2mr-phantom", "mr2ct-phantom"]);
-    for (const spec of specs) {
-      assert.equal(spec.isDefault, true, spec.name);
+  it("default models: one per direction, 256x256 greyscale, under 20 MB, trained on real heads, with held-out scores", async () => {
+    const all = await loadModelSpecs(MODELS);
+    const defaults = all.filter((s) => s.isDefault);
+    assert.deepEqual(defaults.map((s) => s.name).sort(), ["ct2mr-heads", "mr2ct-heads"]);
+    assert.deepEqual(defaults.map((s) => s.direction).sort(), [Direction.MR_TO_CT, Direction.CT_TO_MR].sort());
+    for (const spec of defaults) {
       assert.deepEqual([spec.input.width, spec.input.height, spec.input.channels], [256, 256, 1]);
       assert.ok((await stat(spec.onnxPath)).size < MAX_MODEL_BYTES, `${spec.name} exceeds 20 MB`);
-      const provenance = spec.provenance as { steps: number; held_out_scores: { psnr_db: number; ssim: number } };
-      assert.ok(provenance.steps > 0 && provenance.held_out_scores.psnr_db > 0, `${spec.name} provenance`);
+      const provenance = spec.provenance as {
+        steps: number;
+        data: { heads: Record<string, { source: string; licence: string }> };
+        phantom_held_out_scores: { psnr_db: number; ssim: number };
+      };
+      assert.ok(provenance.steps > 0 && provenance.phantom_held_out_scores.psnr_db > 0, `${spec.name} provenance`);
+      const heads = Object.values(provenance.data.heads);
+      assert.ok(heads.length >= 3, `${spec.name}: trained on ${heads.length} real heads`);
+      for (const head of heads) assert.ok(head.source && head.licence, `${spec.name}: every head names its source and licence`);
     }
-    assert.deepEqual(specs.map((s) => s.direction).sort(), [Direction.MR_TO_CT, Direction.CT_TO_MR].sort());
+    // The phantom models stay, as the pre-trained starting point the build fine-tunes, but serve only by name.
+    const phantoms = all.filter((s) => s.name.endsWith("-phantom"));
+    assert.deepEqual(phantoms.map((s) => [s.name, s.isDefault]).sort(), [["ct2mr-phantom", false], ["mr2ct-phantom", false]]);
   });
 
   it("default models run in ONNX Runtime with a dynamic batch and tanh-bounded output", async () => {
-    for (const name of ["mr2ct-phantom", "ct2mr-phantom"]) {
+    for (const name of ["mr2ct-heads", "ct2mr-heads", "mr2ct-phantom", "ct2mr-phantom"]) {
       const session = await ort.InferenceSession.create(join(MODELS, name, "model.onnx"));
       const input = new Float32Array(2 * 256 * 256).map((_, i) => Math.sin(i / 97));
       const { output } = await session.run({ input: new ort.Tensor("float32", input, [2, 1, 256, 256]) });

@@ -90,7 +90,6 @@ def main() -> None:
     stage = lambda c: {**dataclasses.asdict(c), 'run_dir': rel(c.run_dir), 'init_from': rel(c.init_from),
                        'init_from_b': rel(c.init_from_b), 'lambda_cycle': c.cycle_weight}
     heads = json.load(open(os.path.join(anatomy.DEFAULT_OUT, 'heads.json')))
-    total = round(time.monotonic() - began, 1)
     for direction, (attr, name, description) in MODELS.items():
         trained = {n: {**stage(c), **summaries[n]} for n, c in stages.items()}
         steps = sum(t['steps'] for t in trained.values())
@@ -114,7 +113,7 @@ def main() -> None:
                              'linear decay to 0',
                 'stages': trained,
             },
-            'steps': steps, 'wall_time_s': wall, 'build_wall_time_s': total, 'derive_wall_time_s': derive_s,
+            'steps': steps, 'wall_time_s': wall, 'derive_wall_time_s': derive_s,
             'hardware': f'{args.device}, {threads} thread(s), {os.cpu_count()}-core machine'
                         + (f', {torch.cuda.get_device_name()}' if args.device == 'cuda' else ''),
             'phantom_held_out_scores': {**scores[direction], 'computed_by': 'training/evaluate.py (Python '

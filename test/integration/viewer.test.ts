@@ -1,6 +1,6 @@
 // The viewer page in a real browser: Debian's chromium (installed by
 // .ci/run; CHROMIUM_PATH overrides) driven headless by playwright-core,
-// against a real server on loopback with the default phantom models. It opens
+// against a real server on loopback with the default models. It opens
 // phantom test slices (MR, with the CT as reference), waits for every
 // synthetic slice, checks that the panels are drawn, greyscale, in the window
 // chosen (also when it is changed after loading), that the metrics it shows
@@ -132,7 +132,7 @@ describe("viewer page in a real browser", () => {
   });
 
   it("translates the phantom series, draws original | synthetic | difference, and shows the metrics a gRPC client gets", async () => {
-    assert.match(await page.locator("#model").inputValue(), /^mr2ct-phantom$/);
+    assert.match(await page.locator("#model").inputValue(), /^mr2ct-heads$/);
     await page.setInputFiles("#reference-files", NAMES.map((n) => join(SUBJECT, "ct", n)));
     await page.setInputFiles("#source-files", NAMES.map((n) => join(SUBJECT, "mr", n)));
     await page.waitForFunction(`document.body.dataset.translated === "${NAMES.length}"`, undefined, { timeout: 240_000, polling: 250 });
