@@ -51,7 +51,8 @@ describe("default models and test data from training/", () => {
       const { output } = await session.run({ input: new ort.Tensor("float32", input, [2, 1, 256, 256]) });
       assert.deepEqual(output.dims, [2, 1, 256, 256]);
       const values = output.data as Float32Array;
-      assert.ok(values.every((v) => v >= -1 && v <= 1), `${name} output leaves [-1, 1]`);
+      // ORT's Tanh is a float32 approximation: it may overshoot ±1 by an ulp (-1.0000001), never by more.
+      assert.ok(values.every((v) => Math.abs(v) <= 1 + 1e-6), `${name} output leaves [-1, 1]`);
       await session.release();
     }
   });
