@@ -7,8 +7,8 @@
  * (run with --help); the service runs embedded unless --target is given.
  */
 import { parseCommand, UsageError } from "../src/cli/args.js";
-import { formatBench, runBench, writeBenchFiles } from "../src/cli/bench.js";
-import { benchOptionsFrom, benchSpec, ceilingCommand } from "../src/cli/commands/bench.js";
+import { writeBenchFiles } from "../src/cli/bench.js";
+import { benchSpec, printedBench } from "../src/cli/commands/bench.js";
 import { benchQuality } from "./quality.js";
 
 /** Goals from the service's issue: throughput within 5% of raw ONNX Runtime, event loop responsive under load. */
@@ -17,12 +17,8 @@ const GOALS = { ratio: 0.95, eventLoopP99Ms: 20 };
 async function main(argv: string[]): Promise<number> {
   const parsed = parseCommand({ ...benchSpec, usage: "npm run bench -- [options]" }, argv);
   if (!parsed) return 0;
-  if (parsed.values.ceiling) {
-    await ceilingCommand(parsed.values);
-    return 0;
-  }
-  const report = await runBench(benchOptionsFrom(parsed.values));
-  process.stdout.write(formatBench(report));
+  const report = await printedBench(parsed.values);
+  if (!report) return 0;
 
   process.stderr.write("quality metrics: 256×256, one thread\n");
   const quality = await benchQuality();

@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { formatBench, runBench, writeBenchFiles, type BenchOptions } from "../bench.js";
+import { formatBench, runBench, writeBenchFiles, type BenchOptions, type BenchReport } from "../bench.js";
 import { formatCeiling, runCeiling, type CeilingOptions, type CeilingReport } from "../ceiling.js";
 import {
   oneOf,
@@ -111,15 +111,22 @@ export async function ceilingCommand(values: ParsedValues<typeof benchSpec.optio
   return report;
 }
 
+/** The run both `medsynth bench` and `npm run bench` make: the ceiling (printed; no report), or the load run, printed and returned. */
+export async function printedBench(values: ParsedValues<typeof benchSpec.options>): Promise<BenchReport | undefined> {
+  if (values.ceiling) {
+    await ceilingCommand(values);
+    return undefined;
+  }
+  const report = await runBench(benchOptionsFrom(values));
+  process.stdout.write(formatBench(report));
+  return report;
+}
+
 export async function benchCommand(argv: string[]): Promise<number> {
   const parsed = parseCommand(benchSpec, argv);
   if (!parsed) return 0;
-  if (parsed.values.ceiling) {
-    await ceilingCommand(parsed.values);
-    return 0;
-  }
-  const report = await runBench(benchOptionsFrom(parsed.values));
-  process.stdout.write(formatBench(report));
+  const report = await printedBench(parsed.values);
+  if (!report) return 0;
   const files = await writeBenchFiles(report, parsed.values.out);
   process.stdout.write(`wrote ${files.join(", ")}\n`);
   // Error statuses are results here (overload is what a bench looks for), not a failed run.
