@@ -46,7 +46,7 @@ PHANTOM_PROVENANCE = ('models/mr2ct-phantom and models/ct2mr-phantom (trained on
 STAGES = {
     'low': dict(size=64, batch=16, steps=1500, checkpoint_every=100),
     'coarse': dict(size=128, batch=8, steps=300, checkpoint_every=25),
-    'fine': dict(size=256, batch=4, steps=100, checkpoint_every=20),
+    'fine': dict(size=256, batch=4, steps=300, checkpoint_every=20),
 }
 MODELS = {  # direction: (generator attribute, model name, description)
     'mr2ct': ('G_A', 'mr2ct-heads', 'MR (T1-weighted and other contrasts) to synthetic CT; trained on images '
