@@ -61,13 +61,14 @@ describe("STOW-RS sender", () => {
     await until(timerDueAt(1000), "the first attempt's 503 and the backoff it starts");
     assert.equal(busy.received.length, 1);
     advanceTo(scheduler, 999);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The retry is sent by the backoff timer: still pending at 999 ms means no retry has started.
+    assert.ok(timerDueAt(1000)(), "the backoff timer is still pending at 999 ms");
     assert.equal(busy.received.length, 1, "no retry before the backoff");
     advanceTo(scheduler, 1000);
     await until(() => busy.received.length === 2, "the first retry, after 1000 ms");
     await until(timerDueAt(3000), "the first retry's 503 and the second backoff");
     advanceTo(scheduler, 2999);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(timerDueAt(3000)(), "the second backoff timer is still pending at 2999 ms");
     assert.equal(busy.received.length, 2, "the second backoff is twice the first");
     advanceTo(scheduler, 3000);
     await sender.flush();
