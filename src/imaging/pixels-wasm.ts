@@ -3,9 +3,9 @@
  * built by `npm run build` into dist/wasm/pixels.wasm): rescale (raster.ts),
  * mapRange and the counting pass of the percentiles (window.ts). They do the
  * TypeScript reference's float64 arithmetic on float32 samples, four per
- * vector, with the same results to the bit, about ten times faster; each
- * call copies its samples into the module's memory and the results out
- * (memcpy-speed, a small part of the saving). Those functions use them
+ * vector, with the same results to the bit: mapRange of a 256² slice takes
+ * 55 µs against the loop's 160-230 µs (3-4x, copies included); each call
+ * copies its samples into the module's memory and the results out. Those functions use them
  * wherever the module loads and its memory holds the image; the TypeScript
  * loops stay as the reference the tests compare against and the fallback.
  *
