@@ -6,7 +6,8 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import sharp from "sharp";
-import { Direction, Encoding, ImageSchema, PixelType, type TranslateResponse } from "../src/gen/medsynth/v1/translator_pb.js";
+import { Direction, Encoding, ImageSchema, PixelType, SliceSchema, type TranslateResponse } from "../src/gen/medsynth/v1/translator_pb.js";
+import { InFlightBudget, type Admission } from "../src/server/admission.js";
 import { encodeImage } from "../src/imaging/codec.js";
 import { declaredBytes } from "../src/imaging/declared-size.js";
 import { maxDecodedBytes } from "../src/imaging/raster.js";
@@ -116,5 +117,25 @@ describe("in-flight byte budgets", () => {
   it("admit a slice larger than both budgets alone, rather than never", async () => {
     const { outcomes } = await sendAndWatch(served.client, served.server, 1, 2, 3 * side);
     answeredInOrder(outcomes[0].responses, 2);
+  });
+});
+
+describe("TranslateSlice admissions (the same on the gRPC and the web port)", () => {
+  it("wait for the shared budget, in order; a cancelled wait is dropped; every release gives its bytes back", () => {
+    const side = 32;
+    const bytes = side * side * 4;
+    const budget = new InFlightBudget({ window: 16, windowBytes: 10 * bytes, maxInflightBytes: 2 * bytes, maxDimension: LIMIT });
+    const slice = create(SliceSchema, { image: rawImage(new Array(side * side).fill(1), side, side, PixelType.FLOAT32) });
+    const admitted: Admission[] = [];
+    const calls = Array.from({ length: 4 }, () => budget.admit(slice).subscribe((a) => admitted.push(a)));
+    assert.equal(admitted.length, 2, "two fit the 2-slice budget, the others wait");
+    assert.equal(budget.inflightBytes, 2 * bytes);
+    calls[2].unsubscribe(); // a cancelled call: its wait is dropped, it never takes bytes
+    admitted[0].release();
+    assert.equal(admitted.length, 3, "the next waiting call, not the cancelled one, is admitted");
+    assert.equal(budget.inflightBytes, 2 * bytes);
+    for (const admission of admitted) admission.release();
+    assert.equal(budget.inflightBytes, 0, "all given back");
+    calls.forEach((call) => call.unsubscribe());
   });
 });

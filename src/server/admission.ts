@@ -6,11 +6,13 @@
  * grpc-js reads nothing more of its stream: HTTP/2 flow control pushes back
  * on the sender. Nothing is refused; a slice waits until the answers of
  * earlier ones have been written out (the handler releases each admission
- * then) or its call ends.
+ * then) or its call ends. TranslateSlice calls, on the gRPC and the web
+ * port alike, wait in `admit()` inside the shared handler instead.
  */
 import { ServerInterceptingCall, type ServerInterceptor } from "@grpc/grpc-js";
+import { Observable } from "rxjs";
 import { DEFAULT_WINDOW } from "../contract/limits.js";
-import { Translator, type Slice, type TranslateRequest, type TranslateSliceRequest } from "../gen/medsynth/v1/translator_pb.js";
+import { Translator, type Slice, type TranslateRequest } from "../gen/medsynth/v1/translator_pb.js";
 import { declaredBytes } from "../imaging/declared-size.js";
 
 const MiB = 1024 * 1024;
@@ -41,7 +43,6 @@ export const DEFAULT_IN_FLIGHT: Omit<InFlightOptions, "maxDimension"> = {
 };
 
 const TRANSLATE = `/${Translator.typeName}/${Translator.method.translate.name}`;
-const TRANSLATE_SLICE = `/${Translator.typeName}/${Translator.method.translateSlice.name}`;
 
 /** One admitted slice; `release()` (idempotent) gives its bytes back once its answer is written. */
 export interface Admission {
@@ -85,15 +86,29 @@ export class InFlightBudget {
     return declaredBytes(slice?.image, this.options.maxDimension) + declaredBytes(slice?.reference, this.options.maxDimension);
   }
 
-  /** Install in `new Server({ interceptors })`, after authentication and the stream limits. */
+  /**
+   * A TranslateSlice call's admission, on whichever port it came: emits (and
+   * completes) once the slice fits; unsubscribing before that drops the wait.
+   * The whole message has arrived already, so holding it back in the
+   * transport would gain nothing: it waits here, before any decoding.
+   */
+  admit(slice: Slice): Observable<Admission> {
+    return new Observable<Admission>((subscriber) => {
+      const budget: CallBudget = { slices: 0, bytes: 0, held: undefined, admitted: new Set() };
+      this.request(budget, this.sliceBytes(slice), (admission) => {
+        subscriber.next(admission);
+        subscriber.complete();
+      });
+      return () => {
+        if (budget.held) this.close(budget);
+      };
+    });
+  }
+
+  /** Install in `new Server({ interceptors })`, after authentication and the stream limits: holds back Translate streams. */
   readonly interceptor: ServerInterceptor = (method, call) => {
-    const slice =
-      method.path === TRANSLATE
-        ? (message: TranslateRequest) => (message.kind.case === "slice" ? message.kind.value : undefined)
-        : method.path === TRANSLATE_SLICE
-          ? (message: TranslateSliceRequest) => message.slice ?? undefined
-          : undefined;
-    if (!slice) return new ServerInterceptingCall(call);
+    if (method.path !== TRANSLATE) return new ServerInterceptingCall(call);
+    const slice = (message: TranslateRequest) => (message.kind.case === "slice" ? message.kind.value : undefined);
     const budget: CallBudget = { slices: 0, bytes: 0, held: undefined, admitted: new Set() };
     let ended = false;
     const end = () => {

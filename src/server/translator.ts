@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { status, type ServerDuplexStream } from "@grpc/grpc-js";
-import { defer, finalize, map, of, Subscription, type Observable } from "rxjs";
+import { defer, finalize, map, of, Subscription, switchMap, type Observable } from "rxjs";
 import type { MicroBatcher } from "../batcher/micro-batcher.js";
 import { directionName } from "../contract/direction.js";
 import { unreadableReason, type ServiceImpl } from "../contract/service.js";
@@ -32,7 +32,7 @@ export interface TranslatorDeps extends AnswerDeps {
   models: readonly ModelSpec[];
   batchers: ReadonlyMap<string, MicroBatcher<Float32Array, ModelOutput>>;
   /** Each slice's admission against the in-flight budgets, given back once its answer is written. */
-  admissions: Pick<InFlightBudget, "admissionOf">;
+  admissions: Pick<InFlightBudget, "admissionOf" | "admit">;
   /** Requests grpc-js could not read: the stream ends with their status after its answers. */
   statuses: Pick<StatusGuard, "onReadFailure">;
   executionProvider: string;
@@ -274,7 +274,9 @@ export class TranslatorService {
     if (!slice) return of({ code: status.INVALID_ARGUMENT, details: "slice: missing" });
     return defer(() => {
       this.unaryCalls++;
-      return answerSlice(this.deps, context, slice).pipe(
+      // Counted by the byte budgets until it is answered or cancelled, on every port.
+      return this.deps.admissions.admit(slice).pipe(
+        switchMap((admission) => answerSlice(this.deps, context, slice).pipe(finalize(() => admission.release()))),
         map((answer) => (isSliceError(answer) ? { code: answer.code, details: answer.message } : answer)),
         finalize(() => {
           this.unaryCalls--;
@@ -320,11 +322,9 @@ export class TranslatorService {
     },
 
     translateSlice: (call, callback) => {
-      // Counted by the byte budgets (on the gRPC port) until it is answered or cancelled.
-      const admission = this.deps.admissions.admissionOf(call.request);
-      const subscription = this.translateSlice(call.request)
-        .pipe(finalize(() => admission?.release()))
-        .subscribe((answer) => (isStatus(answer) ? callback(answer) : callback(null, answer)));
+      const subscription = this.translateSlice(call.request).subscribe((answer) =>
+        isStatus(answer) ? callback(answer) : callback(null, answer),
+      );
       call.on("cancelled", () => subscription.unsubscribe());
     },
 
