@@ -139,8 +139,12 @@ export interface CeilingReport {
 
 const answered = (result: LoadResult) => Object.values(result.statuses).reduce((a, b) => a + b, 0);
 
-/** This process's main-thread utilisation, GC and CPU time from now until stop() (given the messages answered meanwhile). */
-function watchServer(): { stop(answeredMessages: number): ServerLoad } {
+/**
+ * This process's main-thread utilisation, GC and CPU time from measuring()
+ * (the load's warm-up over) until stop(), given the messages answered meanwhile:
+ * the load counts only those, so the warm-up's cost stays out too.
+ */
+function watchServer(): { measuring(): void; stop(answeredMessages: number): ServerLoad } {
   let gcMs = 0;
   let gcCount = 0;
   const observer = new PerformanceObserver((list) => {
@@ -150,9 +154,15 @@ function watchServer(): { stop(answeredMessages: number): ServerLoad } {
     }
   });
   observer.observe({ entryTypes: ["gc"] });
-  const start = performance.eventLoopUtilization();
-  const cpu = process.cpuUsage();
+  let start = performance.eventLoopUtilization();
+  let cpu = process.cpuUsage();
   return {
+    measuring() {
+      gcMs = 0;
+      gcCount = 0;
+      start = performance.eventLoopUtilization();
+      cpu = process.cpuUsage();
+    },
     stop(answeredMessages) {
       const elu = performance.eventLoopUtilization(start);
       const { user, system } = process.cpuUsage(cpu);
@@ -216,7 +226,7 @@ export async function runCeiling(options: CeilingOptions): Promise<CeilingReport
       for (const concurrency of options.concurrency) {
         log(`ceiling: ${concurrency} stream(s), bare grpc-js echo of ${message.byteLength} B`);
         let watch = watchServer();
-        const echo = await runLoadInProcess({ kind: "echo", target: echoServer.address, load: load(concurrency), message });
+        const echo = await runLoadInProcess({ kind: "echo", target: echoServer.address, load: load(concurrency), message }, watch.measuring);
         const echoMeasured = measured(echo, watch.stop(answered(echo.result)));
 
         log(`ceiling: ${concurrency} stream(s), the service on the null model ${nullName}`);
@@ -231,7 +241,10 @@ export async function runCeiling(options: CeilingOptions): Promise<CeilingReport
             load: { ...load(concurrency), translate: { direction, model: nullName } },
             images,
           },
-          rss.measuring,
+          () => {
+            rss.measuring();
+            watch.measuring();
+          },
         );
         const service = { ...measured(translate, watch.stop(answered(translate.result))), rss: rss.stop() };
         const slices = answered(service);

@@ -38,7 +38,12 @@ export type LoadMessage =
   | { kind: "reply"; ok: true; result: LoadResult; cpuMs: number }
   | { kind: "reply"; ok: false; message: string };
 
-const onMeasuring = () => process.send!({ kind: "measuring" } satisfies LoadMessage);
+/** CPU time from the warm-up's end: the result counts only the messages answered after it. */
+let cpu = process.cpuUsage();
+const onMeasuring = () => {
+  cpu = process.cpuUsage();
+  process.send!({ kind: "measuring" } satisfies LoadMessage);
+};
 
 async function run(job: LoadJob): Promise<LoadResult> {
   if (job.kind === "echo") {
@@ -59,7 +64,7 @@ async function run(job: LoadJob): Promise<LoadResult> {
 }
 
 process.once("message", (job: LoadJob) => {
-  const cpu = process.cpuUsage();
+  cpu = process.cpuUsage();
   void run(job).then(
     (result): LoadMessage => {
       const { user, system } = process.cpuUsage(cpu);
