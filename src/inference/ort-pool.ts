@@ -1,5 +1,5 @@
 import { availableParallelism } from "node:os";
-import type { Observable, SchedulerLike } from "rxjs";
+import type { SchedulerLike } from "rxjs";
 import { movable, WorkerCrash, WorkerPool } from "../workers/worker-pool.js";
 import type { ModelSpec } from "./registry.js";
 import type { ExecutionDevice, ModelPlacement, OrtMethods, WorkerInit, WorkerReady } from "./ort-protocol.js";
@@ -87,21 +87,6 @@ export class OrtWorkerPool {
 
   get size(): number {
     return this.workers.size;
-  }
-
-  /** Workers ready to run a batch, now and on every change. */
-  get readyWorkers(): Observable<number> {
-    return this.workers.readyWorkers;
-  }
-
-  /** Every worker that died or hung. */
-  get crashes(): Observable<WorkerCrash> {
-    return this.workers.crashes;
-  }
-
-  /** Whether no worker is left or can be started: every batch fails at once. */
-  get isEnded(): boolean {
-    return this.workers.isEnded;
   }
 
   /** How long a batch of `batchSize` slices of `model` may run before its worker counts as hung, ms. */

@@ -157,16 +157,16 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
   let readyWorkers = pool.size;
   const updateHealth = () => health.setAll(bound && readyWorkers > 0 ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
   telemetry.observeReadyWorkers(() => readyWorkers);
-  pool.readyWorkers.subscribe((ready) => {
+  pool.workers.readyWorkers.subscribe((ready) => {
     if (released) return;
     if (ready === 0) log.error("no inference worker is alive: health is NOT_SERVING until one is ready", { workers: pool.size });
     else if (ready > readyWorkers) log.info("inference worker ready", { ready, workers: pool.size });
     readyWorkers = ready;
     // A pool that can start no more workers fails every batch at once: one slot lets the queued batches reach it, so their slices are answered.
-    slots.resize(pool.isEnded ? 1 : ready);
+    slots.resize(pool.workers.isEnded ? 1 : ready);
     updateHealth();
   });
-  for (const crashes of [pool.crashes, transforms.workers.crashes, qualityPool.workers.crashes]) {
+  for (const crashes of [pool.workers.crashes, transforms.workers.crashes, qualityPool.workers.crashes]) {
     crashes.subscribe((crash) => {
       telemetry.workerCrash(crash.pool, crash.kind);
       log.error("worker crashed, replacing it", { pool: crash.pool, kind: crash.kind, detail: crash.detail });
