@@ -162,22 +162,31 @@ async function decodePng(bytes: Uint8Array, name: string, intercept: number): Pr
   const rows = new Uint8Array(stride * height);
   for (let y = 0; y < height; y++) {
     const filter = inflated[y * (stride + 1)];
+    if (filter > 4) throw new SeriesError(`${name}: corrupt PNG (row filter ${filter})`);
     const line = inflated.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
     const out = rows.subarray(y * stride, (y + 1) * stride);
     const up = y > 0 ? rows.subarray((y - 1) * stride, y * stride) : new Uint8Array(stride);
+    // The filter is the row's: chosen once, not per byte (a 512² 16-bit slice has half a million bytes).
+    const predict = PREDICTORS[filter];
     for (let x = 0; x < stride; x++) {
       const a = x >= bpp ? out[x - bpp] : 0;
-      const b = up[x];
       const c = x >= bpp ? up[x - bpp] : 0;
-      const predictor = [0, a, b, (a + b) >> 1, paeth(a, b, c)][filter];
-      if (predictor === undefined) throw new SeriesError(`${name}: corrupt PNG (row filter ${filter})`);
-      out[x] = (line[x] + predictor) & 0xff;
+      out[x] = (line[x] + predict(a, up[x], c)) & 0xff;
     }
   }
   const data = new Float32Array(width * height);
   for (let i = 0; i < data.length; i++) data[i] = (depth === 16 ? (rows[i * bpp] << 8) | rows[i * bpp + 1] : rows[i * bpp]) + intercept;
   return { width, height, data };
 }
+
+/** PNG row filters 0-4 (None, Sub, Up, Average, Paeth): the predictor from left (a), up (b) and up-left (c). */
+const PREDICTORS: readonly ((a: number, b: number, c: number) => number)[] = [
+  () => 0,
+  (a) => a,
+  (_a, b) => b,
+  (a, b) => (a + b) >> 1,
+  paeth,
+];
 
 function paeth(a: number, b: number, c: number): number {
   const p = a + b - c;
