@@ -114,7 +114,8 @@ def main() -> None:
                 'stages': trained,
             },
             'steps': steps, 'wall_time_s': wall, 'derive_wall_time_s': derive_s,
-            'hardware': f'{args.device}, {threads} thread(s), {os.cpu_count()}-core machine'
+            # the threads of this invocation only: a resumed build may have run its stages with others
+            'hardware': f'{args.device}, {os.cpu_count()}-core machine, {threads} thread(s) in the last invocation'
                         + (f', {torch.cuda.get_device_name()}' if args.device == 'cuda' else ''),
             'phantom_held_out_scores': {**scores[direction], 'computed_by': 'training/evaluate.py (Python '
                                         'monitoring metrics; official: medsynth eval)'},
