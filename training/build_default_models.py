@@ -10,6 +10,8 @@ Steps:
      checkpoint is reachable offline)
   2. coarse: the same at 128x128 (1.5-2 mm pixels)
   3. fine: the same at 256x256 (the service's input size)
+  4. bone: 256x256 again with an added MR->CT L1 in the bone window [0, 1600] HU (weight 4): without it the
+     brain-window terms, which are flat above 120 HU, dominate and the generators drew the skull at 100-300 HU
 (train.py also has the CycleGAN adversarial and cycle terms, --lambda-gan/--lambda-cycle; the default build does not
 use them: on this CPU budget every step went to the paired terms, which the PSNR/SSIM goals reward.)
 Each stage resumes from its checkpoints with --resume.
@@ -47,6 +49,7 @@ STAGES = {
     'low': dict(size=64, batch=16, steps=1500, checkpoint_every=100),
     'coarse': dict(size=128, batch=8, steps=300, checkpoint_every=25),
     'fine': dict(size=256, batch=4, steps=300, checkpoint_every=20),
+    'bone': dict(size=256, batch=4, steps=1000, checkpoint_every=50, lambda_bone=4.0),
 }
 MODELS = {  # direction: (generator attribute, model name, description)
     'mr2ct': ('G_A', 'mr2ct-heads', 'MR (T1-weighted and other contrasts) to synthetic CT; trained on images '
@@ -108,7 +111,8 @@ def main() -> None:
             'init': PHANTOM_PROVENANCE,
             'training': {
                 'objective': 'paired L1 on [-1, 1] + MR->CT L1 in the brain window [-40, 120] HU + (1 - SSIM) '
-                             '(CT in the brain window)',
+                             '(CT in the brain window); the last stage adds MR->CT L1 in the bone window '
+                             '[0, 1600] HU',
                 'optimizer': 'Adam lr 2e-4 betas (0.5, 0.999); per stage constant for half the steps, then '
                              'linear decay to 0',
                 'stages': trained,

@@ -41,14 +41,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         phantom = build_training_set(subjects=2, slices=2, cache_dir=os.path.join(tmp, 'cache'))
         cfg = TrainConfig(run_dir=os.path.join(tmp, 'run'), steps=1, size=SIZE, batch=2, lambda_gan=1.0,
-                          lambda_identity=0.5, phantom_share=0.5, checkpoint_every=1, ngf=16, n_blocks=2, ndf=16)
+                          lambda_identity=0.5, lambda_bone=4.0, phantom_share=0.5, checkpoint_every=1, ngf=16, n_blocks=2, ndf=16)
         source = lambda: BatchSource(cfg, bank=bank, phantom=phantom)
         train(cfg, source=source())
         cfg.steps = 2
         model, summary = train(cfg, resume=True, source=source())  # step 2 continues from the step-1 checkpoint
         assert summary['steps'] == 2, summary
         losses = [json.loads(line) for line in open(os.path.join(cfg.run_dir, 'losses.jsonl'))]
-        assert {'l1_ct', 'brain', 'ssim_ct', 'l1_mr', 'ssim_mr', 'cyc', 'D_A'} <= set(losses[-1]), losses[-1]
+        assert {'l1_ct', 'brain', 'bone', 'ssim_ct', 'l1_mr', 'ssim_mr', 'cyc', 'D_A'} <= set(losses[-1]), losses[-1]
         assert all(np.isfinite(v) for row in losses for v in row.values()), 'non-finite loss'
         for direction, attr in (('mr2ct', 'G_A'), ('ct2mr', 'G_B')):
             out = os.path.join(tmp, direction)

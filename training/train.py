@@ -6,8 +6,9 @@ effects) and TARGETS (the real T1; the noiseless CT), so the generators learn to
 to clean targets.
 
 Objective: paired L1 on [-1, 1], plus for MR->CT an L1 in a brain window ([-40, 120] HU -> [0, 1]: brain,
-CSF and soft tissue differ by 5-40 HU, which the full [-1024, 3071] window all but hides), plus (1 - SSIM)
-terms, plus optionally the CycleGAN terms (LSGAN adversarial + lambda * cycle L1 + identity).
+CSF and soft tissue differ by 5-40 HU, which the full [-1024, 3071] window all but hides), optionally an L1 in a
+bone window ([0, 1600] HU: the brain-window terms are flat above 120 HU and outweigh the full-window L1, so
+without it the skull stays faint), plus (1 - SSIM) terms, plus optionally the CycleGAN terms (LSGAN adversarial + lambda * cycle L1 + identity).
 Adam (lr 2e-4, beta1 0.5); lr constant for the first half of the steps, then linear decay to 0.
 
 Usage: .venv/bin/python -m training.train --run-dir training/runs/demo --steps 2000 [--size 128] [--batch 8]
@@ -36,6 +37,7 @@ PHANTOM_CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'runs',
 LAMBDA_PRESETS = {'artistic': 9.0, 'animals': 10.0, 'landscapes': 10.0, 'photography': 10.0,
                   'satellite': 11.0, 'maps': 11.0, 'urban': 11.0}
 BRAIN_WINDOW_HU = (-40.0, 120.0)
+BONE_WINDOW_HU = (0.0, 1600.0)
 
 
 @dataclasses.dataclass
@@ -52,6 +54,7 @@ class TrainConfig:
     lambda_supervised: float = 1.0     # paired L1 weight
     lambda_brain: float = 1.0          # MR->CT paired L1 in the brain window
     lambda_ssim: float = 1.0           # (1 - SSIM) of both directions (CT in the brain window)
+    lambda_bone: float = 0.0           # MR->CT paired L1 in the bone window [0, 1600] HU
     lambda_gan: float = 0.0            # adversarial weight; 0 = no discriminators at all
     ngf: int = 32
     n_blocks: int = 6
@@ -131,11 +134,15 @@ def lr_factor(step: int, steps: int) -> float:
     return 1.0 if step < half else max(0.0, 1.0 - (step - half) / max(1, steps - half))
 
 
-def brain_window(signed_ct: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] CT (the [-1024, 3071] HU window) -> the brain window [-40, 120] HU as [0, 1]."""
+def hu_window(signed_ct: torch.Tensor, window: tuple) -> torch.Tensor:
+    """[-1, 1] CT (the [-1024, 3071] HU window) -> the given HU window as [0, 1]."""
     hu = (signed_ct + 1) / 2 * (CT_HIGH - CT_LOW) + CT_LOW
-    low, high = BRAIN_WINDOW_HU
+    low, high = window
     return ((hu - low) / (high - low)).clamp(0, 1)
+
+
+def brain_window(signed_ct: torch.Tensor) -> torch.Tensor:
+    return hu_window(signed_ct, BRAIN_WINDOW_HU)
 
 
 def ssim_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -196,6 +203,9 @@ class CycleGAN:
             losses['l1_ct'] = cfg.lambda_supervised * self.l1(fake_ct, ct_target)
             if cfg.lambda_brain > 0:
                 losses['brain'] = cfg.lambda_brain * self.l1(brain_window(fake_ct), brain_window(ct_target))
+            if cfg.lambda_bone > 0:
+                losses['bone'] = cfg.lambda_bone * self.l1(hu_window(fake_ct, BONE_WINDOW_HU),
+                                                           hu_window(ct_target, BONE_WINDOW_HU))
             if cfg.lambda_ssim > 0:
                 losses['ssim_ct'] = cfg.lambda_ssim * ssim_loss(brain_window(fake_ct), brain_window(ct_target))
         if fake_mr is not None:
