@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import sharp from "sharp";
 import { describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import { isSliceError, type SliceInit, type TranslatorClient } from "../src/client/client.js";
@@ -97,6 +98,9 @@ describe("medsynth translate against a real server", () => {
       assert.equal(index.slices.length, n);
       assert.deepEqual(index.failed, []);
       assert.deepEqual(index.png, { rescale_slope: 1, rescale_intercept: RESCALE[target] });
+      // 8 bits when every stored value fits in them (never for CT's HU + 1024), else 16.
+      const fits = written.data.every((v) => v - RESCALE[target] <= 255);
+      assert.equal((await sharp(join(out, files[5])).metadata()).depth, fits ? "uchar" : "ushort", `${target} PNG depth`);
     });
   }
 
@@ -143,6 +147,7 @@ describe("medsynth translate against a real server", () => {
         top = Math.max(top, written.data[i]);
       }
       assert.ok(top <= 255, `${file}: the answer stays in the reference's 8-bit window (max ${top})`);
+      assert.equal((await sharp(join(out, file)).metadata()).depth, "uchar", `${file}: written as an 8-bit PNG`);
     }
   });
 

@@ -18,7 +18,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CT_WINDOW = {'window': 'fixed', 'low': -1024, 'high': 3071}
 MR_WINDOW = {'window': 'percentile', 'low': 0.5, 'high': 99.5}
-MR_OUTPUT_WINDOW = {**MR_WINDOW, 'nominal': [0, 1000]}
+# Without a reference a synthetic MR spans the 8-bit range of the T1 slices it is trained on and compared with.
+MR_OUTPUT_WINDOW = {**MR_WINDOW, 'nominal': [0, 255]}
 INTENSITY = {
     'mr2ct': {'input': MR_WINDOW, 'output': CT_WINDOW},
     'ct2mr': {'input': CT_WINDOW, 'output': MR_OUTPUT_WINDOW},

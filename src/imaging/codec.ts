@@ -174,6 +174,12 @@ export function encodePng16(samples: { width: number; height: number; data: Uint
   return sharp(data, { raw: { width, height, channels: 1 } }).toColourspace("grey16").png().toBuffer();
 }
 
+/** An 8-bit greyscale PNG of samples stored as they are. */
+export function encodePng8(samples: { width: number; height: number; data: Uint8Array }): Promise<Buffer> {
+  const { width, height, data } = samples;
+  return sharp(data, { raw: { width, height, channels: 1 } }).toColourspace("b-w").png().toBuffer();
+}
+
 /**
  * Encodes a synthetic slice. RAW is float32 in physical units, its data a
  * view of the raster's pixels (so the raster must not change, or move to

@@ -2,7 +2,7 @@ import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Encoding, type Image, type Quality } from "../../gen/medsynth/v1/translator_pb.js";
-import { decodeImage, encodePng16 } from "../../imaging/codec.js";
+import { decodeImage, encodePng16, encodePng8 } from "../../imaging/codec.js";
 import { axialLayout, extractSlice, insertSlice, type AxialLayout } from "../../volume/axial.js";
 import { readNifti, writeNifti, type NiftiVolume } from "../../imaging/nifti.js";
 import type { Raster } from "../../imaging/raster.js";
@@ -28,10 +28,11 @@ export const translateSpec = {
     "files have the same names, or a NIfTI volume of the same size) each slice gets PSNR, SSIM, UQI,",
     "VIF and MAE from the service, written to <out>/metrics.csv. PNG slices are read and written with",
     "the project's convention (CT stored as HU + 1024, MR as is) unless --slope/--intercept say",
-    "otherwise. With --stow-url (and --format dicom) every synthetic instance is also stored in a",
-    "PACS by DICOMweb STOW-RS as it arrives; a store that fails after its retries is counted and",
-    "named, and the slice's files are written all the same. Exits 1 when any slice failed or could",
-    "not be stored. NOT FOR CLINICAL USE.",
+    "otherwise; a PNG whose values all fit in 0-255 is written with 8 bits, else 16. With",
+    "--stow-url (and --format dicom) every synthetic instance is also stored in a PACS by DICOMweb",
+    "STOW-RS as it arrives; a store that fails after its retries is counted and named, and the",
+    "slice's files are written all the same. Exits 1 when any slice failed or could not be stored.",
+    "NOT FOR CLINICAL USE.",
   ].join("\n"),
   options: {
     direction: { type: "string", short: "d", placeholder: "mr2ct|ct2mr", description: "translation direction (required)" },
@@ -87,15 +88,21 @@ function rescaleOption(value: string | undefined, fallback: number, option: stri
   return n;
 }
 
-/** Physical values → the project's PNG convention (stored = value − intercept, clipped to 16 bits). */
+/**
+ * Physical values → the project's PNG convention (stored = value − intercept, clipped to 16 bits). Rounded
+ * and stored as they are, whatever their range; a slice whose stored values all fit in 0–255 (a synthetic MR
+ * in the nominal 8-bit range or an 8-bit reference's window) is written as an 8-bit PNG, which loses nothing
+ * and reads back in those units with any tool, as the 8-bit T1 slices it is compared with do.
+ */
 async function pngBytes(raster: Raster, rescale: Rescale): Promise<Uint8Array> {
-  // Rounded and clipped to 16 bits, stored as they are: the file's values are the convention's, whatever
-  // their range (a synthetic MR in an 8-bit reference's window spans under 255 units).
   const stored = new Uint16Array(raster.data.length);
+  let top = 0;
   for (let i = 0; i < stored.length; i++) {
     stored[i] = Math.min(65535, Math.max(0, Math.round((raster.data[i] - rescale.intercept) / rescale.slope)));
+    if (stored[i] > top) top = stored[i];
   }
-  return encodePng16({ width: raster.width, height: raster.height, data: stored });
+  const { width, height } = raster;
+  return top <= 255 ? encodePng8({ width, height, data: Uint8Array.from(stored) }) : encodePng16({ width, height, data: stored });
 }
 
 const EXTENSION: Record<Exclude<Format, "nifti">, string> = { png: ".png", raw: ".raw", dicom: ".dcm" };
