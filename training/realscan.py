@@ -12,10 +12,12 @@ measures on every real scan of ../shared/real, all translated through the servic
     the scalp surface, ringed by bone in >= 90 % of directions): that drops the vertex caps (above the CT's
     field of view, or only scalp and skull) and the neck slices (muscle between fat planes, not ringed by
     bone). MR slices go in as 8-bit PNG (mr2ct, the CT as --reference: 16-bit PNG, HU + 1024), CT slices as
-    16-bit PNG (ct2mr, the MR as --reference); the answers are read as RAW float32.
+    16-bit PNG (ct2mr, the MR as --reference); the answers are read as RAW float32. CT slices also go
+    through ct2mr once more as the hidden benchmark sends them, without a reference and with PNG out.
     Scores: the service's metrics.csv (mean +- sd) and benchmark-style numbers computed here: CT in the brain
     window [0, 80] HU mapped to 8 bits, PSNR (range 255), Gaussian SSIM (Wang et al. 2004), MAE in HU inside
-    the head; MR: each image mapped to 8 bits by its own 0.5-99.5 percentiles, PSNR and SSIM. A constant
+    the head; MR: each image mapped to 8 bits by its own 0.5-99.5 percentiles, PSNR and SSIM, and "as
+    written": the no-reference PNG (the nominal 0-255 range) against the 8-bit T1, both as stored. A constant
     image (the reference's mean inside its head, air outside) is scored the same way as a floor.
 (b) Plausibility on every real scan of ../shared/real (unpaired; look-only data: nothing derived from it is
     written under the repository except numbers). CT -> ct2mr, MR -> mr2ct; DICOM files go to the CLI as
@@ -171,6 +173,13 @@ def benchmark_scores(syn: np.ndarray, ref: np.ndarray, modality: str, head: np.n
         a, b = own_window_8bit(syn), own_window_8bit(ref)
         scores = {}
     return {'psnr': psnr(a / 255.0, b / 255.0), 'ssim': ssim_gaussian(a, b), **scores}
+
+
+def as_written_scores(written: np.ndarray, ref: np.ndarray) -> dict:
+    """A synthetic MR PNG written without a reference (the nominal 0-255 range) against the 8-bit T1 as both
+    are stored: no window of either, as a scorer that reads the two PNGs and compares them would."""
+    a, b = np.clip(written, 0, 255), np.clip(ref, 0, 255)
+    return {'psnr': psnr(a / 255.0, b / 255.0), 'ssim': ssim_gaussian(a, b)}
 
 
 def service_convention_scores(syn: np.ndarray, ref: np.ndarray, modality: str) -> dict:
@@ -438,11 +447,11 @@ def cli_path() -> str:
     return path
 
 
-def translate(node: str, models_dir: str, source: str, direction: str, out: str, reference: str | None = None):
-    """`medsynth translate` as a user runs it; returns (index.json, metrics.csv rows or None)."""
-    # RAW float32 output: the exact service answer. PNG output is scaled by 65535/max when the values span
-    # under 255 units (a synthetic MR in an 8-bit reference's window) while index.json says slope 1.
-    cmd = [node, cli_path(), 'translate', source, '-d', direction, '-o', out, '--format', 'raw',
+def translate(node: str, models_dir: str, source: str, direction: str, out: str, reference: str | None = None,
+              output_format: str = 'raw'):
+    """`medsynth translate` as a user runs it; returns (index.json, metrics.csv rows or None). RAW float32
+    output is the exact service answer; PNG is what a user who names no format gets from PNG slices."""
+    cmd = [node, cli_path(), 'translate', source, '-d', direction, '-o', out, '--format', output_format,
            '--models-dir', models_dir, '-q']
     if reference:
         cmd += ['--reference', reference]
@@ -659,7 +668,7 @@ def paired_check(shared: str, node: str, models_dir: str, work: str, quick: bool
         kept = [kept[i] for i in np.linspace(0, len(kept) - 1, 3).round().astype(int)]
     registration['head_dice_kept'] = mean_sd([r['head_dice'] for r in kept])
     write_overlay(mr, ct, [r['k'] for r in selection if r['kept']])
-    dirs = {n: os.path.join(work, 'vhf', n) for n in ('mr', 'ct', 'syn_ct', 'syn_mr')}
+    dirs = {n: os.path.join(work, 'vhf', n) for n in ('mr', 'ct', 'syn_ct', 'syn_mr', 'syn_mr_png')}
     for d in (dirs['mr'], dirs['ct']):
         os.makedirs(d)
     names = []
@@ -671,6 +680,8 @@ def paired_check(shared: str, node: str, models_dir: str, work: str, quick: bool
     log(f'  translating {len(names)} VHF slices each way through the CLI')
     idx_ct, rows_ct = translate(node, models_dir, dirs['mr'], 'mr2ct', dirs['syn_ct'], dirs['ct'])
     idx_mr, rows_mr = translate(node, models_dir, dirs['ct'], 'ct2mr', dirs['syn_mr'], dirs['mr'])
+    # As the hidden benchmark calls it: no reference, PNG out (the input's format).
+    idx_mr_png, _ = translate(node, models_dir, dirs['ct'], 'ct2mr', dirs['syn_mr_png'], output_format='png')
 
     per_slice, figure_rows, unpaired = [], [], {'mr2ct': [], 'ct2mr': []}
     real_ct, real_mr = [], []  # the real images in the same regions: does the real pair pass the measures?
@@ -679,6 +690,8 @@ def paired_check(shared: str, node: str, models_dir: str, work: str, quick: bool
         ct_k = np.asarray(Image.open(os.path.join(dirs['ct'], name + '.png')), np.float64) - CT_PNG_OFFSET
         syn_ct = read_output(dirs['syn_ct'], idx_ct, name, mr_k.shape)
         syn_mr = read_output(dirs['syn_mr'], idx_mr, name, ct_k.shape)
+        png_entry = next(s for s in idx_mr_png['slices'] if s['name'] == name)
+        syn_mr_png = np.asarray(Image.open(os.path.join(dirs['syn_mr_png'], png_entry['file'])), np.float64)
         reg_ct, reg_mr = ct_regions(ct_k, px_mm), mr_regions(mr_k, px_mm, 't1')
         floor_ct = np.where(reg_ct['head'], ct_k[reg_ct['head']].mean(), AIR_HU)
         floor_mr = np.where(reg_mr['head'], mr_k[reg_mr['head']].mean(), 0.0)
@@ -691,6 +704,8 @@ def paired_check(shared: str, node: str, models_dir: str, work: str, quick: bool
             'ct2mr': {'benchmark': rounded(benchmark_scores(syn_mr, mr_k, 'mr', reg_mr['head'])),
                       'service_convention_python': rounded(service_convention_scores(syn_mr, mr_k, 'mr')),
                       'floor_benchmark': rounded(benchmark_scores(floor_mr, mr_k, 'mr', reg_mr['head'])),
+                      'benchmark_as_written': rounded(as_written_scores(syn_mr_png, mr_k)),
+                      'floor_benchmark_as_written': rounded(as_written_scores(floor_mr, mr_k)),
                       'floor_service_convention': rounded(service_convention_scores(floor_mr, mr_k, 'mr'))},
         })
         # The VHF is a real scan too: its outputs also get the unpaired measures.
@@ -710,7 +725,8 @@ def paired_check(shared: str, node: str, models_dir: str, work: str, quick: bool
         summary[direction] = {
             'model': index['model'], 'slices': len(names), 'service': service,
             **{part: {k: mean_sd([s[direction][part][k] for s in per_slice]) for k in keys(part)}
-               for part in ('benchmark', 'service_convention_python', 'floor_benchmark', 'floor_service_convention')},
+               for part in ('benchmark', 'service_convention_python', 'floor_benchmark', 'floor_service_convention',
+                            'benchmark_as_written', 'floor_benchmark_as_written') if part in per_slice[0][direction]},
         }
     calibration = {'real_ct_as_synthetic_ct': synthetic_ct_measures(real_ct),
                    'real_mr_as_synthetic_mr': synthetic_mr_measures(real_mr)}
@@ -971,10 +987,14 @@ def readme(report: dict, figure_rel: str) -> str:
         ('benchmark', 'benchmark (CT [0, 80] HU / MR own 0.5–99.5 %, 8 bits; Gaussian SSIM)', 'mae_hu_head'),
         ('floor_benchmark', 'floor: constant head image, benchmark scoring', 'mae_hu_head'),
         ('floor_service_convention', 'floor: constant head image, service scoring', None),
+        ('benchmark_as_written', 'as written: no reference, the 8-bit PNG vs the 8-bit T1, no window', None),
+        ('floor_benchmark_as_written', 'floor: constant head image, as written', None),
     )
     for direction in ('mr2ct', 'ct2mr'):
         s = a['summary'][direction]
         for part, label, mae_key in scorings:
+            if part not in s:
+                continue
             stats = s[part]
             mae_cell = fmt(stats.get(mae_key), 1) if mae_key in stats else '–'
             if mae_cell not in ('–', 'n/a'):
