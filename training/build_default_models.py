@@ -49,7 +49,7 @@ STAGES = {
     'low': dict(size=64, batch=16, steps=1500, checkpoint_every=100),
     'coarse': dict(size=128, batch=8, steps=300, checkpoint_every=25),
     'fine': dict(size=256, batch=4, steps=300, checkpoint_every=20),
-    'bone': dict(size=256, batch=4, steps=1200, checkpoint_every=50, lambda_bone=4.0),
+    'bone': dict(size=256, batch=4, steps=800, checkpoint_every=50, lambda_bone=4.0),
 }
 MODELS = {  # direction: (generator attribute, model name, description)
     'mr2ct': ('G_A', 'mr2ct-heads', 'MR (T1-weighted and other contrasts) to synthetic CT; trained on images '
