@@ -127,7 +127,7 @@ def main() -> None:
             'date': datetime.date.today().isoformat(),
         }
         export_model(getattr(model, attr), os.path.join(args.out, name), name=name, direction=direction,
-                     size=SIZE, default=True, description=description, provenance=provenance, version='2.0.0')
+                     size=SIZE, default=True, description=description, provenance=provenance, version='2.1.0')
     for path in PHANTOM_INIT.values():  # they stay, as the pre-trained starting point, but are no longer default
         manifest_path = os.path.join(os.path.dirname(path), 'model.json')
         with open(manifest_path) as f:
