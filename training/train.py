@@ -6,9 +6,10 @@ effects) and TARGETS (the real T1; the noiseless CT), so the generators learn to
 to clean targets.
 
 Objective: paired L1 on [-1, 1], plus for MR->CT an L1 in a brain window ([-40, 120] HU -> [0, 1]: brain,
-CSF and soft tissue differ by 5-40 HU, which the full [-1024, 3071] window all but hides), optionally an L1 in a
-bone window ([0, 1600] HU: the brain-window terms are flat above 120 HU and outweigh the full-window L1, so
-without it the skull stays faint), plus (1 - SSIM) terms, plus optionally the CycleGAN terms (LSGAN adversarial + lambda * cycle L1 + identity).
+CSF and soft tissue differ by 5-40 HU, which the full [-1024, 3071] window all but hides), optionally an L1 in
+a bone window ([0, 1600] HU: the brain-window terms are flat above 120 HU and outweigh the full-window L1, so
+without it the skull stays faint), plus (1 - SSIM) terms, plus optionally the CycleGAN terms (LSGAN
+adversarial + lambda * cycle L1 + identity).
 Adam (lr 2e-4, beta1 0.5); lr constant for the first half of the steps, then linear decay to 0.
 
 Usage: .venv/bin/python -m training.train --run-dir training/runs/demo --steps 2000 [--size 128] [--batch 8]
