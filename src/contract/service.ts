@@ -74,9 +74,14 @@ const tolerantDeserializer =
     }
   };
 
+/** The HTTP/2 path a method is called at, `/package.Service/Method`: what interceptors see as `method.path`. */
+export function methodPath(method: DescMethod): string {
+  return `/${method.parent.typeName}/${method.name}`;
+}
+
 function methodDefinition(method: DescMethod): MethodDefinition<unknown, unknown> {
   return {
-    path: `/${method.parent.typeName}/${method.name}`,
+    path: methodPath(method),
     originalName: method.localName,
     requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
     responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",

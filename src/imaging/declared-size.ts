@@ -11,6 +11,7 @@
 import { constants, inflateRawSync } from "node:zlib";
 import { Encoding, type Image } from "../gen/medsynth/v1/translator_pb.js";
 import { maxDecodedBytes } from "./raster.js";
+import { TransferSyntax } from "./transfer-syntax.js";
 
 /** Bytes `image` declares it decodes to; `maxDimension` bounds what an unreadable header counts as. */
 export function declaredBytes(image: Image | undefined, maxDimension: number): number {
@@ -39,9 +40,7 @@ function pngBytes(data: Uint8Array): number | undefined {
   return view.getUint32(16) * view.getUint32(20) * channels * Math.ceil(data[24] / 8);
 }
 
-const IMPLICIT_LITTLE = "1.2.840.10008.1.2";
-const EXPLICIT_BIG = "1.2.840.10008.1.2.2";
-const DEFLATED = "1.2.840.10008.1.2.1.99";
+const { implicitLittle: IMPLICIT_LITTLE, explicitBig: EXPLICIT_BIG, deflatedLittle: DEFLATED } = TransferSyntax;
 /** Explicit VRs whose length takes 4 bytes (after 2 reserved). */
 const LONG_VRS = new Set(["OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"]);
 const UNDEFINED_LENGTH = 0xffffffff;
@@ -127,7 +126,7 @@ class Reader {
   }
 }
 
-const NATIVE = new Set([IMPLICIT_LITTLE, "1.2.840.10008.1.2.1", EXPLICIT_BIG]);
+const NATIVE = new Set<string>([IMPLICIT_LITTLE, TransferSyntax.explicitLittle, EXPLICIT_BIG]);
 
 /** The pixel bytes a Part-10 file declares. */
 function dicomBytes(file: Uint8Array, maxDimension: number): number {

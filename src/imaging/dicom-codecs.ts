@@ -1,13 +1,6 @@
 import dcmjsCodecs from "dcmjs-codecs";
 import { invalidArgument, unimplemented } from "../contract/slice-errors.js";
-
-/** Transfer syntaxes whose pixel data dcmjs reads directly (native, not encapsulated). */
-export const TransferSyntax = {
-  implicitLittle: "1.2.840.10008.1.2",
-  explicitLittle: "1.2.840.10008.1.2.1",
-  deflatedLittle: "1.2.840.10008.1.2.1.99",
-  explicitBig: "1.2.840.10008.1.2.2",
-} as const;
+import { TransferSyntax } from "./transfer-syntax.js";
 
 const NATIVE = new Set<string>(Object.values(TransferSyntax));
 

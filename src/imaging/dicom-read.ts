@@ -1,7 +1,8 @@
 import { inflateRawSync } from "node:zlib";
 import dcmjs, { type NaturalDataset } from "dcmjs";
 import { invalidArgument, unimplemented } from "../contract/slice-errors.js";
-import { decompressPart10, isNative, TransferSyntax } from "./dicom-codecs.js";
+import { decompressPart10, isNative } from "./dicom-codecs.js";
+import { TransferSyntax } from "./transfer-syntax.js";
 import { DEFAULT_MAX_DIMENSION, maxDecodedBytes as decodedLimit, rescale, type Raster } from "./raster.js";
 
 const { DicomMessage, DicomMetaDictionary } = dcmjs.data;

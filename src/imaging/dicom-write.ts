@@ -1,7 +1,7 @@
 import dcmjs, { type NaturalDataset } from "dcmjs";
 import { createDeidentifier, deidentify } from "./dicom-deidentify.js";
 import type { DicomSource } from "./dicom-read.js";
-import { TransferSyntax } from "./dicom-codecs.js";
+import { TransferSyntax } from "./transfer-syntax.js";
 import { checkUidRoot, DEFAULT_UID_ROOT, newUid } from "./dicom-uid.js";
 import { quantize16, type Raster } from "./raster.js";
 

@@ -13,6 +13,7 @@ import { ServerInterceptingCall, type ServerInterceptor } from "@grpc/grpc-js";
 import { Observable } from "rxjs";
 import { DEFAULT_WINDOW } from "../contract/limits.js";
 import { Translator, type Slice, type TranslateRequest } from "../gen/medsynth/v1/translator_pb.js";
+import { methodPath } from "../contract/service.js";
 import { declaredBytes } from "../imaging/declared-size.js";
 
 const MiB = 1024 * 1024;
@@ -42,7 +43,7 @@ export const DEFAULT_IN_FLIGHT: Omit<InFlightOptions, "maxDimension"> = {
   maxInflightBytes: 512 * MiB,
 };
 
-const TRANSLATE = `/${Translator.typeName}/${Translator.method.translate.name}`;
+const TRANSLATE = methodPath(Translator.method.translate);
 
 /** One admitted slice; `release()` (idempotent) gives its bytes back once its answer is written. */
 export interface Admission {

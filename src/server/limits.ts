@@ -9,6 +9,7 @@ import { asyncScheduler, NEVER, Subject, switchMap, take, timer, type Observable
 import { MAX_MESSAGE_BYTES } from "../contract/limits.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { Translator } from "../gen/medsynth/v1/translator_pb.js";
+import { methodPath } from "../contract/service.js";
 
 /** Field names match the server config keys (flag --max-streams = maxStreams). */
 export interface LimitsOptions {
@@ -81,7 +82,7 @@ export function serverChannelOptions(limits: LimitsOptions): ServerOptions {
 /** Health checks are never limited: a busy server must still answer its probes (Watch streams are limited like any other). */
 const HEALTH_CHECK = `/${Health.typeName}/${Health.method.check.name}`;
 /** A stream whose client owes a message once every slice after its StreamOptions is answered. */
-const TRANSLATE = `/${Translator.typeName}/${Translator.method.translate.name}`;
+const TRANSLATE = methodPath(Translator.method.translate);
 
 /** Concurrent calls over all callers and per client IP, shared by every port. */
 export interface CallSlots {

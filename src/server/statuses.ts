@@ -12,11 +12,12 @@ import { ServerInterceptingCall, status, type Metadata, type ServerInterceptor, 
 /** A status as interceptors pass it on (grpc-js does not export its name for this). */
 type PartialStatusObject = Pick<StatusObject, "code" | "details"> & { metadata?: Metadata | null };
 import { Translator } from "../gen/medsynth/v1/translator_pb.js";
+import { methodPath } from "../contract/service.js";
 
 /** Longest status details sent, characters. */
 export const MAX_STATUS_DETAILS = 1024;
 
-const TRANSLATE = `/${Translator.typeName}/${Translator.method.translate.name}`;
+const TRANSLATE = methodPath(Translator.method.translate);
 
 /** What a call's handler is told of a read failure: the status grpc-js would have ended the call with. */
 export type ReadFailure = Pick<StatusObject, "code" | "details">;
