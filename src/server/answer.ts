@@ -5,7 +5,7 @@ import { catchError, map, of, type Observable } from "rxjs";
 import { QueueFullError } from "../batcher/micro-batcher.js";
 import { directionName } from "../contract/direction.js";
 import { SliceFault } from "../contract/slice-errors.js";
-import { ImageSchema, SliceErrorSchema, SliceResultSchema, type Slice, type SliceError, type SliceResult } from "../gen/medsynth/v1/translator_pb.js";
+import { SliceErrorSchema, SliceResultSchema, type Slice, type SliceError, type SliceResult } from "../gen/medsynth/v1/translator_pb.js";
 import type { Telemetry } from "../telemetry/telemetry.js";
 import { WorkerCrash } from "../workers/worker-pool.js";
 import type { Logger } from "./log.js";
@@ -23,7 +23,10 @@ export interface AnswerDeps {
 function callerFault(error: unknown): { code: status; message: string } | undefined {
   if (error instanceof SliceFault) return { code: error.code, message: error.message };
   if (error instanceof QueueFullError) return { code: status.RESOURCE_EXHAUSTED, message: error.message };
-  if (error instanceof WorkerCrash) return { code: status.UNAVAILABLE, message: `${error.message}; a new worker is starting: send the slice again` };
+  if (error instanceof WorkerCrash) {
+    const next = error.replaced ? "a new worker is starting: send the slice again" : "no worker will take its place: the server must be restarted";
+    return { code: status.UNAVAILABLE, message: `${error.message}; ${next}` };
+  }
   return undefined;
 }
 
@@ -34,7 +37,7 @@ function callerFault(error: unknown): { code: status; message: string } | undefi
  */
 function answerBytes(result: SliceResult): number {
   const data = result.image?.data ?? new Uint8Array();
-  const rest = toBinary(SliceResultSchema, { ...result, image: result.image && create(ImageSchema, { ...result.image, data: new Uint8Array() }) });
+  const rest = toBinary(SliceResultSchema, { ...result, image: result.image && { ...result.image, data: new Uint8Array() } });
   return rest.length + data.length + 16;
 }
 
@@ -42,8 +45,8 @@ function answerBytes(result: SliceResult): number {
  * The one answer to one slice, for a Translate stream and a TranslateSlice
  * call alike: its SliceResult, or the SliceError it failed with (an answer
  * larger than the message limit is the slice's RESOURCE_EXHAUSTED), counted
- * once by status. A slice whose worker died is UNAVAILABLE: sent again, it
- * goes to a live worker. Internal details stay in the server log: the caller gets
+ * once by status. A slice whose worker died is UNAVAILABLE: while the pool
+ * replaces its workers, sent again it goes to a live one. Internal details stay in the server log: the caller gets
  * `internal error (ref <id>)` and the log line carries the same id. Cold,
  * like translateSlice: unsubscribing abandons the slice, uncounted.
  */

@@ -49,9 +49,10 @@ export class WorkerCrash extends Error {
     readonly kind: CrashKind,
     /** What happened, e.g. "exit code 1". */
     readonly detail: string,
-    message = `${pool} worker ${CRASHED[kind]}: ${detail}`,
+    /** Whether a successor takes the worker's place: false once the pool has no workers left. */
+    readonly replaced = true,
   ) {
-    super(message);
+    super(replaced ? `${pool} worker ${CRASHED[kind]}: ${detail}` : `${pool} has no workers left: ${detail}`);
   }
 }
 
@@ -206,7 +207,7 @@ export class WorkerPool<M extends Methods, Init = undefined, Ready = undefined> 
         void worker.terminate();
         const error = new Error(reason);
         if (successor) this.crashed.next(new WorkerCrash(this.options.name, "setup", reason));
-        if (this.lanes.length === 0) void this.end(new WorkerCrash(this.options.name, "setup", reason, `${this.options.name} has no workers left: ${reason}`));
+        if (this.lanes.length === 0) void this.end(new WorkerCrash(this.options.name, "setup", reason, false));
         reject(error);
       };
       worker.on("message", (message: WorkerMessage) => {
