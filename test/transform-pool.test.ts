@@ -10,6 +10,7 @@ import { createDerivedSeries } from "../src/imaging/dicom.js";
 import type { Raster } from "../src/imaging/raster.js";
 import { TransformPool, type SliceImages } from "../src/inference/transform-pool.js";
 import { fromModelOutput, outputRange, toModelInput, type TransformSpec } from "../src/inference/transforms.js";
+import { until } from "./helpers/until.js";
 import { killFirstWorker } from "./helpers/workers.js";
 
 // The shapes of the embedded models' manifests: CT in a fixed HU window, MR by percentiles.
@@ -164,6 +165,25 @@ test("a killed worker fails the request it held and is replaced; the pool serves
     assert.equal(pool.workers.size, 1);
     assert.notEqual(pool.workers.threads[0], victim, "a fresh worker took its place");
     assert.deepEqual((await pool.prepare(images(rawImage(slice(64, 64, 500))), CT2MR)).value.input, toModelInput(slice(64, 64, 500), CT2MR));
+  } finally {
+    await pool.close();
+  }
+});
+
+test("a worker whose WebAssembly memory grew for a large slice is replaced after answering; small slices keep it", async () => {
+  const pool = new TransformPool();
+  const crashes: unknown[] = [];
+  pool.workers.crashes.subscribe((crash) => crashes.push(crash));
+  try {
+    await pool.workers.ready;
+    const [first] = pool.workers.threads;
+    await pool.prepare(images(rawImage(slice(256, 256, 500))), CT2MR);
+    assert.equal(pool.workers.threads[0], first, "256² fits in the memory a worker keeps");
+    // The pixel kernels lay out 8 bytes per sample: 3000² grows their memory to about 72 MB, past RETAINED_MEMORY_BYTES.
+    await pool.prepare(images(rawImage(slice(3000, 3000, 500))), CT2MR);
+    await until(() => pool.workers.threads[0] !== first, "the grown worker to be replaced");
+    assert.deepEqual((await pool.prepare(images(rawImage(slice(64, 64, 500))), CT2MR)).value.input, toModelInput(slice(64, 64, 500), CT2MR), "the successor serves");
+    assert.deepEqual(crashes, [], "a retirement is not a crash");
   } finally {
     await pool.close();
   }

@@ -12,6 +12,22 @@ const { Module, Instance } = (globalThis as unknown as {
 }).WebAssembly;
 
 /**
+ * WebAssembly memory a thread should keep from one image to the next:
+ * enough for slices up to about 1400² (the metrics take 30 bytes per pixel).
+ * An instance's memory never shrinks, so a worker thread whose instances
+ * grew beyond this for a larger image is replaced after it (serveWorker).
+ */
+export const RETAINED_MEMORY_BYTES = 64 * 1024 * 1024;
+
+/** The memories of this thread's instances. */
+const memories: { readonly buffer: ArrayBuffer }[] = [];
+
+/** Bytes of WebAssembly memory this thread's instances hold, all modules together. */
+export function wasmMemoryBytes(): number {
+  return memories.reduce((sum, memory) => sum + memory.buffer.byteLength, 0);
+}
+
+/**
  * An instance of dist/wasm/`file`, set up by `use`, made on the first get().
  * get() is undefined where the module does not load (not built, or a
  * runtime without WebAssembly SIMD); the reason is failure() and a process
@@ -22,7 +38,11 @@ export function lazyInstance<T>(file: string, fallback: string, use: (exports: u
   const load = () => {
     try {
       const module = new Module(readFileSync(new URL(`../../wasm/${file}`, import.meta.url)));
-      return { value: use(new Instance(module).exports) };
+      const { exports } = new Instance(module);
+      const value = use(exports);
+      const { memory } = exports as { memory?: { buffer: ArrayBuffer } };
+      if (memory) memories.push(memory);
+      return { value };
     } catch (failure) {
       process.emitWarning(`${fallback}: ${String(failure)}`, "MedsynthWarning");
       return { failure };

@@ -24,14 +24,6 @@ import type { QualityOptions, QualityReport, QualityValues, TargetWindow } from 
 /** The module's memory limit: 8192 pages of 64 KiB (asc --maximumMemory). */
 export const MAX_MEMORY_BYTES = 8192 * 65536;
 
-/**
- * WebAssembly memory a thread should keep from one image to the next:
- * enough for slices up to about 1400² (30 bytes per pixel). An instance's
- * memory never shrinks, so a quality worker whose instance grew beyond this
- * for a larger image is replaced after it (QualityPool).
- */
-export const RETAINED_MEMORY_BYTES = 64 * 1024 * 1024;
-
 /** The module's exports (assembly/metrics.ts); pointers are byte offsets into `memory`. */
 interface Exports {
   readonly memory: { readonly buffer: ArrayBuffer };
@@ -69,11 +61,6 @@ export class WasmMetrics {
       if (wasm.tapCount(set) !== taps.length) throw new Error(`metrics.wasm window ${set} has ${wasm.tapCount(set)} taps, the reference ${taps.length}`);
       this.f64(wasm.tapsPointer(set), taps.length).set(taps);
     });
-  }
-
-  /** Bytes of WebAssembly memory the instance holds. */
-  get memoryBytes(): number {
-    return this.wasm.memory.buffer.byteLength;
   }
 
   /** Lays the memory out for width × height images; false when that needs more than MAX_MEMORY_BYTES. */

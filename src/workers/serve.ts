@@ -4,13 +4,14 @@
  * numeric code.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { RETAINED_MEMORY_BYTES, wasmMemoryBytes } from "../imaging/wasm-module.js";
 import type { CallMessage, Methods, WorkerMessage } from "./protocol.js";
 
 /** What a handler returns: the reply and the buffers in it to transfer back. */
 export interface Handled<Reply> {
   readonly value: Reply;
   readonly transfer?: ArrayBuffer[];
-  /** The thread holds memory it cannot give back (a grown WebAssembly memory): the pool replaces it after this reply. */
+  /** The thread holds memory it cannot give back: the pool replaces it after this reply (asked for every handler when the thread's WebAssembly memory has grown past RETAINED_MEMORY_BYTES). */
   readonly retire?: boolean;
 }
 
@@ -38,7 +39,9 @@ export function serveWorker<M extends Methods, Init = undefined, Ready = undefin
           const started = performance.now();
           try {
             const handled = await handlers[method](request);
-            post({ kind: "reply", id, ok: true, value: handled.value, computeMs: performance.now() - started, retire: handled.retire }, handled.transfer);
+            // WebAssembly memory that grew for a large image would stay that large: a fresh thread gives it back.
+            const retire = handled.retire || wasmMemoryBytes() > RETAINED_MEMORY_BYTES;
+            post({ kind: "reply", id, ok: true, value: handled.value, computeMs: performance.now() - started, retire }, handled.transfer);
           } catch (error) {
             const e = error instanceof Error ? error : new Error(String(error));
             const { code } = e as { code?: unknown };
