@@ -13,8 +13,8 @@
  * Nothing is allocated: reserve(n) lays out one image of n float32 samples
  * and, after it, room for the values a counting pass collects, then grows
  * the memory to fit; the module's maximum memory (asc --maximumMemory) is
- * the bound. Vector loops stop a vector short of the end; the rest is done
- * one sample at a time.
+ * the bound. Vector loops cover the whole vectors; the last n mod 4 samples
+ * are done one at a time.
  */
 
 const F32: usize = 4;

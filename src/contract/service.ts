@@ -15,6 +15,7 @@ import type {
 } from "@grpc/grpc-js";
 import { create, type DescMessage, type DescMethod, type MessageShape } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import { Translator } from "../gen/medsynth/v1/translator_pb.js";
 import { fromGrpcMessage, toBinaryOnce } from "./wire.js";
 
 type Method = GenServiceMethods[string];
@@ -79,6 +80,9 @@ export function methodPath(method: DescMethod): string {
   return `/${method.parent.typeName}/${method.name}`;
 }
 
+/** The bidirectional Translate stream's path: the server's stream limits, admission and status guard single it out. */
+export const TRANSLATE_PATH = methodPath(Translator.method.translate);
+
 function methodDefinition(method: DescMethod): MethodDefinition<unknown, unknown> {
   return {
     path: methodPath(method),
@@ -94,8 +98,8 @@ function methodDefinition(method: DescMethod): MethodDefinition<unknown, unknown
 
 /**
  * A grpc-js service definition built from protobuf-es descriptors, so client
- * and server (de)serialize with `toBinary`/`fromBinary` and never load .proto
- * files at run time. Usable with `Server.addService` as well as with a client.
+ * and server (de)serialize with protobuf-es (toBinaryOnce, fromGrpcMessage)
+ * and never load .proto files at run time. Usable with `Server.addService` as well as with a client.
  */
 export function serviceDefinition<T extends GenServiceMethods>(service: GenService<T>): ServiceDefinitionOf<T> {
   return Object.fromEntries(

@@ -135,9 +135,9 @@ const owned = new WeakSet<ArrayBufferLike>();
  * Decodes a message as grpc-js hands it over, without copying it: its
  * `bytes` fields are plain Uint8Array views (decoding a Uint8Array, not the
  * Buffer) into it. grpc-js gives each message its own buffer, the 5-byte
- * gRPC frame header then the message (a fresh allocation, past Node's 4 KB
- * Buffer pool threshold, for anything image-sized); such a buffer is
- * recorded as owned.
+ * gRPC frame header then the message (a fresh allocation for anything
+ * image-sized); a buffer that holds exactly that and is larger than Node's
+ * Buffer pool (Buffer.poolSize, 8 KiB) is recorded as owned.
  */
 export function fromGrpcMessage<D extends DescMessage>(schema: D, bytes: Buffer): MessageShape<D> {
   const { buffer, byteOffset, byteLength } = bytes;

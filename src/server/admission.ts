@@ -12,8 +12,8 @@
 import { ServerInterceptingCall, type ServerInterceptor } from "@grpc/grpc-js";
 import { Observable } from "rxjs";
 import { DEFAULT_WINDOW } from "../contract/limits.js";
-import { Translator, type Slice, type TranslateRequest } from "../gen/medsynth/v1/translator_pb.js";
-import { methodPath } from "../contract/service.js";
+import { type Slice, type TranslateRequest } from "../gen/medsynth/v1/translator_pb.js";
+import { TRANSLATE_PATH } from "../contract/service.js";
 import { declaredBytes } from "../imaging/declared-size.js";
 
 const MiB = 1024 * 1024;
@@ -43,7 +43,6 @@ export const DEFAULT_IN_FLIGHT: Omit<InFlightOptions, "maxDimension"> = {
   maxInflightBytes: 512 * MiB,
 };
 
-const TRANSLATE = methodPath(Translator.method.translate);
 
 /** One admitted slice; `release()` (idempotent) gives its bytes back once its answer is written. */
 export interface Admission {
@@ -58,7 +57,6 @@ interface Held {
 
 /** One call's share: what it has in flight, and the message it holds back, if any. */
 interface CallBudget {
-  slices: number;
   bytes: number;
   held: Held | undefined;
   readonly admitted: Set<Admission>;
@@ -83,7 +81,7 @@ export class InFlightBudget {
   }
 
   /** Declared decoded bytes of a slice: its image and its reference. */
-  sliceBytes(slice: Slice | undefined): number {
+  private sliceBytes(slice: Slice | undefined): number {
     return declaredBytes(slice?.image, this.options.maxDimension) + declaredBytes(slice?.reference, this.options.maxDimension);
   }
 
@@ -95,7 +93,7 @@ export class InFlightBudget {
    */
   admit(slice: Slice): Observable<Admission> {
     return new Observable<Admission>((subscriber) => {
-      const budget: CallBudget = { slices: 0, bytes: 0, held: undefined, admitted: new Set() };
+      const budget: CallBudget = { bytes: 0, held: undefined, admitted: new Set() };
       this.request(budget, this.sliceBytes(slice), (admission) => {
         subscriber.next(admission);
         subscriber.complete();
@@ -108,9 +106,9 @@ export class InFlightBudget {
 
   /** Install in `new Server({ interceptors })`, after authentication and the stream limits: holds back Translate streams. */
   readonly interceptor: ServerInterceptor = (method, call) => {
-    if (method.path !== TRANSLATE) return new ServerInterceptingCall(call);
+    if (method.path !== TRANSLATE_PATH) return new ServerInterceptingCall(call);
     const slice = (message: TranslateRequest) => (message.kind.case === "slice" ? message.kind.value : undefined);
-    const budget: CallBudget = { slices: 0, bytes: 0, held: undefined, admitted: new Set() };
+    const budget: CallBudget = { bytes: 0, held: undefined, admitted: new Set() };
     let ended = false;
     const end = () => {
       if (ended) return;
@@ -142,7 +140,6 @@ export class InFlightBudget {
     budget.held = {
       bytes,
       admit: () => {
-        budget.slices++;
         budget.bytes += bytes;
         this.bytes += bytes;
         let released = false;
@@ -151,7 +148,6 @@ export class InFlightBudget {
           release: () => {
             if (released) return;
             released = true;
-            budget.slices--;
             budget.bytes -= bytes;
             this.bytes -= bytes;
             budget.admitted.delete(admission);
@@ -175,7 +171,8 @@ export class InFlightBudget {
     let sharedFull = false;
     for (const budget of [...this.waiting]) {
       const held = budget.held!;
-      const ownFits = budget.slices === 0 || (budget.slices < this.options.window && budget.bytes + held.bytes <= this.options.windowBytes);
+      const slices = budget.admitted.size;
+      const ownFits = slices === 0 || (slices < this.options.window && budget.bytes + held.bytes <= this.options.windowBytes);
       if (!ownFits) continue;
       sharedFull ||= this.bytes > 0 && this.bytes + held.bytes > this.options.maxInflightBytes;
       if (sharedFull) continue;

@@ -8,8 +8,7 @@ import { ServerInterceptingCall, status, type ServerInterceptor, type ServerOpti
 import { asyncScheduler, NEVER, Subject, switchMap, take, timer, type Observable, type SchedulerLike, type Subscription } from "rxjs";
 import { MAX_MESSAGE_BYTES } from "../contract/limits.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
-import { Translator } from "../gen/medsynth/v1/translator_pb.js";
-import { methodPath } from "../contract/service.js";
+import { methodPath, TRANSLATE_PATH } from "../contract/service.js";
 
 /** Field names match the server config keys (flag --max-streams = maxStreams). */
 export interface LimitsOptions {
@@ -80,9 +79,7 @@ export function serverChannelOptions(limits: LimitsOptions): ServerOptions {
 }
 
 /** Health checks are never limited: a busy server must still answer its probes (Watch streams are limited like any other). */
-const HEALTH_CHECK = `/${Health.typeName}/${Health.method.check.name}`;
-/** A stream whose client owes a message once every slice after its StreamOptions is answered. */
-const TRANSLATE = methodPath(Translator.method.translate);
+const HEALTH_CHECK = methodPath(Health.method.check);
 
 /** Concurrent calls over all callers and per client IP, shared by every port. */
 export interface CallSlots {
@@ -153,7 +150,7 @@ export function streamLimiter(
     if (method.path === HEALTH_CHECK) return new ServerInterceptingCall(call);
     const peer = call.getConnectionInfo().remoteAddress ?? "unknown";
     const timed = (method.requestStream || method.responseStream) && limits.streamIdleTimeoutMs > 0;
-    const owed = method.path === TRANSLATE;
+    const owed = method.path === TRANSLATE_PATH;
     // Translate: whether the client owes a message now. Others: true at every message either way.
     const idle = new Subject<boolean>();
     const flow = { received: 0, sent: 0, halfClosed: false };

@@ -1,17 +1,17 @@
 import type { MethodDefinition } from "@grpc/grpc-js";
 
-/**
- * Where a slice's CPU time goes, stage by stage, split into the event loop's
- * share and the worker threads': cumulative milliseconds since the server
- * started, read by `bench --ceiling` before and after a load (two
- * snapshots, so nothing is reset or allocated per slice).
- */
 /** A slice's stages in the order it meets them; "protobuf" is both messages' (de)serialization. */
 export const STAGES = ["protobuf", "decode", "normalise", "queue", "inference", "denormalise", "encode", "metrics"] as const;
 export type Stage = (typeof STAGES)[number];
 
 export type StageTotals = Readonly<Record<Stage, { readonly main: number; readonly workers: number }>>;
 
+/**
+ * Where a slice's CPU time goes, stage by stage, split into the event loop's
+ * share and the worker threads': cumulative milliseconds since the server
+ * started, read by `bench --ceiling` at the warm-up's end and after the load
+ * (two snapshots: nothing is reset per slice).
+ */
 export class StageTimes {
   private readonly totals = Object.fromEntries(STAGES.map((stage) => [stage, { main: 0, workers: 0 }])) as Record<Stage, { main: number; workers: number }>;
 

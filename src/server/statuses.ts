@@ -8,16 +8,13 @@
  * status once every slice it accepted before is answered.
  */
 import { ServerInterceptingCall, status, type Metadata, type ServerInterceptor, type StatusObject } from "@grpc/grpc-js";
+import { TRANSLATE_PATH } from "../contract/service.js";
 
 /** A status as interceptors pass it on (grpc-js does not export its name for this). */
 type PartialStatusObject = Pick<StatusObject, "code" | "details"> & { metadata?: Metadata | null };
-import { Translator } from "../gen/medsynth/v1/translator_pb.js";
-import { methodPath } from "../contract/service.js";
 
 /** Longest status details sent, characters. */
-export const MAX_STATUS_DETAILS = 1024;
-
-const TRANSLATE = methodPath(Translator.method.translate);
+const MAX_STATUS_DETAILS = 1024;
 
 /** What a call's handler is told of a read failure: the status grpc-js would have ended the call with. */
 export type ReadFailure = Pick<StatusObject, "code" | "details">;
@@ -36,7 +33,7 @@ const isReadFailure = ({ code, details }: ReadFailure): boolean =>
   (details.startsWith("Received message") || details === "Failed to decompress message");
 
 /** `details` cut to MAX_STATUS_DETAILS characters. */
-export function boundedDetails(details: string): string {
+function boundedDetails(details: string): string {
   return details.length <= MAX_STATUS_DETAILS ? details : `${details.slice(0, MAX_STATUS_DETAILS - 1)}…`;
 }
 
@@ -51,7 +48,7 @@ export class StatusGuard {
     const bounded = {
       sendStatus: (sent: PartialStatusObject, pass: (status: PartialStatusObject) => void) => pass({ ...sent, details: boundedDetails(sent.details) }),
     };
-    if (method.path !== TRANSLATE) return new ServerInterceptingCall(call, bounded);
+    if (method.path !== TRANSLATE_PATH) return new ServerInterceptingCall(call, bounded);
     const watched: Watched = { failure: undefined, listener: undefined };
     let handlerEnding = false;
     const send = call.sendStatus.bind(call);
