@@ -34,7 +34,9 @@ export interface Summary {
   std: number;
 }
 
-export function summarize(values: readonly number[]): Summary {
+/** Over the defined values (a metric a slice lacks is left out). */
+export function summarize(all: readonly (number | undefined)[]): Summary {
+  const values = all.filter((v): v is number => v !== undefined);
   const n = values.length;
   if (n === 0) return { n, mean: NaN, std: NaN };
   const mean = values.reduce((sum, v) => sum + v, 0) / n;

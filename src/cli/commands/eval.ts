@@ -82,7 +82,7 @@ type Values = Partial<Record<Metric, number>>;
 const pick = (quality: Quality): Values => Object.fromEntries(METRICS.flatMap((m) => (quality[m] === undefined ? [] : [[m, quality[m]]])));
 /** Mean and std of each metric over the slices that have it. */
 const summaries = (values: Values[]) =>
-  Object.fromEntries(METRICS.map((m) => [m, summarize(values.flatMap((v) => (v[m] === undefined ? [] : [v[m]])))])) as Record<Metric, Summary>;
+  Object.fromEntries(METRICS.map((m) => [m, summarize(values.map((v) => v[m]))])) as Record<Metric, Summary>;
 
 async function evaluate(
   service: Awaited<ReturnType<typeof connect>>,

@@ -292,7 +292,7 @@ export async function translateCommand(argv: string[]): Promise<number> {
     const digits: Record<(typeof QUALITY_KEYS)[number], number> = { psnr: 2, ssim: 4, uqi: 4, vif: 4, mae: 1 };
     print(
       `metrics over ${qualities.length} slices (mean ± std): ` +
-        QUALITY_KEYS.map((k) => `${k.toUpperCase()} ${formatMeanStd(summarize(qualities.flatMap((q) => (q[k] === undefined ? [] : [q[k]]))), digits[k])}`).join(", "),
+        QUALITY_KEYS.map((k) => `${k.toUpperCase()} ${formatMeanStd(summarize(qualities.map((q) => q[k])), digits[k])}`).join(", "),
     );
     print(`wrote ${join(out, "metrics.csv")}`);
   }
