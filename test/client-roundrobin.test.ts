@@ -6,7 +6,7 @@ import { createClient } from "../src/client/client.js";
 import { Encoding } from "../src/gen/medsynth/v1/translator_pb.js";
 import { spawnCli, type CliProcess } from "./helpers/cli.js";
 import { freePort } from "./helpers/net.js";
-import { TINY_MODELS } from "./helpers/service.js";
+import { scrape, TINY_MODELS } from "./helpers/service.js";
 
 interface ServerProcess {
   address: string;
@@ -29,15 +29,6 @@ async function serve(): Promise<ServerProcess> {
     probe.close();
   }
   return { address, metricsPort, process };
-}
-
-/** Sum of a Prometheus counter over its label sets, read from the server's own /metrics. */
-async function counter(server: ServerProcess, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
-  return text
-    .split("\n")
-    .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
-    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
 }
 
 describe("one client, two server processes", () => {
@@ -68,8 +59,8 @@ describe("one client, two server processes", () => {
     } finally {
       client.close();
     }
-    const perServer = await Promise.all(servers.map((s) => counter(s, "medsynth_streams_total")));
-    const slices = await Promise.all(servers.map((s) => counter(s, "medsynth_slices_total")));
+    const perServer = await Promise.all(servers.map((s) => scrape(s.metricsPort, "medsynth_streams_total")));
+    const slices = await Promise.all(servers.map((s) => scrape(s.metricsPort, "medsynth_slices_total")));
     assert.equal(perServer[0] + perServer[1], streams, `streams per server: ${perServer}`);
     assert.ok(perServer.every((n) => n > 0), `both servers took streams: ${perServer}`);
     assert.deepEqual(slices, perServer.map((n) => 2 * n));

@@ -198,9 +198,13 @@ describe("idle timeouts in virtual time", () => {
     const health = new HealthClient(served.server.address, credentials.createInsecure()) as unknown as HealthStub;
     try {
       const call = await watching(health);
-      const end = ended(call);
+      let settled = false;
+      const end = ended(call).finally(() => (settled = true));
       const start = scheduler.now();
       advanceTo(scheduler, start + idleMs - 1);
+      // Event-loop turns (each polls I/O) for an early end to arrive: a millisecond short, the Watch must still be open.
+      for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(settled, false, "the Watch ended before its idle timeout");
       advanceTo(scheduler, start + idleMs);
       const { code, details } = await end;
       assert.equal(code, status.DEADLINE_EXCEEDED);

@@ -6,7 +6,6 @@
 // of the worker threads finding their working size.)
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Direction } from "../src/gen/medsynth/v1/translator_pb.js";
 import { isSliceError } from "../src/contract/slice-errors.js";
 import { ctImage, mrImage, useTestServer } from "./helpers/service.js";
 
