@@ -467,11 +467,15 @@ def translate(node: str, models_dir: str, source: str, direction: str, out: str,
     return index, rows
 
 
+def output_file(out: str, index: dict, name: str) -> str:
+    """The file `medsynth translate` wrote for the slice called `name` (its index.json says which)."""
+    return os.path.join(out, next(s for s in index['slices'] if s['name'] == name)['file'])
+
+
 def read_output(out: str, index: dict, name: str, shape: tuple) -> np.ndarray:
     """A written RAW slice (float32 little-endian, physical units: HU for CT, the service's MR units); it has
     the input slice's size."""
-    entry = next(s for s in index['slices'] if s['name'] == name)
-    return np.fromfile(os.path.join(out, entry['file']), '<f4').astype(np.float64).reshape(shape)
+    return np.fromfile(output_file(out, index, name), '<f4').astype(np.float64).reshape(shape)
 
 
 def write_png(path: str, values: np.ndarray, bits: int) -> None:
@@ -690,8 +694,7 @@ def paired_check(shared: str, node: str, models_dir: str, work: str, quick: bool
         ct_k = np.asarray(Image.open(os.path.join(dirs['ct'], name + '.png')), np.float64) - CT_PNG_OFFSET
         syn_ct = read_output(dirs['syn_ct'], idx_ct, name, mr_k.shape)
         syn_mr = read_output(dirs['syn_mr'], idx_mr, name, ct_k.shape)
-        png_entry = next(s for s in idx_mr_png['slices'] if s['name'] == name)
-        syn_mr_png = np.asarray(Image.open(os.path.join(dirs['syn_mr_png'], png_entry['file'])), np.float64)
+        syn_mr_png = np.asarray(Image.open(output_file(dirs['syn_mr_png'], idx_mr_png, name)), np.float64)
         reg_ct, reg_mr = ct_regions(ct_k, px_mm), mr_regions(mr_k, px_mm, 't1')
         floor_ct = np.where(reg_ct['head'], ct_k[reg_ct['head']].mean(), AIR_HU)
         floor_mr = np.where(reg_mr['head'], mr_k[reg_mr['head']].mean(), 0.0)
