@@ -58,7 +58,7 @@ export interface BenchReport {
   host: { cpus: number; cpuModel: string; node: string; platform: string };
   target: string;
   model: { name: string; direction: DirectionName; width: number; height: number; executionProvider: string };
-  server: Pick<ServerConfig, "workers" | "maxBatch" | "maxDelayMs" | "maxQueue" | "window" | "device"> | null;
+  server: Pick<ServerConfig, "workers" | "maxBatch" | "maxDelayMs" | "maxQueue" | "window" | "device" | "transformWorkers"> | null;
   load: {
     mode: "closed loop" | "open loop";
     count: number | null;
@@ -230,7 +230,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       target: service.target,
       model: { name: model.name, direction: modelDirection, width: model.inputWidth, height: model.inputHeight, executionProvider: model.executionProvider },
       server: service.embedded
-        ? { workers: s.workers, maxBatch: s.maxBatch, maxDelayMs: s.maxDelayMs, maxQueue: s.maxQueue, window: s.window, device: s.device }
+        ? { workers: s.workers, maxBatch: s.maxBatch, maxDelayMs: s.maxDelayMs, maxQueue: s.maxQueue, window: s.window, device: s.device, transformWorkers: s.transformWorkers }
         : null,
       load: {
         mode: options.rate === undefined ? "closed loop" : "open loop",

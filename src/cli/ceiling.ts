@@ -60,7 +60,7 @@ export interface ServerLoad {
 
 /** The server process's resident set size while the service was measured (after the load's warm-up). */
 export interface RssCurve {
-  /** [ms since the level started, MB], every RSS_SAMPLE_MS. */
+  /** [ms since the level started, MiB], every RSS_SAMPLE_MS. */
   samples: [number, number][];
   minMb: number;
   maxMb: number;
@@ -137,8 +137,6 @@ export interface CeilingReport {
   best: { concurrency: number; throughput: number; echo: number; ratio: number };
 }
 
-const answered = (result: LoadResult) => Object.values(result.statuses).reduce((a, b) => a + b, 0);
-
 /**
  * This process's main-thread utilisation, GC and CPU time from measuring()
  * (the load's warm-up over) until stop(), given the messages answered meanwhile:
@@ -180,7 +178,7 @@ function watchServer(): { measuring(): void; stop(answeredMessages: number): Ser
 }
 
 function measured({ result, cpuMs }: { result: LoadResult; cpuMs: number }, server: ServerLoad): Measured {
-  return { ...result, server, clientCpuMsPerMessage: cpuMs / Math.max(1, answered(result)) };
+  return { ...result, server, clientCpuMsPerMessage: cpuMs / Math.max(1, result.measured) };
 }
 
 function stageCosts(before: StageTotals, after: StageTotals, slices: number): StageCost[] {
@@ -227,10 +225,11 @@ export async function runCeiling(options: CeilingOptions): Promise<CeilingReport
         log(`ceiling: ${concurrency} stream(s), bare grpc-js echo of ${message.byteLength} B`);
         let watch = watchServer();
         const echo = await runLoadInProcess({ kind: "echo", target: echoServer.address, load: load(concurrency), message }, watch.measuring);
-        const echoMeasured = measured(echo, watch.stop(answered(echo.result)));
+        const echoMeasured = measured(echo, watch.stop(echo.result.measured));
 
         log(`ceiling: ${concurrency} stream(s), the service on the null model ${nullName}`);
-        const before = running.stageTotals();
+        // Stage totals, like the watch, count from the warm-up's end: they are divided by measured slices.
+        let before = running.stageTotals();
         watch = watchServer();
         const rss = sampleRss(scheduler);
         const translate = await runLoadInProcess(
@@ -242,12 +241,13 @@ export async function runCeiling(options: CeilingOptions): Promise<CeilingReport
             images,
           },
           () => {
+            before = running.stageTotals();
             rss.measuring();
             watch.measuring();
           },
         );
-        const service = { ...measured(translate, watch.stop(answered(translate.result))), rss: rss.stop() };
-        const slices = answered(service);
+        const service = { ...measured(translate, watch.stop(translate.result.measured)), rss: rss.stop() };
+        const slices = service.measured;
         const stages = stageCosts(before, running.stageTotals(), slices);
         const staged = stages.reduce((sum, s) => sum + s.mainMs, 0);
         levels.push({
@@ -318,7 +318,7 @@ export function formatCeiling(report: CeilingReport): string {
     rows: [
       ...best.service.stages.map((s) => [s.stage, f2(s.mainMs), f2(s.workerMs)]),
       ["other main thread", f2(best.service.otherMainMs), "-"],
-      ["main thread busy", f2(best.service.server.busyMs / Math.max(1, answered(best.service))), "-"],
+      ["main thread busy", f2(best.service.server.busyMs / Math.max(1, best.service.measured)), "-"],
     ],
   });
   return [
@@ -332,7 +332,7 @@ export function formatCeiling(report: CeilingReport): string {
     `CPU per slice by stage at ${best.concurrency} stream(s) (ms; main = this process's event loop):`,
     stages.trimEnd(),
     "",
-    `server RSS after warm-up: ${report.levels.map((l) => `${f1(l.service.rss.minMb)}–${f1(l.service.rss.maxMb)} MB (±${pct(l.service.rss.spread)})`).join(" / ")} at ${report.levels.map((l) => l.concurrency).join(" / ")} stream(s)`,
+    `server RSS after warm-up: ${report.levels.map((l) => `${f1(l.service.rss.minMb)}–${f1(l.service.rss.maxMb)} MiB (±${pct(l.service.rss.spread)})`).join(" / ")} at ${report.levels.map((l) => l.concurrency).join(" / ")} stream(s)`,
     `ceiling: ${f1(report.best.throughput)} slices/s at ${report.best.concurrency} stream(s) = ${f2(report.best.ratio)}× the bare grpc-js echo (${f1(report.best.echo)} msg/s); main-thread GC ${pct(best.service.server.gcShare)} of busy time`,
   ].join("\n") + "\n";
 }
