@@ -161,7 +161,10 @@ async function kill(workers: number, seconds: number, faultAt: number): Promise<
   running = false;
   await Promise.all(streams);
   const failed = answers.filter((a) => !a.ok);
-  const firstOkAfter = answers.find((a) => a.at > killedAt && a.ok)?.at ?? NaN;
+  // Recovery counts from the crash (its batch's first failed answer), not from the arming: answers of the
+  // batch that was running when the fault was armed still arrive after killedAt.
+  const crashedAt = failed[0]?.at ?? NaN;
+  const firstOkAfter = answers.find((a) => a.at > crashedAt && a.ok)?.at ?? NaN;
   const rate = (from: number, to: number) => answers.filter((a) => a.ok && a.at >= from && a.at < to).length / (to - from);
   print(`workers ${workers}: ${sent} slices sent, ${answers.length} answered (${answers.length === sent ? "none lost" : `${sent - answers.length} LOST`}), ${failed.length} failed`);
   for (const message of new Set(failed.map((f) => f.message))) print(`  ${failed.filter((f) => f.message === message).length} × ${message}`);
@@ -169,7 +172,7 @@ async function kill(workers: number, seconds: number, faultAt: number): Promise<
   const notServing = statuses.find((s) => s.status === "NOT_SERVING");
   const serving = notServing && statuses.find((s) => s.status === "SERVING" && s.at > notServing.at);
   if (notServing) print(`  NOT_SERVING for ${((serving?.at ?? NaN) - notServing.at).toFixed(2)} s`);
-  print(`  first slice answered after the kill: ${(firstOkAfter - killedAt).toFixed(2)} s later`);
+  print(`  crash (first failed answer) at ${crashedAt.toFixed(2)} s; first slice answered after it: ${(firstOkAfter - crashedAt).toFixed(2)} s later`);
   print(
     `  throughput: ${rate(5, killedAt).toFixed(2)} slices/s before (5 s to the kill), ${rate(killedAt, killedAt + 5).toFixed(2)} in the 5 s after, ` +
       `${rate(killedAt + 10, seconds).toFixed(2)} from 10 s after to the end`,
