@@ -83,7 +83,10 @@ export async function armFault(fault: Fault, workers: number, count = 1): Promis
       const message = (event as { data: ChannelMessage }).data;
       if ("ack" in message && acks.add(message.ack).size === workers) resolve();
       if ("failing" in message) {
+        // A worker can take the fault and fail before another one's ack arrives (the channel closes here):
+        // the fault is armed all the same.
         failed();
+        resolve();
         channel.close();
       }
     };
