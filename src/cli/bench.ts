@@ -17,7 +17,8 @@ import type { LoadJob, LoadMessage } from "./loadgen-process.js";
 import type { RawThroughput } from "./raw-throughput.js";
 import { textTable, type Table } from "./report.js";
 import { openService } from "./service.js";
-import { isNiftiPath, listSliceFiles, PNG_RESCALE, rawImage, readSliceImage, type ImageInit } from "./slice-files.js";
+import { PNG_RESCALE } from "../volume/png-rescale.js";
+import { isNiftiPath, listSliceFiles, rawImage, readSliceImage, type ImageInit } from "./slice-files.js";
 import { syntheticHead } from "./synthetic-head.js";
 
 export interface BenchOptions {

@@ -3,6 +3,7 @@ import { basename, extname, join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Encoding, PixelType, type ImageSchema } from "../gen/medsynth/v1/translator_pb.js";
 import type { Raster } from "../imaging/raster.js";
+import type { Rescale } from "../volume/png-rescale.js";
 
 export type ImageInit = MessageInitShape<typeof ImageSchema>;
 
@@ -12,18 +13,6 @@ export interface SliceFile {
   path: string;
   kind: "png" | "dicom";
 }
-
-/** Physical value = stored × slope + intercept, for PNG files. */
-export interface Rescale {
-  slope: number;
-  intercept: number;
-}
-
-/** The project's PNG convention (models/testdata): CT stored as HU + 1024, MR as is. */
-export const PNG_RESCALE: Record<"ct" | "mr", Rescale> = {
-  ct: { slope: 1, intercept: -1024 },
-  mr: { slope: 1, intercept: 0 },
-};
 
 const DICOM_EXTENSIONS = new Set([".dcm", ".dicom", ".ima"]);
 const NIFTI = /\.nii(\.gz)?$/i;

@@ -12,6 +12,7 @@ import { decompress, isCompressed } from "nifti-reader-js";
 import { Encoding, PixelType, type Image } from "../gen/medsynth/v1/translator_pb.js";
 import { AXIAL_DISPLAY, axialLayout, edgeLetters, extractSlice, type Direction3, type EdgeLetters } from "../volume/axial.js";
 import { readNiftiVoxels } from "../volume/nifti-voxels.js";
+import { PNG_RESCALE } from "../volume/png-rescale.js";
 
 export type ImageInit = Partial<Omit<Image, "$typeName">>;
 
@@ -51,7 +52,7 @@ export async function readSeries(files: readonly File[], modality: "mr" | "ct"):
     decoded.map(async ({ file, bytes }) => ({
       file,
       bytes,
-      slice: kinds.has("png") ? await decodePng(bytes, file.name, modality === "ct" ? -1024 : 0) : decodeDicom(bytes, file.name),
+      slice: kinds.has("png") ? await decodePng(bytes, file.name, PNG_RESCALE[modality].intercept) : decodeDicom(bytes, file.name),
     })),
   );
   const slices = kinds.has("png") ? read : inAnatomicalOrder(read);
@@ -60,7 +61,7 @@ export async function readSeries(files: readonly File[], modality: "mr" | "ct"):
   if (odd) throw new SeriesError(`${odd.file.name} is ${odd.slice.width}×${odd.slice.height}, ${slices[0].file.name} is ${width}×${height}`);
   const values = new Float32Array(width * height * slices.length);
   slices.forEach(({ slice }, k) => values.set(slice.data, k * width * height));
-  const intercept = modality === "ct" ? -1024 : 0;
+  const { intercept } = PNG_RESCALE[modality];
   const { spacing = [1, 1], across = AXIAL_DISPLAY.across, down = AXIAL_DISPLAY.down } = slices[0].slice;
   return {
     width,

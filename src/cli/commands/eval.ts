@@ -8,7 +8,8 @@ import { statusName } from "../../client/errors.js";
 import { everyAnswer, indices } from "../answers.js";
 import { progressBar } from "../progress.js";
 import { csv, formatMeanStd, markdownTable, summarize, textTable, type Summary, type Table } from "../report.js";
-import { readSliceImage, type Rescale } from "../slice-files.js";
+import type { Rescale } from "../../volume/png-rescale.js";
+import { readSliceImage } from "../slice-files.js";
 import { CONNECTION_OPTIONS, connect } from "./common.js";
 import { DEFAULT_WINDOW } from "../../contract/limits.js";
 
