@@ -7,19 +7,17 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { connect } from "node:net";
 import { create } from "@bufbuild/protobuf";
-import { credentials, makeGenericClientConstructor, status, type ClientReadableStream } from "@grpc/grpc-js";
+import { status, type ClientReadableStream } from "@grpc/grpc-js";
 import { VirtualTimeScheduler } from "rxjs";
-import { serviceDefinition } from "../src/contract/service.js";
 import { Direction, PixelType, type TranslateRequest, type TranslateResponse } from "../src/gen/medsynth/v1/translator_pb.js";
 import {
-  Health,
   HealthCheckRequestSchema,
   HealthCheckResponse_ServingStatus as ServingStatus,
   type HealthCheckResponse,
 } from "../src/gen/grpc/health/v1/health_pb.js";
 import { checkHealth } from "../src/cli/healthcheck.js";
 import { DEFAULT_LIMITS, serverChannelOptions } from "../src/server/limits.js";
-import { collect, mrImage, options, rawImage, sliceRequest, useTestServer, type TranslatorTestClient } from "./helpers/service.js";
+import { collect, healthClient, mrImage, options, rawImage, sliceRequest, useTestServer, type HealthTestClient, type TranslatorTestClient } from "./helpers/service.js";
 import { until } from "./helpers/until.js";
 import { advanceTo } from "./helpers/virtual-time.js";
 import type { ClientDuplexStream } from "@grpc/grpc-js";
@@ -147,11 +145,8 @@ describe("idle streams in virtual time", () => {
   });
 });
 
-const HealthClient = makeGenericClientConstructor(serviceDefinition(Health), "Health");
-type HealthStub = { watch(request: unknown): ClientReadableStream<HealthCheckResponse>; close(): void };
-
 /** A health Watch of the server as a whole, once its first status has come. */
-async function watching(health: HealthStub): Promise<ClientReadableStream<HealthCheckResponse>> {
+async function watching(health: HealthTestClient): Promise<ClientReadableStream<HealthCheckResponse>> {
   const call = health.watch(create(HealthCheckRequestSchema, { service: "" }));
   // Its end (a cancel, a timeout) is what the caller asks about, if anything.
   call.on("error", () => undefined);
@@ -168,7 +163,7 @@ describe("health Watch streams", () => {
   const served = useTestServer({ maxStreams: 8, maxStreamsPerPeer: 2, streamIdleTimeoutMs: 0 });
 
   it("count against the stream limits per peer like any stream, while health checks never do", async () => {
-    const health = new HealthClient(served.server.address, credentials.createInsecure()) as unknown as HealthStub;
+    const health = healthClient(served.server.address);
     try {
       const watches = [await watching(health), await watching(health)];
       const third = ended(health.watch(create(HealthCheckRequestSchema, { service: "" })));
@@ -195,7 +190,7 @@ describe("idle timeouts in virtual time", () => {
   const served = useTestServer({ streamIdleTimeoutMs: idleMs, maxDelayMs: 10_000, maxBatch: 8 }, { scheduler });
 
   it("end a health Watch after the idle timeout with nothing sent either way", async () => {
-    const health = new HealthClient(served.server.address, credentials.createInsecure()) as unknown as HealthStub;
+    const health = healthClient(served.server.address);
     try {
       const call = await watching(health);
       let settled = false;

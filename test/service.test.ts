@@ -4,12 +4,11 @@ import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { once } from "node:events";
 import { create } from "@bufbuild/protobuf";
-import { credentials, makeGenericClientConstructor, status, type ServiceError } from "@grpc/grpc-js";
+import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import { VirtualTimeScheduler } from "rxjs";
 import { loadSync } from "@grpc/proto-loader";
 import { loadPackageDefinition, type GrpcObject } from "@grpc/grpc-js";
-import { serviceDefinition } from "../src/contract/service.js";
-import { Health, HealthCheckRequestSchema, HealthCheckResponse_ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
+import { HealthCheckRequestSchema, HealthCheckResponse_ServingStatus, type HealthCheckResponse } from "../src/gen/grpc/health/v1/health_pb.js";
 import {
   Direction,
   Encoding,
@@ -29,7 +28,7 @@ import { until } from "./helpers/until.js";
 import { advanceTo } from "./helpers/virtual-time.js";
 import { createLogger } from "../src/server/log.js";
 import { syntheticHead } from "../src/cli/synthetic-head.js";
-import { collect, ctImage, floats, mrImage, options, rawImage, recordingLogger, sliceRequest, startTestServer, translatorClient, type TranslatorTestClient, useTestServer } from "./helpers/service.js";
+import { collect, ctImage, floats, healthClient, mrImage, options, rawImage, recordingLogger, sliceRequest, startTestServer, translatorClient, type TranslatorTestClient, useTestServer } from "./helpers/service.js";
 
 const call = <T>(client: TranslatorTestClient, method: string, request: unknown): Promise<T> =>
   new Promise((resolve, reject) =>
@@ -261,16 +260,15 @@ describe("Translator service", () => {
   });
 
   it("reports health for the server and the Translator service", async () => {
-    const Client = makeGenericClientConstructor(serviceDefinition(Health), "Health");
-    const health = new Client(served.server.address, credentials.createInsecure()) as unknown as Record<string, Function>;
+    const health = healthClient(served.server.address);
     const check = (service: string) =>
-      new Promise<{ status: number }>((resolve, reject) =>
-        health.check(create(HealthCheckRequestSchema, { service }), (e: Error | null, r: { status: number }) => (e ? reject(e) : resolve(r))),
+      new Promise<HealthCheckResponse>((resolve, reject) =>
+        health.check(create(HealthCheckRequestSchema, { service }), (e, r) => (e ? reject(e) : resolve(r))),
       );
     assert.equal((await check("")).status, HealthCheckResponse_ServingStatus.SERVING);
     assert.equal((await check("medsynth.v1.Translator")).status, HealthCheckResponse_ServingStatus.SERVING);
     await assert.rejects(check("nope"), (e: ServiceError) => e.code === status.NOT_FOUND);
-    (health as unknown as { close(): void }).close();
+    health.close();
   });
 
   it("answers server reflection with the contract's services and files", async () => {

@@ -5,25 +5,19 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
-import { credentials, makeGenericClientConstructor, status, type ClientReadableStream } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import { VirtualTimeScheduler } from "rxjs";
-import { serviceDefinition } from "../src/contract/service.js";
-import { Health, HealthCheckRequestSchema, HealthCheckResponse_ServingStatus as ServingStatus, type HealthCheckResponse } from "../src/gen/grpc/health/v1/health_pb.js";
+import { HealthCheckRequestSchema, HealthCheckResponse_ServingStatus as ServingStatus, type HealthCheckResponse } from "../src/gen/grpc/health/v1/health_pb.js";
 import { Direction, type TranslateResponse } from "../src/gen/medsynth/v1/translator_pb.js";
 import { armFault, FAULTY_ORT_WORKER } from "./helpers/faulty-ort-worker.js";
 import { freePort } from "./helpers/net.js";
-import { collect, mrImage, options, recordingLogger, scrape, sliceRequest, startTestServer, translatorClient } from "./helpers/service.js";
+import { collect, healthClient, mrImage, options, recordingLogger, scrape, sliceRequest, startTestServer, translatorClient } from "./helpers/service.js";
 import { until } from "./helpers/until.js";
 import { advanceTo } from "./helpers/virtual-time.js";
 
-const HealthClient = makeGenericClientConstructor(serviceDefinition(Health), "Health");
-
 /** Every status a Watch of the Translator service reports, as it comes. */
 function watchHealth(address: string): { statuses: ServingStatus[]; close(): void } {
-  const client = new HealthClient(address, credentials.createInsecure()) as unknown as {
-    watch(request: unknown): ClientReadableStream<HealthCheckResponse>;
-    close(): void;
-  };
+  const client = healthClient(address);
   const statuses: ServingStatus[] = [];
   const call = client.watch(create(HealthCheckRequestSchema, { service: "medsynth.v1.Translator" }));
   call.on("data", (response: HealthCheckResponse) => statuses.push(response.status));

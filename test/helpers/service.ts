@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before } from "node:test";
 import { create } from "@bufbuild/protobuf";
-import { credentials, makeGenericClientConstructor, type Client, type ClientDuplexStream } from "@grpc/grpc-js";
+import { credentials, makeGenericClientConstructor, type Client, type ClientDuplexStream, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 import { serviceDefinition } from "../../src/contract/service.js";
+import { Health, type HealthCheckRequest, type HealthCheckResponse } from "../../src/gen/grpc/health/v1/health_pb.js";
 import {
   Direction,
   Encoding,
@@ -89,6 +90,18 @@ export interface TranslatorTestClient extends Client {
 
 export function translatorClient(address: string): TranslatorTestClient {
   return new TranslatorClient(address, credentials.createInsecure()) as unknown as TranslatorTestClient;
+}
+
+const HealthClient = makeGenericClientConstructor(serviceDefinition(Health), "Health");
+
+export interface HealthTestClient extends Client {
+  check(request: HealthCheckRequest, callback: (error: ServiceError | null, response: HealthCheckResponse) => void): void;
+  watch(request: HealthCheckRequest): ClientReadableStream<HealthCheckResponse>;
+}
+
+/** A plain grpc-js client of grpc.health.v1.Health, from the same descriptors the server serves. */
+export function healthClient(address: string): HealthTestClient {
+  return new HealthClient(address, credentials.createInsecure()) as unknown as HealthTestClient;
 }
 
 export function rawImage(pixels: ArrayLike<number>, width: number, height: number, pixelType: PixelType, intercept = 0): Image {
