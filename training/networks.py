@@ -3,6 +3,7 @@ so that its released generator checkpoints (e.g. latest_net_G_A.pth) load with s
 import functools
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # CycleGAN's default norm ("--norm instance"): no affine parameters, no running statistics.
@@ -37,7 +38,7 @@ class ResnetGenerator(nn.Module):
     n_downsampling = 2
 
     def __init__(self, input_nc: int = 1, output_nc: int = 1, ngf: int = 64, n_blocks: int = 9,
-                 norm_layer=instance_norm):
+                 norm_layer=instance_norm, smooth_output: bool = False):
         super().__init__()
         use_bias = True  # instance norm has no shift, so convolutions carry the bias (as in the reference)
         model = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=use_bias),
@@ -56,9 +57,24 @@ class ResnetGenerator(nn.Module):
         model += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
         self.model = nn.Sequential(*model)
         self.input_nc, self.output_nc, self.ngf, self.n_blocks = input_nc, output_nc, ngf, n_blocks
+        # Not in the state dict: checkpoints stay those of the reference layout, with or without it.
+        self.register_buffer('output_filter', None, persistent=False)
+        self.smooth_output(smooth_output)
+
+    def smooth_output(self, enabled: bool = True) -> 'ResnetGenerator':
+        """A fixed 3x3 binomial filter after the tanh: it has no response at the period-2 (Nyquist) frequency and
+        half at period 4, where the two stride-2 transposed convolutions put their checkerboard; trained through
+        it, the generator keeps the detail below those frequencies."""
+        taps = torch.tensor([1.0, 2.0, 1.0])
+        kernel = (taps[:, None] * taps[None, :] / 16).expand(self.output_nc, 1, 3, 3).contiguous()
+        self.output_filter = kernel.to(self.model[1].weight.device) if enabled else None
+        return self
 
     def forward(self, x):
-        return self.model(x)
+        y = self.model(x)
+        if self.output_filter is None:
+            return y
+        return F.conv2d(F.pad(y, (1, 1, 1, 1), mode='replicate'), self.output_filter, groups=self.output_nc)
 
     def encoder(self) -> nn.Sequential:
         """Stem and downsampling layers (what --freeze encoder fixes)."""

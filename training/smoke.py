@@ -1,5 +1,5 @@
 """CI smoke test: derived heads -> synthesised pairs (checked) -> 2 training steps at 64x64 with every loss term
-(paired, brain window, SSIM, CycleGAN) and a phantom share -> resume -> ONNX export of both generators (checked
+(paired, brain and bone windows, SSIM, checkerboard spectrum, CycleGAN) and a phantom share -> resume -> ONNX export of both generators (checked
 with onnx.checker and against PyTorch in ONNX Runtime) -> manifests -> strict reload of the checkpoints -> one
 step on a .npy of your own pairs.
 Exits non-zero on any failure. Needs node + onnxruntime-node (the service's).
@@ -16,9 +16,9 @@ import torch
 
 from .data import build_training_set
 from .export import export_model
-from .networks import load_cyclegan_generator
+from .networks import ResnetGenerator, load_cyclegan_generator
 from .synth import PairSynthesizer, SliceBank, SynthConfig
-from .train import BatchSource, TrainConfig, train
+from .train import BatchSource, TrainConfig, spectral_loss, train
 
 SIZE = 64
 
@@ -33,22 +33,42 @@ def check_batch(batch: dict) -> None:
     assert hu.min() >= -1024 and hu.max() > 300, 'synthetic CT has no bone'
 
 
+def check_spectral_term() -> None:
+    """The checkerboard term sees a period-2 and a period-4 texture of 1 % and not a smooth bump of 10 %."""
+    gen = torch.Generator().manual_seed(0)
+    image = torch.nn.functional.interpolate(torch.rand(1, 1, 8, 8, generator=gen), size=(SIZE, SIZE), mode='bilinear')
+    yy, xx = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing='ij')
+    bump = 0.1 * torch.exp(-((xx - SIZE / 2) ** 2 + (yy - SIZE / 2) ** 2) / (2 * (SIZE / 8) ** 2))
+    for period in (2, 4):
+        texture = 0.01 * torch.where(((yy // (period // 2)) + (xx // (period // 2))) % 2 == 0, 1.0, -1.0)
+        assert spectral_loss(image + texture, image) > 100 * spectral_loss(image + bump, image), period
+    assert spectral_loss(image, image) == 0
+    # The generator's output filter removes a Nyquist checkerboard and leaves a constant image as it is.
+    net = ResnetGenerator(1, 1, 4, 1, smooth_output=True)
+    net.model = torch.nn.Identity()
+    checker = torch.where((yy + xx) % 2 == 0, 1.0, -1.0)[None, None]
+    assert net(checker)[..., 1:-1, 1:-1].abs().max() < 1e-6 and torch.allclose(net(image), image, atol=0.1)
+    assert torch.allclose(net(torch.full_like(image, 0.3)), torch.full_like(image, 0.3), rtol=0, atol=1e-7)
+
+
 def main() -> int:
     began = time.monotonic()
     bank = SliceBank()
     assert len(bank) > 100 and len(bank.names) >= 3, f'{len(bank)} slices of {bank.names}'
     check_batch(PairSynthesizer(bank, SynthConfig(size=SIZE), seed=1).batch(4))
+    check_spectral_term()
     with tempfile.TemporaryDirectory() as tmp:
         phantom = build_training_set(subjects=2, slices=2, cache_dir=os.path.join(tmp, 'cache'))
         cfg = TrainConfig(run_dir=os.path.join(tmp, 'run'), steps=1, size=SIZE, batch=2, lambda_gan=1.0,
-                          lambda_identity=0.5, lambda_bone=4.0, phantom_share=0.5, checkpoint_every=1, ngf=16, n_blocks=2, ndf=16)
+                          lambda_identity=0.5, lambda_bone=4.0, lambda_spectral=10.0,
+                          smooth_output=True, phantom_share=0.5, checkpoint_every=1, ngf=16, n_blocks=2, ndf=16)
         source = lambda: BatchSource(cfg, bank=bank, phantom=phantom)
         train(cfg, source=source())
         cfg.steps = 2
         model, summary = train(cfg, resume=True, source=source())  # step 2 continues from the step-1 checkpoint
         assert summary['steps'] == 2, summary
         losses = [json.loads(line) for line in open(os.path.join(cfg.run_dir, 'losses.jsonl'))]
-        assert {'l1_ct', 'brain', 'bone', 'ssim_ct', 'l1_mr', 'ssim_mr', 'cyc', 'D_A'} <= set(losses[-1]), losses[-1]
+        assert {'l1_ct', 'brain', 'bone', 'ssim_ct', 'spec_ct', 'l1_mr', 'ssim_mr', 'spec_mr', 'cyc', 'D_A'} <= set(losses[-1]), losses[-1]
         assert all(np.isfinite(v) for row in losses for v in row.values()), 'non-finite loss'
         for direction, attr in (('mr2ct', 'G_A'), ('ct2mr', 'G_B')):
             out = os.path.join(tmp, direction)
@@ -56,6 +76,7 @@ def main() -> int:
                                size=SIZE, default=False, description='CI smoke test', provenance={'steps': 2})
             assert doc['input']['channels'] == 1 and os.path.getsize(os.path.join(out, 'model.onnx')) > 0
             reloaded = load_cyclegan_generator(os.path.join(cfg.run_dir, f'latest_net_{attr}.pth'))
+            reloaded.smooth_output(cfg.smooth_output)
             x = torch.rand(1, 1, SIZE, SIZE) * 2 - 1
             with torch.no_grad():
                 assert torch.equal(reloaded.eval()(x), getattr(model, attr).eval()(x)), 'checkpoint reload differs'

@@ -8,8 +8,9 @@ to clean targets.
 Objective: paired L1 on [-1, 1], plus for MR->CT an L1 in a brain window ([-40, 120] HU -> [0, 1]: brain,
 CSF and soft tissue differ by 5-40 HU, which the full [-1024, 3071] window all but hides), optionally an L1 in
 a bone window ([0, 1600] HU: the brain-window terms are flat above 120 HU and outweigh the full-window L1, so
-without it the skull stays faint), plus (1 - SSIM) terms, plus optionally the CycleGAN terms (LSGAN
-adversarial + lambda * cycle L1 + identity).
+without it the skull stays faint), plus (1 - SSIM) terms, optionally a spectral L1 on the checkerboard bands
+(the transposed convolutions' period-2 and period-4 texture, which the pixel terms barely see), plus optionally
+the CycleGAN terms (LSGAN adversarial + lambda * cycle L1 + identity).
 Adam (lr 2e-4, beta1 0.5); lr constant for the first half of the steps, then linear decay to 0.
 
 Usage: .venv/bin/python -m training.train --run-dir training/runs/demo --steps 2000 [--size 128] [--batch 8]
@@ -56,9 +57,11 @@ class TrainConfig:
     lambda_brain: float = 1.0          # MR->CT paired L1 in the brain window
     lambda_ssim: float = 1.0           # (1 - SSIM) of both directions (CT in the brain window)
     lambda_bone: float = 0.0           # MR->CT paired L1 in the bone window [0, 1600] HU
+    lambda_spectral: float = 0.0       # both directions: spectrum L1 on the checkerboard bands (CT in the brain window)
     lambda_gan: float = 0.0            # adversarial weight; 0 = no discriminators at all
     ngf: int = 32
     n_blocks: int = 6
+    smooth_output: bool = False        # fixed binomial filter on the generators' output (networks.py)
     ndf: int = 32
     channels: int = 1
     init_from: str | None = None       # generator checkpoint for G_A (MR->CT): CycleGAN .pth or a model.onnx
@@ -116,10 +119,12 @@ def load_onnx_generator(path: str, ngf: int, n_blocks: int, channels: int) -> Re
 
 def make_generator(cfg: TrainConfig, checkpoint: str | None) -> ResnetGenerator:
     if checkpoint and checkpoint.endswith('.onnx'):
-        return load_onnx_generator(checkpoint, cfg.ngf, cfg.n_blocks, cfg.channels)
-    if checkpoint:
-        return load_cyclegan_generator(checkpoint, cfg.channels, cfg.channels)
-    return init_weights(ResnetGenerator(cfg.channels, cfg.channels, cfg.ngf, cfg.n_blocks))
+        net = load_onnx_generator(checkpoint, cfg.ngf, cfg.n_blocks, cfg.channels)
+    elif checkpoint:
+        net = load_cyclegan_generator(checkpoint, cfg.channels, cfg.channels)
+    else:
+        net = init_weights(ResnetGenerator(cfg.channels, cfg.channels, cfg.ngf, cfg.n_blocks))
+    return net.smooth_output(cfg.smooth_output)
 
 
 def freeze(net: ResnetGenerator, parts: tuple) -> None:
@@ -156,6 +161,22 @@ def ssim_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return 1 - s.mean()
+
+
+def checkerboard_bands(size: int, device) -> torch.Tensor:
+    """Mask of an rfft2 spectrum (size x size//2+1): the rows and columns within one bin of the period-2
+    (Nyquist) and period-4 (half-Nyquist) frequencies, where two stride-2 transposed convolutions put their
+    checkerboard."""
+    near = lambda f: ((f.abs() - 0.25).abs() <= 1.5 / size) | ((f.abs() - 0.5).abs() <= 1.5 / size)
+    return near(torch.fft.fftfreq(size, device=device))[:, None] | near(torch.fft.rfftfreq(size, device=device))[None, :]
+
+
+def spectral_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean |amplitude difference| of the two images' orthonormal spectra on the checkerboard bands: the
+    synthetic image must have the target's energy there, no more (texture) and no less (blur)."""
+    mask = checkerboard_bands(x.shape[-1], x.device)
+    ax, ay = (torch.fft.rfft2(t, norm='ortho').abs() for t in (x, y))
+    return (ax - ay).abs()[..., mask].mean()
 
 
 class CycleGAN:
@@ -209,10 +230,14 @@ class CycleGAN:
                                                            hu_window(ct_target, BONE_WINDOW_HU))
             if cfg.lambda_ssim > 0:
                 losses['ssim_ct'] = cfg.lambda_ssim * ssim_loss(brain_window(fake_ct), brain_window(ct_target))
+            if cfg.lambda_spectral > 0:
+                losses['spec_ct'] = cfg.lambda_spectral * spectral_loss(brain_window(fake_ct), brain_window(ct_target))
         if fake_mr is not None:
             losses['l1_mr'] = cfg.lambda_supervised * self.l1(fake_mr, mr_target)
             if cfg.lambda_ssim > 0:
                 losses['ssim_mr'] = cfg.lambda_ssim * ssim_loss((fake_mr + 1) / 2, (mr_target + 1) / 2)
+            if cfg.lambda_spectral > 0:
+                losses['spec_mr'] = cfg.lambda_spectral * spectral_loss((fake_mr + 1) / 2, (mr_target + 1) / 2)
         self.opt_G.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         self.opt_G.step()
@@ -366,6 +391,8 @@ def parse_args(argv=None) -> tuple:
             p.add_argument(name, default=defaults.category, choices=sorted(LAMBDA_PRESETS))
         elif field.name == 'run_dir':
             p.add_argument(name, required=True)
+        elif field.type in (bool, 'bool'):
+            p.add_argument(name, action='store_true')
         else:
             kind = {int: int, float: float}.get(type(getattr(defaults, field.name)), str)
             if field.name in ('lambda_cycle',):
