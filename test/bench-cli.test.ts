@@ -97,12 +97,13 @@ describe("medsynth bench", () => {
   it("--ceiling runs the null model and a bare grpc-js echo side by side, with utilisation, GC, CPU, RSS and per-stage times", async () => {
     const dir = join(tmp.path, "ceiling");
     const run = await runCli([
-      "bench", "--ceiling", "--models-dir", TINY_MODELS, "--workers", "1", "--count", "40", "--concurrency", "1,3", "--in-flight", "2", "--warmup", "6", "--out", dir,
+      "bench", "--ceiling", "--models-dir", TINY_MODELS, "--workers", "1", "--count", "40", "--concurrency", "1,3", "--in-flight", "2", "--warmup", "6", "--rounds", "3", "--out", dir,
     ]);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /null model tiny-mr2ct-null \(identity, 64×64, the manifest of tiny-mr2ct\)/);
     assert.match(run.stdout, /streams\s+echo msg\/s\s+slices\/s\s+ratio\s+loop util\s+GC share/);
     assert.match(run.stdout, /^ceiling: [\d.]+ slices\/s at \d stream\(s\) = \d\.\d\d× the bare grpc-js echo/m);
+    assert.match(run.stdout, /^  3 stream\(s\): \d\.\d\d, \d\.\d\d, \d\.\d\d \(echo /m);
     for (const stage of [...STAGES, "other main thread"]) assert.match(run.stdout, new RegExp(`^${stage}\\s+-?\\d+\\.\\d\\d`, "m"));
 
     const report: CeilingReport = JSON.parse(readFileSync(join(dir, "ceiling.json"), "utf8"));
@@ -119,6 +120,11 @@ describe("medsynth bench", () => {
         assert.ok(side.server.utilisation > 0 && side.server.utilisation <= 1 && side.server.gcShare >= 0 && side.server.gcShare <= 1);
       }
       assert.equal(level.ratio, level.service.throughput / level.echo.throughput);
+      // Three rounds each: the level is its median round.
+      assert.equal(level.rounds.length, 3);
+      const ratios = level.rounds.map((r) => r.ratio).sort((a, b) => a - b);
+      assert.equal(level.ratio, ratios[1]);
+      assert.ok(level.rounds.some((r) => r.echo === level.echo.throughput && r.service === level.service.throughput));
       assert.deepEqual(level.service.stages.map((s) => s.stage), [...STAGES]);
       const cost = Object.fromEntries(level.service.stages.map((s) => [s.stage, s]));
       // Decoding through encoding run on the transform workers, inference on the ORT workers, the codec of the messages here.

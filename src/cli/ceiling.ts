@@ -4,8 +4,10 @@
  * service runs in this process on a null model (an ONNX Identity with the
  * manifest of the real one, null-model.ts); a bare grpc-js echo server
  * (echo.ts) runs here too; each level loads one, then the other, from a
- * child process with messages of the same size. For the service it also
- * reports this process's event-loop utilisation, its main thread's share of
+ * child process with messages of the same size, `rounds` times, alternately,
+ * so that each ratio compares two neighbouring measurements of a shared
+ * machine and the median ratio says what the noise leaves. For the service
+ * it also reports this process's event-loop utilisation, its main thread's share of
  * garbage collection, and the CPU time per slice of each stage.
  */
 import { mkdtemp, rm } from "node:fs/promises";
@@ -37,6 +39,8 @@ export interface CeilingOptions {
   durationMs?: number;
   warmup: number;
   inFlight: number;
+  /** Echo-then-service measurements per level (default 1); the level reports the median ratio's. */
+  rounds?: number;
   input?: string;
   syntheticSize?: number;
   log?: (line: string) => void;
@@ -113,6 +117,9 @@ export interface StageCost {
 
 export interface CeilingLevel {
   concurrency: number;
+  /** Every round's throughputs and ratio, in the order run. */
+  rounds: { echo: number; service: number; ratio: number }[];
+  /** The round of the median ratio (the lower of the middle two for an even count). */
   echo: Measured;
   service: Measured & {
     rss: RssCurve;
@@ -120,7 +127,7 @@ export interface CeilingLevel {
     /** Main-thread busy ms per slice outside the stages: gRPC, HTTP/2, handing work to threads, GC. */
     otherMainMs: number;
   };
-  /** Service slices/s ÷ echo messages/s. */
+  /** Service slices/s ÷ echo messages/s, of that round. */
   ratio: number;
 }
 
@@ -132,7 +139,7 @@ export interface CeilingReport {
   nodeFlags: string[];
   model: { real: string; null: string; direction: DirectionName; width: number; height: number };
   server: Pick<ServerConfig, "workers" | "maxBatch" | "maxDelayMs" | "window" | "transformWorkers">;
-  load: { count: number | null; durationMs: number | null; warmup: number; inFlight: number; slices: string; messageBytes: number };
+  load: { count: number | null; durationMs: number | null; warmup: number; inFlight: number; rounds: number; slices: string; messageBytes: number };
   levels: CeilingLevel[];
   best: { concurrency: number; throughput: number; echo: number; ratio: number };
 }
@@ -201,6 +208,8 @@ export async function runCeiling(options: CeilingOptions): Promise<CeilingReport
   if (!real) {
     throw new Error(`${options.model ? `model "${options.model}"` : `a default ${options.direction} model`} is not in ${options.server.modelsDir}`);
   }
+  const rounds = options.rounds ?? 1;
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`rounds must be a whole number ≥ 1, got ${rounds}`);
   const nullDir = await mkdtemp(join(tmpdir(), "medsynth-ceiling-"));
   try {
     const nullName = await writeNullModel(real, nullDir);
@@ -219,43 +228,50 @@ export async function runCeiling(options: CeilingOptions): Promise<CeilingReport
     const echoServer = await startEchoServer();
     const embedded = await openService(undefined, { ...options.server, modelsDir: nullDir });
     const running: RunningServer = embedded.running!;
+    /** One round at a level: the echo, then the service, under the same load. */
+    const round = async (concurrency: number): Promise<Omit<CeilingLevel, "rounds">> => {
+      log(`ceiling: ${concurrency} stream(s), bare grpc-js echo of ${message.byteLength} B`);
+      let watch = watchServer();
+      const echo = await runLoadInProcess({ kind: "echo", target: echoServer.address, load: load(concurrency), message }, watch.measuring);
+      const echoMeasured = measured(echo, watch.stop(echo.result.measured));
+
+      log(`ceiling: ${concurrency} stream(s), the service on the null model ${nullName}`);
+      // Stage totals, like the watch, count from the warm-up's end: they are divided by measured slices.
+      let before = running.stageTotals();
+      watch = watchServer();
+      const rss = sampleRss(scheduler);
+      const translate = await runLoadInProcess(
+        {
+          kind: "translate",
+          target: embedded.address,
+          client: {},
+          load: { ...load(concurrency), translate: { direction, model: nullName } },
+          images,
+        },
+        () => {
+          before = running.stageTotals();
+          rss.measuring();
+          watch.measuring();
+        },
+      );
+      const service = { ...measured(translate, watch.stop(translate.result.measured)), rss: rss.stop() };
+      const slices = service.measured;
+      const stages = stageCosts(before, running.stageTotals(), slices);
+      const staged = stages.reduce((sum, s) => sum + s.mainMs, 0);
+      return {
+        concurrency,
+        echo: echoMeasured,
+        service: { ...service, stages, otherMainMs: service.server.busyMs / Math.max(1, slices) - staged },
+        ratio: echoMeasured.throughput > 0 ? service.throughput / echoMeasured.throughput : 0,
+      };
+    };
     const levels: CeilingLevel[] = [];
     try {
       for (const concurrency of options.concurrency) {
-        log(`ceiling: ${concurrency} stream(s), bare grpc-js echo of ${message.byteLength} B`);
-        let watch = watchServer();
-        const echo = await runLoadInProcess({ kind: "echo", target: echoServer.address, load: load(concurrency), message }, watch.measuring);
-        const echoMeasured = measured(echo, watch.stop(echo.result.measured));
-
-        log(`ceiling: ${concurrency} stream(s), the service on the null model ${nullName}`);
-        // Stage totals, like the watch, count from the warm-up's end: they are divided by measured slices.
-        let before = running.stageTotals();
-        watch = watchServer();
-        const rss = sampleRss(scheduler);
-        const translate = await runLoadInProcess(
-          {
-            kind: "translate",
-            target: embedded.address,
-            client: {},
-            load: { ...load(concurrency), translate: { direction, model: nullName } },
-            images,
-          },
-          () => {
-            before = running.stageTotals();
-            rss.measuring();
-            watch.measuring();
-          },
-        );
-        const service = { ...measured(translate, watch.stop(translate.result.measured)), rss: rss.stop() };
-        const slices = service.measured;
-        const stages = stageCosts(before, running.stageTotals(), slices);
-        const staged = stages.reduce((sum, s) => sum + s.mainMs, 0);
-        levels.push({
-          concurrency,
-          echo: echoMeasured,
-          service: { ...service, stages, otherMainMs: service.server.busyMs / Math.max(1, slices) - staged },
-          ratio: echoMeasured.throughput > 0 ? service.throughput / echoMeasured.throughput : 0,
-        });
+        const runs: Omit<CeilingLevel, "rounds">[] = [];
+        for (let r = 0; r < rounds; r++) runs.push(await round(concurrency));
+        const median = [...runs].sort((a, b) => a.ratio - b.ratio)[Math.floor((runs.length - 1) / 2)];
+        levels.push({ ...median, rounds: runs.map((r) => ({ echo: r.echo.throughput, service: r.service.throughput, ratio: r.ratio })) });
       }
     } finally {
       await embedded.close();
@@ -275,6 +291,7 @@ export async function runCeiling(options: CeilingOptions): Promise<CeilingReport
         durationMs: options.durationMs ?? null,
         warmup: options.warmup,
         inFlight: options.inFlight,
+        rounds,
         slices: label,
         messageBytes: message.byteLength,
       },
@@ -321,13 +338,21 @@ export function formatCeiling(report: CeilingReport): string {
       ["main thread busy", f2(best.service.server.busyMs / Math.max(1, best.service.measured)), "-"],
     ],
   });
+  const byRound = report.levels.some((l) => l.rounds.length > 1)
+    ? [
+        "",
+        `ratio by round (echo first, then the service; each level's row above is its median round):`,
+        ...report.levels.map((l) => `  ${l.concurrency} stream(s): ${l.rounds.map((r) => f2(r.ratio)).join(", ")} (echo ${l.rounds.map((r) => f1(r.echo)).join(", ")} msg/s)`),
+      ]
+    : [];
   return [
     `null model ${model.null} (identity, ${model.width}×${model.height}, the manifest of ${model.real}) on ${report.host.cpus} CPUs (${report.host.cpuModel})`,
     `node flags: ${report.nodeFlags.join(" ") || "none"} (the load generators take over the heap flags)`,
     `service: this process (${server.workers} inference workers, ${server.transformWorkers} transform workers, max batch ${server.maxBatch}, max delay ${server.maxDelayMs} ms); load from a child process`,
-    `load: closed loop, ${load.count !== null ? `${load.count} slices` : `${(load.durationMs ?? 0) / 1000} s`} per level, ${load.inFlight} in flight per stream, ${load.warmup} warm-up; ${load.slices}; echo messages of ${load.messageBytes} B`,
+    `load: closed loop, ${load.count !== null ? `${load.count} slices` : `${(load.durationMs ?? 0) / 1000} s`} per level and round, ${load.inFlight} in flight per stream, ${load.warmup} warm-up, ${load.rounds} round(s); ${load.slices}; echo messages of ${load.messageBytes} B`,
     "",
     levels.trimEnd(),
+    ...byRound,
     "",
     `CPU per slice by stage at ${best.concurrency} stream(s) (ms; main = this process's event loop):`,
     stages.trimEnd(),

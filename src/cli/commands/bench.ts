@@ -48,6 +48,7 @@ export const benchSpec = {
     "in-flight": { type: "string", placeholder: "N", description: "closed loop: slices outstanding per stream", default: "1" },
     input: { type: "string", placeholder: "dir|nii", description: "slices to send, cycled (default: a synthetic head at the model's size)" },
     size: { type: "string", placeholder: "N", description: "side of the synthetic head slice in pixels (default: the model's input size)" },
+    rounds: { type: "string", placeholder: "N", description: "--ceiling: echo then service, N times per level; each level reports its median ratio", default: "1" },
     "raw-duration": { type: "string", placeholder: "time", description: "raw ONNX Runtime run; 0 skips it", default: "10s" },
     out: { type: "string", short: "o", placeholder: "dir", description: "report folder", default: "out/bench" },
     workers: { type: "string", placeholder: "N", description: "embedded server and raw run: inference workers (default as serve)" },
@@ -62,7 +63,7 @@ export const benchSpec = {
   examples: [
     "medsynth bench --embedded --concurrency 1,4,16 --duration 30s",
     "medsynth bench --target 127.0.0.1:50051 --count 500 --rate 20 --concurrency 8",
-    "medsynth bench --ceiling --concurrency 8 --in-flight 4 --duration 20s",
+    "medsynth bench --ceiling --concurrency 4,16 --in-flight 4 --duration 6s --rounds 5",
   ],
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
@@ -97,7 +98,8 @@ export function ceilingOptionsFrom(values: ParsedValues<typeof benchSpec.options
   if (values.target) throw new UsageError("--ceiling runs the service in this process; drop --target");
   if (values.rate) throw new UsageError("--ceiling measures a closed loop; drop --rate");
   const { server, direction, model, concurrency, count, durationMs, warmup, inFlight, input, syntheticSize, log } = benchOptionsFrom(values);
-  return { server, direction, model, concurrency, count, durationMs, warmup, inFlight, input, syntheticSize, log };
+  const rounds = parseInteger(values.rounds, "rounds");
+  return { server, direction, model, concurrency, count, durationMs, warmup, inFlight, rounds, input, syntheticSize, log };
 }
 
 /** `bench --ceiling` (the CLI's and `npm run bench`'s): runs it, prints the summary and writes ceiling.json to --out. */
