@@ -52,7 +52,13 @@ const TAGS = { samples: 0x00280002, frames: 0x00280008, rows: 0x00280010, column
 const MAX_DEPTH = 16;
 /** Compressed bytes inflated to find a deflated data set's header, tried in turn. */
 const DEFLATED_PREFIXES = [1024, 16_384];
-const MAX_INFLATED_HEADER = 16 << 20;
+/**
+ * This runs on the event loop, so at most this much is inflated: 1 KiB of
+ * deflate makes up to ~1 MiB (1–2 ms here); a 16 KiB bomb stops at the cap
+ * (0.5 ms, where 16 MiB took 6). A header that needs more counts as the most
+ * the reader lets a slice decode to.
+ */
+const MAX_INFLATED_HEADER = 2 << 20;
 
 interface Element {
   tag: number;
