@@ -134,11 +134,22 @@ class Reader {
 
 const NATIVE = new Set<string>([IMPLICIT_LITTLE, TransferSyntax.explicitLittle, EXPLICIT_BIG]);
 
-/** The pixel bytes a Part-10 file declares. */
-function dicomBytes(file: Uint8Array, maxDimension: number): number {
-  // Not Part 10: the reader refuses it before it reads anything.
-  if (file.length < 144 || String.fromCharCode(...file.subarray(128, 132)) !== "DICM") return file.length;
-  // File Meta Information: explicit VR little endian, group 0002.
+/** A Part-10 file's File Meta Information, as far as reading its data set needs. */
+export interface FileMeta {
+  /** (0002,0010) Transfer Syntax UID; "" when absent. */
+  syntax: string;
+  /** Where the data set starts: the first byte after group 0002. */
+  dataSetStart: number;
+}
+
+/**
+ * The File Meta Information (group 0002, explicit VR little endian) of a
+ * Part-10 file, read element by element without dcmjs (which would inflate
+ * a deflated data set while parsing, with no limit); undefined when the
+ * file has no 128-byte preamble and "DICM".
+ */
+export function readFileMeta(file: Uint8Array): FileMeta | undefined {
+  if (file.length < 144 || String.fromCharCode(...file.subarray(128, 132)) !== "DICM") return undefined;
   const meta = new Reader(file, true, true);
   let at = 132;
   let syntax = "";
@@ -146,6 +157,15 @@ function dicomBytes(file: Uint8Array, maxDimension: number): number {
     if (element.tag === 0x00020010) syntax = String.fromCharCode(...file.subarray(element.at, element.at + element.length)).replace(/[\0 ]+$/, "");
     at = element.at + element.length;
   }
+  return { syntax, dataSetStart: at };
+}
+
+/** The pixel bytes a Part-10 file declares. */
+function dicomBytes(file: Uint8Array, maxDimension: number): number {
+  const meta = readFileMeta(file);
+  // Not Part 10: the reader refuses it before it reads anything.
+  if (meta === undefined) return file.length;
+  const { syntax, dataSetStart: at } = meta;
   const declared =
     syntax === DEFLATED ? deflatedBytes(file.subarray(at)) : pixelBytes(new Reader(file, syntax !== IMPLICIT_LITTLE, syntax !== EXPLICIT_BIG), at);
   // Uncompressed pixel data is in the file itself.

@@ -1,6 +1,7 @@
 import { inflateRawSync } from "node:zlib";
 import dcmjs, { type NaturalDataset } from "dcmjs";
 import { invalidArgument, unimplemented } from "../contract/slice-errors.js";
+import { readFileMeta } from "./declared-size.js";
 import { decompressPart10, isNative } from "./dicom-codecs.js";
 import { TransferSyntax } from "./transfer-syntax.js";
 import { DEFAULT_MAX_DIMENSION, maxDecodedBytes as decodedLimit, rescale, type Raster } from "./raster.js";
@@ -70,8 +71,6 @@ const IMAGE_SOP_CLASSES = new Set([
 
 /** The Slice field that picks a frame. */
 const FRAME_FIELD = "slice.frame";
-/** (0002,0010) Transfer Syntax UID, explicit VR "UI", as the meta header stores it. */
-const TRANSFER_SYNTAX_ELEMENT = Buffer.from([0x02, 0x00, 0x10, 0x00, 0x55, 0x49]);
 const PIXEL_DATA_TAG = [0xe0, 0x7f, 0x10, 0x00];
 const SEQUENCE_DELIMITER = Uint8Array.of(0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0);
 
@@ -128,20 +127,14 @@ function checkPreamble(bytes: Uint8Array, field: string): void {
 
 /**
  * The data set's bytes: the file itself, or for the deflated syntax the
- * inflated data set (at most `limit` bytes). The Transfer Syntax UID is read
- * from the meta header directly, since dcmjs would inflate while parsing.
+ * inflated data set (at most `limit` bytes).
  */
 function inflatedBody(bytes: Uint8Array, limit: number, field: string): Buffer {
   const file = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  // (0002,0000) UL group length first, as dcmjs also requires.
-  if (file.length < 144 || file.readUInt32LE(132) !== 0x00000002) return file;
-  const metaEnd = 144 + file.readUInt32LE(140);
-  const at = file.subarray(0, Math.min(metaEnd, file.length)).indexOf(TRANSFER_SYNTAX_ELEMENT, 132);
-  if (at < 0 || at + 8 > file.length) return file;
-  const syntax = file.toString("latin1", at + 8, at + 8 + file.readUInt16LE(at + 6)).replace(/[\0 ]+$/, "");
-  if (syntax !== TransferSyntax.deflatedLittle) return file;
+  const meta = readFileMeta(file);
+  if (meta?.syntax !== TransferSyntax.deflatedLittle) return file;
   try {
-    return inflateRawSync(file.subarray(metaEnd), { maxOutputLength: limit });
+    return inflateRawSync(file.subarray(meta.dataSetStart), { maxOutputLength: limit });
   } catch (error) {
     const detail = (error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE"
       ? `inflates to more than ${limit} bytes (16 × the largest accepted dimension squared)`
