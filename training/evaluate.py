@@ -61,8 +61,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--g-a', help='MR->CT generator checkpoint (CycleGAN state dict)')
     p.add_argument('--g-b', help='CT->MR generator checkpoint')
-    p.add_argument('--smooth-output', action='store_true', help='the generators were trained with the output filter '
-                                                                '(train.py --smooth-output; the polish stage)')
+    p.add_argument('--smooth-output', type=int, default=0, help='passes of the output filter the generators were '
+                                                                  'trained with (train.py --smooth-output; polish: 1)')
     args = p.parse_args()
     torch.set_num_threads(2)
     load = lambda path: load_cyclegan_generator(path).smooth_output(args.smooth_output) if path else None

@@ -1,6 +1,7 @@
 """CycleGAN networks laid out module-for-module like pytorch-CycleGAN-and-pix2pix (models/networks.py),
 so that its released generator checkpoints (e.g. latest_net_G_A.pth) load with strict=True."""
 import functools
+import math
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +39,7 @@ class ResnetGenerator(nn.Module):
     n_downsampling = 2
 
     def __init__(self, input_nc: int = 1, output_nc: int = 1, ngf: int = 64, n_blocks: int = 9,
-                 norm_layer=instance_norm, smooth_output: bool = False):
+                 norm_layer=instance_norm, smooth_output: int = 0):
         super().__init__()
         use_bias = True  # instance norm has no shift, so convolutions carry the bias (as in the reference)
         model = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=use_bias),
@@ -61,20 +62,22 @@ class ResnetGenerator(nn.Module):
         self.register_buffer('output_filter', None, persistent=False)
         self.smooth_output(smooth_output)
 
-    def smooth_output(self, enabled: bool = True) -> 'ResnetGenerator':
-        """A fixed 3x3 binomial filter after the tanh: it has no response at the period-2 (Nyquist) frequency and
-        half at period 4, where the two stride-2 transposed convolutions put their checkerboard; trained through
-        it, the generator keeps the detail below those frequencies."""
-        taps = torch.tensor([1.0, 2.0, 1.0])
-        kernel = (taps[:, None] * taps[None, :] / 16).expand(self.output_nc, 1, 3, 3).contiguous()
-        self.output_filter = kernel.to(self.model[1].weight.device) if enabled else None
+    def smooth_output(self, passes: int = 1) -> 'ResnetGenerator':
+        """A fixed binomial filter after the tanh, as `passes` passes of [1, 2, 1] / 4 in each direction (0: none).
+        One pass has no response at the period-2 (Nyquist) frequency and half at period 4, where the two stride-2
+        transposed convolutions put their checkerboard (two passes: a quarter); trained through it, the generator
+        keeps the detail below those frequencies."""
+        taps = torch.tensor([float(math.comb(2 * passes, k)) for k in range(2 * passes + 1)])  # (1 + z)^(2 passes)
+        kernel = (taps[:, None] * taps[None, :] / taps.sum() ** 2).expand(self.output_nc, 1, len(taps), len(taps))
+        self.output_filter = kernel.contiguous().to(self.model[1].weight.device) if passes else None
         return self
 
     def forward(self, x):
         y = self.model(x)
         if self.output_filter is None:
             return y
-        return F.conv2d(F.pad(y, (1, 1, 1, 1), mode='replicate'), self.output_filter, groups=self.output_nc)
+        r = self.output_filter.shape[-1] // 2
+        return F.conv2d(F.pad(y, (r, r, r, r), mode='replicate'), self.output_filter, groups=self.output_nc)
 
     def encoder(self) -> nn.Sequential:
         """Stem and downsampling layers (what --freeze encoder fixes)."""

@@ -44,7 +44,7 @@ def check_spectral_term() -> None:
         assert spectral_loss(image + texture, image) > 100 * spectral_loss(image + bump, image), period
     assert spectral_loss(image, image) == 0
     # The generator's output filter removes a Nyquist checkerboard and leaves a constant image as it is.
-    net = ResnetGenerator(1, 1, 4, 1, smooth_output=True)
+    net = ResnetGenerator(1, 1, 4, 1, smooth_output=1)
     net.model = torch.nn.Identity()
     checker = torch.where((yy + xx) % 2 == 0, 1.0, -1.0)[None, None]
     assert net(checker)[..., 1:-1, 1:-1].abs().max() < 1e-6 and torch.allclose(net(image), image, atol=0.1)
@@ -61,7 +61,7 @@ def main() -> int:
         phantom = build_training_set(subjects=2, slices=2, cache_dir=os.path.join(tmp, 'cache'))
         cfg = TrainConfig(run_dir=os.path.join(tmp, 'run'), steps=1, size=SIZE, batch=2, lambda_gan=1.0,
                           lambda_identity=0.5, lambda_bone=4.0, lambda_spectral=10.0,
-                          smooth_output=True, phantom_share=0.5, checkpoint_every=1, ngf=16, n_blocks=2, ndf=16)
+                          smooth_output=1, phantom_share=0.5, checkpoint_every=1, ngf=16, n_blocks=2, ndf=16)
         source = lambda: BatchSource(cfg, bank=bank, phantom=phantom)
         train(cfg, source=source())
         cfg.steps = 2

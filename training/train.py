@@ -61,7 +61,7 @@ class TrainConfig:
     lambda_gan: float = 0.0            # adversarial weight; 0 = no discriminators at all
     ngf: int = 32
     n_blocks: int = 6
-    smooth_output: bool = False        # fixed binomial filter on the generators' output (networks.py)
+    smooth_output: int = 0             # passes of a fixed binomial filter on the generators' output (networks.py)
     ndf: int = 32
     channels: int = 1
     init_from: str | None = None       # generator checkpoint for G_A (MR->CT): CycleGAN .pth or a model.onnx
@@ -391,8 +391,6 @@ def parse_args(argv=None) -> tuple:
             p.add_argument(name, default=defaults.category, choices=sorted(LAMBDA_PRESETS))
         elif field.name == 'run_dir':
             p.add_argument(name, required=True)
-        elif field.type in (bool, 'bool'):
-            p.add_argument(name, action='store_true')
         else:
             kind = {int: int, float: float}.get(type(getattr(defaults, field.name)), str)
             if field.name in ('lambda_cycle',):
