@@ -39,7 +39,7 @@ export interface CeilingOptions {
   durationMs?: number;
   warmup: number;
   inFlight: number;
-  /** Echo-then-service measurements per level (default 1); the level reports the median ratio's. */
+  /** Echo-then-service measurements per level (default DEFAULT_CEILING_ROUNDS); the level reports the median ratio's. */
   rounds?: number;
   input?: string;
   syntheticSize?: number;
@@ -74,6 +74,8 @@ export interface RssCurve {
 }
 
 const RSS_SAMPLE_MS = 100;
+/** Three adjacent pairs: the median outlives one round that another load on the machine spoilt. */
+export const DEFAULT_CEILING_ROUNDS = 3;
 
 /** Samples this process's RSS from now on; only samples after measuring() count. */
 function sampleRss(scheduler: SchedulerLike): { measuring(): void; stop(): RssCurve } {
@@ -208,7 +210,7 @@ export async function runCeiling(options: CeilingOptions): Promise<CeilingReport
   if (!real) {
     throw new Error(`${options.model ? `model "${options.model}"` : `a default ${options.direction} model`} is not in ${options.server.modelsDir}`);
   }
-  const rounds = options.rounds ?? 1;
+  const rounds = options.rounds ?? DEFAULT_CEILING_ROUNDS;
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`rounds must be a whole number ≥ 1, got ${rounds}`);
   const nullDir = await mkdtemp(join(tmpdir(), "medsynth-ceiling-"));
   try {

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { formatBench, runBench, writeBenchFiles, type BenchOptions, type BenchReport } from "../bench.js";
-import { formatCeiling, runCeiling, type CeilingOptions, type CeilingReport } from "../ceiling.js";
+import { DEFAULT_CEILING_ROUNDS, formatCeiling, runCeiling, type CeilingOptions, type CeilingReport } from "../ceiling.js";
 import {
   oneOf,
   parseCommand,
@@ -48,7 +48,7 @@ export const benchSpec = {
     "in-flight": { type: "string", placeholder: "N", description: "closed loop: slices outstanding per stream", default: "1" },
     input: { type: "string", placeholder: "dir|nii", description: "slices to send, cycled (default: a synthetic head at the model's size)" },
     size: { type: "string", placeholder: "N", description: "side of the synthetic head slice in pixels (default: the model's input size)" },
-    rounds: { type: "string", placeholder: "N", description: "--ceiling: echo then service, N times per level; each level reports its median ratio", default: "1" },
+    rounds: { type: "string", placeholder: "N", description: "--ceiling: echo then service, N times per level; each level reports its median ratio", default: String(DEFAULT_CEILING_ROUNDS) },
     "raw-duration": { type: "string", placeholder: "time", description: "raw ONNX Runtime run; 0 skips it", default: "10s" },
     out: { type: "string", short: "o", placeholder: "dir", description: "report folder", default: "out/bench" },
     workers: { type: "string", placeholder: "N", description: "embedded server and raw run: inference workers (default as serve)" },
