@@ -8,7 +8,8 @@ import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import { VirtualTimeScheduler } from "rxjs";
 import { loadSync } from "@grpc/proto-loader";
 import { loadPackageDefinition, type GrpcObject } from "@grpc/grpc-js";
-import { HealthCheckRequestSchema, HealthCheckResponse_ServingStatus, type HealthCheckResponse } from "../src/gen/grpc/health/v1/health_pb.js";
+import { HealthCheckResponse_ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
+import { checkHealth } from "../src/cli/healthcheck.js";
 import {
   Direction,
   Encoding,
@@ -28,7 +29,7 @@ import { until } from "./helpers/until.js";
 import { advanceTo } from "./helpers/virtual-time.js";
 import { createLogger } from "../src/server/log.js";
 import { syntheticHead } from "../src/cli/synthetic-head.js";
-import { collect, ctImage, floats, healthClient, mrImage, options, rawImage, recordingLogger, sliceRequest, startTestServer, translatorClient, type TranslatorTestClient, useTestServer } from "./helpers/service.js";
+import { collect, ctImage, floats, mrImage, options, rawImage, recordingLogger, sliceRequest, startTestServer, translatorClient, type TranslatorTestClient, useTestServer } from "./helpers/service.js";
 
 const call = <T>(client: TranslatorTestClient, method: string, request: unknown): Promise<T> =>
   new Promise((resolve, reject) =>
@@ -260,15 +261,10 @@ describe("Translator service", () => {
   });
 
   it("reports health for the server and the Translator service", async () => {
-    const health = healthClient(served.server.address);
-    const check = (service: string) =>
-      new Promise<HealthCheckResponse>((resolve, reject) =>
-        health.check(create(HealthCheckRequestSchema, { service }), (e, r) => (e ? reject(e) : resolve(r))),
-      );
-    assert.equal((await check("")).status, HealthCheckResponse_ServingStatus.SERVING);
-    assert.equal((await check("medsynth.v1.Translator")).status, HealthCheckResponse_ServingStatus.SERVING);
+    const check = (service: string) => checkHealth(served.server.address, { service });
+    assert.equal(await check(""), HealthCheckResponse_ServingStatus.SERVING);
+    assert.equal(await check("medsynth.v1.Translator"), HealthCheckResponse_ServingStatus.SERVING);
     await assert.rejects(check("nope"), (e: ServiceError) => e.code === status.NOT_FOUND);
-    health.close();
   });
 
   it("answers server reflection with the contract's services and files", async () => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before } from "node:test";
 import { create } from "@bufbuild/protobuf";
-import { credentials, makeGenericClientConstructor, type Client, type ClientDuplexStream, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { credentials, makeGenericClientConstructor, type Client, type ClientDuplexStream, type ClientReadableStream } from "@grpc/grpc-js";
 import { serviceDefinition } from "../../src/contract/service.js";
 import { Health, type HealthCheckRequest, type HealthCheckResponse } from "../../src/gen/grpc/health/v1/health_pb.js";
 import {
@@ -94,8 +94,8 @@ export function translatorClient(address: string): TranslatorTestClient {
 
 const HealthClient = makeGenericClientConstructor(serviceDefinition(Health), "Health");
 
+/** For Watch streams; a single Check is checkHealth() (src/cli/healthcheck.ts). */
 export interface HealthTestClient extends Client {
-  check(request: HealthCheckRequest, callback: (error: ServiceError | null, response: HealthCheckResponse) => void): void;
   watch(request: HealthCheckRequest): ClientReadableStream<HealthCheckResponse>;
 }
 
