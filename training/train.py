@@ -223,21 +223,23 @@ class CycleGAN:
                                                          + self.l1(self.G_B(mr_in), mr_in))
         if fake_ct is not None:
             losses['l1_ct'] = cfg.lambda_supervised * self.l1(fake_ct, ct_target)
+            fake_brain, target_brain = brain_window(fake_ct), brain_window(ct_target)
             if cfg.lambda_brain > 0:
-                losses['brain'] = cfg.lambda_brain * self.l1(brain_window(fake_ct), brain_window(ct_target))
+                losses['brain'] = cfg.lambda_brain * self.l1(fake_brain, target_brain)
             if cfg.lambda_bone > 0:
                 losses['bone'] = cfg.lambda_bone * self.l1(hu_window(fake_ct, BONE_WINDOW_HU),
                                                            hu_window(ct_target, BONE_WINDOW_HU))
             if cfg.lambda_ssim > 0:
-                losses['ssim_ct'] = cfg.lambda_ssim * ssim_loss(brain_window(fake_ct), brain_window(ct_target))
+                losses['ssim_ct'] = cfg.lambda_ssim * ssim_loss(fake_brain, target_brain)
             if cfg.lambda_spectral > 0:
-                losses['spec_ct'] = cfg.lambda_spectral * spectral_loss(brain_window(fake_ct), brain_window(ct_target))
+                losses['spec_ct'] = cfg.lambda_spectral * spectral_loss(fake_brain, target_brain)
         if fake_mr is not None:
             losses['l1_mr'] = cfg.lambda_supervised * self.l1(fake_mr, mr_target)
+            fake_unit, target_unit = (fake_mr + 1) / 2, (mr_target + 1) / 2
             if cfg.lambda_ssim > 0:
-                losses['ssim_mr'] = cfg.lambda_ssim * ssim_loss((fake_mr + 1) / 2, (mr_target + 1) / 2)
+                losses['ssim_mr'] = cfg.lambda_ssim * ssim_loss(fake_unit, target_unit)
             if cfg.lambda_spectral > 0:
-                losses['spec_mr'] = cfg.lambda_spectral * spectral_loss((fake_mr + 1) / 2, (mr_target + 1) / 2)
+                losses['spec_mr'] = cfg.lambda_spectral * spectral_loss(fake_unit, target_unit)
         self.opt_G.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         self.opt_G.step()
