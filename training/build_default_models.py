@@ -14,10 +14,11 @@ Steps:
      brain-window terms, which are flat above 120 HU, dominate: after 'fine' the MR->CT generator put nothing
      above 600 HU, and 17 HU on average where its own training slices had bone
   5. polish: 256x256 at half the learning rate, the generators with a fixed 3x3 binomial filter on their output
-     and a spectral L1 on the checkerboard bands (weight 10, both directions): after 'bone' the outputs of the
-     generators' own training slices had 1.5-8 times the target's energy at the period-2 and period-4
-     frequencies of the two transposed convolutions. The filter alone, untrained, brought that to 1.0-1.1 at
-     0.1-0.2 dB of PSNR; training through it wins the detail back. A quarter of each batch from the phantom
+     and a spectral L1 on the checkerboard bands (weight 10, both directions): after 'bone' the real-scan
+     report's checkerboard measure (power at the period-2 and period-4 frequencies of the two transposed
+     convolutions over the neighbouring frequencies) was 1.5-6.2 on the generators' outputs for 8 of their own
+     training slices, 0.5-1.1 on the targets. The filter alone, untrained, brought its mean over 24 slices from
+     2.2-2.5 to 1.0-1.1 at 0.1-0.2 dB of PSNR; training through it wins the detail back. A quarter of each batch from the phantom
      (the held-out phantom scores had fallen below their bar with a tenth). The CT->MR generator is exported
      with a second pass of the filter (MODELS).
 (train.py also has the CycleGAN adversarial and cycle terms, --lambda-gan/--lambda-cycle; the default build does not
