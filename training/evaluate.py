@@ -61,12 +61,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--g-a', help='MR->CT generator checkpoint (CycleGAN state dict)')
     p.add_argument('--g-b', help='CT->MR generator checkpoint')
-    p.add_argument('--smooth-output', type=int, default=0, help='passes of the output filter the generators were '
-                                                                  'trained with (train.py --smooth-output; polish: 1)')
+    p.add_argument('--smooth-output', default='0', metavar='N[,M]',
+                   help='passes of the output filter for G_A[,G_B] (one number: both); the shipped build exports '
+                        '1,2 (MODELS in build_default_models.py)')
     args = p.parse_args()
     torch.set_num_threads(2)
-    load = lambda path: load_cyclegan_generator(path).smooth_output(args.smooth_output) if path else None
-    print(json.dumps(evaluate(load(args.g_a), load(args.g_b)), indent=2))
+    passes = [int(n) for n in args.smooth_output.split(',')]
+    pass_a, pass_b = passes[0], passes[-1]
+    load = lambda path, n: load_cyclegan_generator(path).smooth_output(n) if path else None
+    print(json.dumps(evaluate(load(args.g_a, pass_a), load(args.g_b, pass_b)), indent=2))
 
 
 if __name__ == '__main__':

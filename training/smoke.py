@@ -1,10 +1,11 @@
 """CI smoke test: derived heads -> synthesised pairs (checked) -> 2 training steps at 64x64 with every loss term
-(paired, brain and bone windows, SSIM, checkerboard spectrum, CycleGAN) and a phantom share -> resume -> ONNX export of both generators (checked
+(paired, brain and bone windows, SSIM, checkerboard spectrum, CSF, CycleGAN) and a phantom share -> resume -> ONNX export of both generators (checked
 with onnx.checker and against PyTorch in ONNX Runtime) -> manifests -> strict reload of the checkpoints -> one
 step on a .npy of your own pairs.
 Exits non-zero on any failure. Needs node + onnxruntime-node (the service's).
 
 Usage: .venv/bin/python -m training.smoke"""
+import dataclasses
 import json
 import os
 import sys
@@ -51,6 +52,21 @@ def check_spectral_term() -> None:
     assert torch.allclose(net(torch.full_like(image, 0.3)), torch.full_like(image, 0.3), rtol=0, atol=1e-7)
 
 
+def check_csf_mask(source: BatchSource) -> None:
+    """The CSF term's mask marks pixels darker than the head in the T1 target, and nothing on the phantom's rows
+    (paired rows: the same image is input and target)."""
+    seen = 0
+    for number in range(6):
+        batch = source.batch(number)
+        for csf, mr_in, target in zip(batch['csf'] > 0, batch['mr_in'], batch['mr_target']):
+            if torch.equal(mr_in, target):
+                assert not csf.any(), 'CSF marked on a phantom row'
+            elif csf.any():
+                assert target[csf].mean() < target[target > -0.9].mean(), 'CSF brighter than the head'
+                seen += 1
+    assert seen, f'no CSF in {6 * source.cfg.batch} slices'
+
+
 def main() -> int:
     began = time.monotonic()
     bank = SliceBank()
@@ -60,15 +76,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         phantom = build_training_set(subjects=2, slices=2, cache_dir=os.path.join(tmp, 'cache'))
         cfg = TrainConfig(run_dir=os.path.join(tmp, 'run'), steps=1, size=SIZE, batch=2, lambda_gan=1.0,
-                          lambda_identity=0.5, lambda_bone=4.0, lambda_spectral=10.0,
+                          lambda_identity=0.5, lambda_bone=4.0, lambda_spectral=10.0, lambda_csf=2.0,
                           smooth_output=1, phantom_share=0.5, checkpoint_every=1, ngf=16, n_blocks=2, ndf=16)
         source = lambda: BatchSource(cfg, bank=bank, phantom=phantom)
+        check_csf_mask(BatchSource(dataclasses.replace(cfg, batch=4), bank=bank, phantom=phantom))
         train(cfg, source=source())
         cfg.steps = 2
         model, summary = train(cfg, resume=True, source=source())  # step 2 continues from the step-1 checkpoint
         assert summary['steps'] == 2, summary
         losses = [json.loads(line) for line in open(os.path.join(cfg.run_dir, 'losses.jsonl'))]
-        assert {'l1_ct', 'brain', 'bone', 'ssim_ct', 'spec_ct', 'l1_mr', 'ssim_mr', 'spec_mr', 'cyc', 'D_A'} <= set(losses[-1]), losses[-1]
+        assert {'l1_ct', 'brain', 'bone', 'ssim_ct', 'spec_ct', 'l1_mr', 'ssim_mr', 'spec_mr', 'csf_mr', 'cyc', 'D_A'} <= set(losses[-1]), losses[-1]
         assert all(np.isfinite(v) for row in losses for v in row.values()), 'non-finite loss'
         for direction, attr in (('mr2ct', 'G_A'), ('ct2mr', 'G_B')):
             out = os.path.join(tmp, direction)

@@ -9,7 +9,9 @@ Objective: paired L1 on [-1, 1], plus for MR->CT an L1 in a brain window ([-40, 
 CSF and soft tissue differ by 5-40 HU, which the full [-1024, 3071] window all but hides), optionally an L1 in
 a bone window ([0, 1600] HU: the brain-window terms are flat above 120 HU and outweigh the full-window L1, so
 without it the skull stays faint), plus (1 - SSIM) terms, optionally a spectral L1 on the checkerboard bands
-(the transposed convolutions' period-2 and period-4 texture, which the pixel terms barely see), plus optionally
+(the transposed convolutions' period-2 and period-4 texture, which the pixel terms barely see), optionally a
+CT->MR L1 on CSF and ventricle pixels alone (on the CT they differ from brain by 10-40 HU, a sliver of the input's
+range: under the whole-slice L1 the ventricles of real CTs came out barely darker than brain), plus optionally
 the CycleGAN terms (LSGAN adversarial + lambda * cycle L1 + identity).
 Adam (lr 2e-4, beta1 0.5); lr constant for the first half of the steps, then linear decay to 0.
 
@@ -29,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from .anatomy import TISSUE_LABELS
 from .data import build_training_set
 from .intensity import CT_HIGH, CT_LOW
 from .networks import NLayerDiscriminator, ResnetGenerator, init_weights, load_cyclegan_generator
@@ -40,6 +43,7 @@ LAMBDA_PRESETS = {'artistic': 9.0, 'animals': 10.0, 'landscapes': 10.0, 'photogr
                   'satellite': 11.0, 'maps': 11.0, 'urban': 11.0}
 BRAIN_WINDOW_HU = (-40.0, 120.0)
 BONE_WINDOW_HU = (0.0, 1600.0)
+CSF_LABELS = (TISSUE_LABELS['csf'], TISSUE_LABELS['ventricle'])
 
 
 @dataclasses.dataclass
@@ -58,6 +62,7 @@ class TrainConfig:
     lambda_ssim: float = 1.0           # (1 - SSIM) of both directions (CT in the brain window)
     lambda_bone: float = 0.0           # MR->CT paired L1 in the bone window [0, 1600] HU
     lambda_spectral: float = 0.0       # both directions: spectrum L1 on the checkerboard bands (CT in the brain window)
+    lambda_csf: float = 0.0            # CT->MR L1 on the synthesised heads' CSF and ventricle pixels alone
     lambda_gan: float = 0.0            # adversarial weight; 0 = no discriminators at all
     ngf: int = 32
     n_blocks: int = 6
@@ -240,6 +245,9 @@ class CycleGAN:
                 losses['ssim_mr'] = cfg.lambda_ssim * ssim_loss(fake_unit, target_unit)
             if cfg.lambda_spectral > 0:
                 losses['spec_mr'] = cfg.lambda_spectral * spectral_loss(fake_unit, target_unit)
+            if cfg.lambda_csf > 0:
+                csf = batch['csf']
+                losses['csf_mr'] = cfg.lambda_csf * ((fake_mr - mr_target).abs() * csf).sum() / csf.sum().clamp(min=1)
         self.opt_G.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         self.opt_G.step()
@@ -311,6 +319,9 @@ class BatchSource(torch.utils.data.IterableDataset):
         else:
             batch = self.synth.batch(cfg.batch, step)
             count = int(rng.binomial(cfg.batch, self.share)) if self.pairs is not None else 0
+        # CSF and ventricles, from the synthesised heads' labels; paired rows have no labels (mask 0).
+        csf = torch.zeros(cfg.batch, 1, cfg.size, cfg.size) if self.synth is None else \
+            torch.isin(batch['labels'], torch.tensor(CSF_LABELS))[:, None].float()
         if count:  # paired arrays (the phantom, or yours): the same image is input and target
             rows = np.asarray(self.pairs[np.sort(rng.integers(0, len(self.pairs), size=count))], dtype=np.float32)
             pairs = torch.from_numpy(rows)
@@ -321,7 +332,8 @@ class BatchSource(torch.utils.data.IterableDataset):
             mr, ct = pairs[:, :1], pairs[:, 1:]
             for key, value in (('mr_in', mr), ('mr_target', mr), ('ct_in', ct), ('ct_target', ct)):
                 batch[key][:count] = value
-        return {k: v for k, v in batch.items() if k in ('mr_in', 'ct_target', 'ct_in', 'mr_target')}
+            csf[:count] = 0
+        return {**{k: v for k, v in batch.items() if k in ('mr_in', 'ct_target', 'ct_in', 'mr_target')}, 'csf': csf}
 
 
 def save_checkpoint(model: CycleGAN, step: int, elapsed: float) -> None:
