@@ -48,7 +48,7 @@ export const benchSpec = {
     "in-flight": { type: "string", placeholder: "N", description: "closed loop: slices outstanding per stream", default: "1" },
     input: { type: "string", placeholder: "dir|nii", description: "slices to send, cycled (default: a synthetic head at the model's size)" },
     size: { type: "string", placeholder: "N", description: "side of the synthetic head slice in pixels (default: the model's input size)" },
-    rounds: { type: "string", placeholder: "N", description: "--ceiling: echo then service, N times per level; each level reports its median ratio", default: String(DEFAULT_CEILING_ROUNDS) },
+    rounds: { type: "string", placeholder: "N", description: `--ceiling: echo then service, N times per level; each level reports its median ratio (default ${DEFAULT_CEILING_ROUNDS})` },
     "raw-duration": { type: "string", placeholder: "time", description: "raw ONNX Runtime run; 0 skips it", default: "10s" },
     out: { type: "string", short: "o", placeholder: "dir", description: "report folder", default: "out/bench" },
     workers: { type: "string", placeholder: "N", description: "embedded server and raw run: inference workers (default as serve)" },
@@ -71,6 +71,7 @@ export const benchSpec = {
 export function benchOptionsFrom(values: ParsedValues<typeof benchSpec.options>): BenchOptions {
   if (values.embedded && values.target) throw new UsageError("--embedded and --target exclude each other");
   if (values.duration && values.count) throw new UsageError("--duration and --count exclude each other");
+  if (values.rounds !== undefined && !values.ceiling) throw new UsageError("--rounds repeats the --ceiling levels; add --ceiling or drop --rounds");
   const serverArgs = SERVER_FLAGS.flatMap((flag) => (values[flag] === undefined ? [] : [`--${flag}`, values[flag]!]));
   if (values.input && values.size) throw new UsageError("--input and --size exclude each other (--size sets the synthetic slice)");
   const count = values.count === undefined ? undefined : parseInteger(values.count, "count");
@@ -98,7 +99,7 @@ export function ceilingOptionsFrom(values: ParsedValues<typeof benchSpec.options
   if (values.target) throw new UsageError("--ceiling runs the service in this process; drop --target");
   if (values.rate) throw new UsageError("--ceiling measures a closed loop; drop --rate");
   const { server, direction, model, concurrency, count, durationMs, warmup, inFlight, input, syntheticSize, log } = benchOptionsFrom(values);
-  const rounds = parseInteger(values.rounds, "rounds");
+  const rounds = values.rounds === undefined ? DEFAULT_CEILING_ROUNDS : parseInteger(values.rounds, "rounds");
   return { server, direction, model, concurrency, count, durationMs, warmup, inFlight, rounds, input, syntheticSize, log };
 }
 
