@@ -1,7 +1,7 @@
 import { inflateRawSync } from "node:zlib";
 import dcmjs, { type NaturalDataset } from "dcmjs";
 import { invalidArgument, unimplemented } from "../contract/slice-errors.js";
-import { readFileMeta } from "./declared-size.js";
+import { readFileMeta, type FileMeta } from "./declared-size.js";
 import { decompressPart10, isNative } from "./dicom-codecs.js";
 import { TransferSyntax } from "./transfer-syntax.js";
 import { DEFAULT_MAX_DIMENSION, maxDecodedBytes as decodedLimit, rescale, type Raster } from "./raster.js";
@@ -89,9 +89,9 @@ export async function decodeDicom(
   const dataField = `${field}.data`;
   const maxDimension = options.maxDimension ?? DEFAULT_MAX_DIMENSION;
   const maxDecodedBytes = decodedLimit(maxDimension);
-  checkPreamble(bytes, dataField);
+  const meta = fileMetaOf(bytes, dataField);
   // A deflated data set is inflated here first, under the size limit, before dcmjs inflates it without one.
-  const body = inflatedBody(bytes, maxDecodedBytes, dataField);
+  const body = inflatedBody(bytes, meta, maxDecodedBytes, dataField);
   const { dataset, syntax } = readPart10(bytes, dataField);
   const image = checkImage(dataset, dataField, maxDimension, maxDecodedBytes);
   const frame = chooseFrame(image.frames, options.frame);
@@ -116,23 +116,25 @@ export async function decodeDicom(
   };
 }
 
-function checkPreamble(bytes: Uint8Array, field: string): void {
-  if (bytes.length < 132 || Buffer.from(bytes.subarray(128, 132)).toString("latin1") !== "DICM") {
+/** The File Meta Information, or INVALID_ARGUMENT when the bytes are not a Part-10 file. */
+function fileMetaOf(bytes: Uint8Array, field: string): FileMeta {
+  const meta = readFileMeta(bytes);
+  if (meta === undefined) {
     throw invalidArgument(
       field,
-      "not a DICOM Part-10 file: no 128-byte preamble followed by \"DICM\"; send the file as stored, with its File Meta Information",
+      "not a DICOM Part-10 file: no 128-byte preamble followed by \"DICM\" and a File Meta Information; send the file as stored",
     );
   }
+  return meta;
 }
 
 /**
  * The data set's bytes: the file itself, or for the deflated syntax the
  * inflated data set (at most `limit` bytes).
  */
-function inflatedBody(bytes: Uint8Array, limit: number, field: string): Buffer {
+function inflatedBody(bytes: Uint8Array, meta: FileMeta, limit: number, field: string): Buffer {
   const file = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const meta = readFileMeta(file);
-  if (meta?.syntax !== TransferSyntax.deflatedLittle) return file;
+  if (meta.syntax !== TransferSyntax.deflatedLittle) return file;
   try {
     return inflateRawSync(file.subarray(meta.dataSetStart), { maxOutputLength: limit });
   } catch (error) {
@@ -143,7 +145,7 @@ function inflatedBody(bytes: Uint8Array, limit: number, field: string): Buffer {
   }
 }
 
-/** Parses a Part-10 file (preamble already checked); a missing meta header or an unreadable file is INVALID_ARGUMENT. */
+/** Parses a Part-10 file (its File Meta already found); a missing meta header or an unreadable file is INVALID_ARGUMENT. */
 function readPart10(bytes: Uint8Array, field: string): { dataset: NaturalDataset; syntax: string } {
   let meta: NaturalDataset;
   let dataset: NaturalDataset;
