@@ -141,9 +141,8 @@ function pick(spec: TransformSpec): TransformSpec {
   return { input: spec.input, intensity: spec.intensity };
 }
 
-/** A SliceFault thrown on the worker arrives as an Error with its name, message and code: made one again. */
-function asSliceFault(error: Error & { code?: number }): never {
-  if (error.name !== "SliceFault" || error.code === undefined) throw error;
-  const at = error.message.indexOf(": ");
-  throw new SliceFault(error.code, error.message.slice(0, at), error.message.slice(at + 2));
+/** A SliceFault thrown on the worker arrives as an Error with its name, message, code, field and detail: made one again. */
+function asSliceFault(error: Error & Partial<Pick<SliceFault, "code" | "field" | "detail">>): never {
+  if (error.name !== "SliceFault" || error.code === undefined || error.field === undefined || error.detail === undefined) throw error;
+  throw new SliceFault(error.code, error.field, error.detail);
 }

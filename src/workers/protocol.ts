@@ -16,5 +16,5 @@ export type WorkerMessage =
   | { readonly kind: "failed"; readonly message: string }
   /** `computeMs` is the worker's own time, without the queue wait; `retire`: replace the worker now (see Handled). */
   | { readonly kind: "reply"; readonly id: number; readonly ok: true; readonly value: unknown; readonly computeMs: number; readonly retire?: boolean }
-  /** A failed call: the error's name, message and numeric `code` (a gRPC status, when it carries one). */
-  | { readonly kind: "reply"; readonly id: number; readonly ok: false; readonly name: string; readonly message: string; readonly code?: number };
+  /** A failed call: the error's name, message and its own string and number properties (e.g. a gRPC `code`, a `field`). */
+  | { readonly kind: "reply"; readonly id: number; readonly ok: false; readonly name: string; readonly message: string; readonly props: Readonly<Record<string, string | number>> };

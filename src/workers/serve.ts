@@ -44,8 +44,8 @@ export function serveWorker<M extends Methods, Init = undefined, Ready = undefin
             post({ kind: "reply", id, ok: true, value: handled.value, computeMs: performance.now() - started, retire }, handled.transfer);
           } catch (error) {
             const e = error instanceof Error ? error : new Error(String(error));
-            const { code } = e as { code?: unknown };
-            post({ kind: "reply", id, ok: false, name: e.name, message: e.message, code: typeof code === "number" ? code : undefined });
+            const props = Object.fromEntries(Object.entries(e).filter(([, v]) => typeof v === "string" || typeof v === "number"));
+            post({ kind: "reply", id, ok: false, name: e.name, message: e.message, props });
           }
         });
         post({ kind: "ready", ready });

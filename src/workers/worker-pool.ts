@@ -268,7 +268,7 @@ export class WorkerPool<M extends Methods, Init = undefined, Ready = undefined> 
     if (lane.job === undefined || lane.job.message.id !== reply.id) return;
     const job = this.takeJob(lane)!;
     if (reply.ok) job.resolve({ value: reply.value as never, computeMs: reply.computeMs });
-    else job.reject(Object.assign(new Error(reply.message), { name: reply.name, code: reply.code }));
+    else job.reject(Object.assign(new Error(reply.message), reply.props, { name: reply.name }));
     if (reply.ok && reply.retire) return this.renew(lane);
     this.next(lane);
   }
