@@ -12,7 +12,6 @@ import {
 } from "../src/cli/args.js";
 import { resolveTarget } from "../src/client/client.js";
 import { benchOptionsFrom, benchSpec, ceilingOptionsFrom } from "../src/cli/commands/bench.js";
-import { DEFAULT_CEILING_ROUNDS } from "../src/cli/ceiling.js";
 
 const spec = {
   name: "demo",
@@ -77,7 +76,7 @@ describe("CLI arguments", () => {
     const both = parseCommand(benchSpec, ["--count", "5", "--duration", "5s"])!;
     assert.throws(() => benchOptionsFrom(both.values), /exclude each other/);
     assert.throws(() => benchOptionsFrom(parseCommand(benchSpec, ["--rounds", "3"])!.values), /--rounds repeats the --ceiling levels/);
-    assert.equal(ceilingOptionsFrom(parseCommand(benchSpec, ["--ceiling"])!.values).rounds, DEFAULT_CEILING_ROUNDS);
+    assert.equal(ceilingOptionsFrom(parseCommand(benchSpec, ["--ceiling"])!.values).rounds, undefined); // runCeiling's default
     assert.equal(ceilingOptionsFrom(parseCommand(benchSpec, ["--ceiling", "--rounds", "5"])!.values).rounds, 5);
     assert.equal(benchOptionsFrom(parseCommand(benchSpec, ["--size", "1024"])!.values).syntheticSize, 1024);
     const sized = parseCommand(benchSpec, ["--size", "1024", "--input", "slices/"])!;

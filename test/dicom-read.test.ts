@@ -218,6 +218,10 @@ describe("decodeDicom: bad files are INVALID_ARGUMENT naming the problem", () =>
     await assertFault(() => decodeDicom(good().subarray(132), FIELD), status.INVALID_ARGUMENT, "slice.image.data", /no 128-byte preamble/);
   });
 
+  it("a preamble and DICM, then the end of the file", async () => {
+    await assertFault(() => decodeDicom(good().subarray(0, 140), FIELD), status.INVALID_ARGUMENT, "slice.image.data", /140 bytes end inside the File Meta Information/);
+  });
+
   it("a preamble but no File Meta Information", async () => {
     const file = good();
     const broken = Uint8Array.from(file);

@@ -67,8 +67,9 @@ MODELS = {  # direction: (generator attribute, model name, description, output-f
     # 5 real CTs and the synthetic CT of the PD series still failed the checkerboard measure (period 4, which one
     # pass only halves); with two all pass. The Visible Human check gains 0.2 dB (CT->MR) and 0.5 dB (MR->CT,
     # benchmark scoring); the phantom loses 0.7 dB CT->MR and gains 0.1 dB MR->CT. Training through two passes
-    # instead (a 300-step CT->MR stage) taught the generator to undo them: the measure rose to 1.6-2.7 on 4 of 5
-    # real CTs (models/README.md, "Tried for the synthetic MR's CSF").
+    # instead (a 300-step CT->MR stage, with the CSF term) taught the generator to undo them: the measure rose to
+    # 1.6-2.7 on 4 of 5 real CTs; the same stage through one pass kept it at 0.6-1.2 (models/README.md, "Tried
+    # for the synthetic MR's CSF").
     'mr2ct': ('G_A', 'mr2ct-heads', 'MR (T1-weighted and other contrasts) to synthetic CT; trained on images '
                                     'synthesised from real heads, not for clinical use', 2),
     'ct2mr': ('G_B', 'ct2mr-heads', 'CT to synthetic T1-weighted MR; trained on images synthesised from real '

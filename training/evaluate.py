@@ -57,17 +57,27 @@ def evaluate(g_mr2ct: torch.nn.Module | None, g_ct2mr: torch.nn.Module | None, l
     return scores
 
 
+def pass_counts(text: str) -> tuple:
+    """'N' or 'N,M' (whole numbers >= 0) -> (passes for G_A, passes for G_B)."""
+    try:
+        passes = [int(n) for n in text.split(',')]
+    except ValueError:
+        passes = []
+    if len(passes) not in (1, 2) or min(passes) < 0:
+        raise argparse.ArgumentTypeError(f'expected N or N,M (whole numbers >= 0), got {text!r}')
+    return passes[0], passes[-1]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--g-a', help='MR->CT generator checkpoint (CycleGAN state dict)')
     p.add_argument('--g-b', help='CT->MR generator checkpoint')
-    p.add_argument('--smooth-output', default='0', metavar='N[,M]',
-                   help='passes of the output filter for G_A[,G_B] (one number: both); the shipped build exports '
-                        '1,2 (MODELS in build_default_models.py)')
+    p.add_argument('--smooth-output', type=pass_counts, default='2', metavar='N[,M]',
+                   help='passes of the output filter for G_A[,G_B] (one number: both); default 2, as the shipped '
+                        'models are exported (MODELS in build_default_models.py)')
     args = p.parse_args()
     torch.set_num_threads(2)
-    passes = [int(n) for n in args.smooth_output.split(',')]
-    pass_a, pass_b = passes[0], passes[-1]
+    pass_a, pass_b = args.smooth_output
     load = lambda path, n: load_cyclegan_generator(path).smooth_output(n) if path else None
     print(json.dumps(evaluate(load(args.g_a, pass_a), load(args.g_b, pass_b)), indent=2))
 

@@ -55,16 +55,17 @@ def check_spectral_term() -> None:
 def check_csf_mask(source: BatchSource) -> None:
     """The CSF term's mask marks pixels darker than the head in the T1 target, and nothing on the phantom's rows
     (paired rows: the same image is input and target)."""
-    seen = 0
+    seen = phantom_rows = 0
     for number in range(6):
         batch = source.batch(number)
         for csf, mr_in, target in zip(batch['csf'] > 0, batch['mr_in'], batch['mr_target']):
             if torch.equal(mr_in, target):
                 assert not csf.any(), 'CSF marked on a phantom row'
+                phantom_rows += 1
             elif csf.any():
                 assert target[csf].mean() < target[target > -0.9].mean(), 'CSF brighter than the head'
                 seen += 1
-    assert seen, f'no CSF in {6 * source.cfg.batch} slices'
+    assert seen and phantom_rows, f'{seen} slices with CSF, {phantom_rows} phantom rows in {6 * source.cfg.batch}'
 
 
 def main() -> int:

@@ -10,7 +10,7 @@ CSF and soft tissue differ by 5-40 HU, which the full [-1024, 3071] window all b
 a bone window ([0, 1600] HU: the brain-window terms are flat above 120 HU and outweigh the full-window L1, so
 without it the skull stays faint), plus (1 - SSIM) terms, optionally a spectral L1 on the checkerboard bands
 (the transposed convolutions' period-2 and period-4 texture, which the pixel terms barely see), optionally a
-CT->MR L1 on CSF and ventricle pixels alone (on the CT they differ from brain by 10-40 HU, a sliver of the input's
+CT->MR L1 on CSF and ventricle pixels alone (on the CT they differ from brain by 5-40 HU, a sliver of the input's
 range: under the whole-slice L1 the ventricles of real CTs came out barely darker than brain), plus optionally
 the CycleGAN terms (LSGAN adversarial + lambda * cycle L1 + identity).
 Adam (lr 2e-4, beta1 0.5); lr constant for the first half of the steps, then linear decay to 0.
@@ -292,6 +292,8 @@ class BatchSource(torch.utils.data.IterableDataset):
     def __init__(self, cfg: TrainConfig, bank: SliceBank | None = None, phantom: np.ndarray | None = None):
         self.cfg = cfg
         self.synth, self.pairs, self.share = None, None, 1.0
+        if cfg.data and cfg.lambda_csf > 0:
+            raise ValueError('lambda_csf needs the synthesised heads\' labels; your own pairs (data) have none: set it to 0')
         if cfg.data:
             self.pairs = np.load(cfg.data, mmap_mode='r')
             if self.pairs.ndim != 4 or self.pairs.shape[1] != 2:

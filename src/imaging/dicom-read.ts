@@ -116,16 +116,17 @@ export async function decodeDicom(
   };
 }
 
-/** The File Meta Information, or INVALID_ARGUMENT when the bytes are not a Part-10 file. */
+/** The File Meta Information's transfer syntax and end, or INVALID_ARGUMENT when the bytes are not a Part-10 file. */
 function fileMetaOf(bytes: Uint8Array, field: string): FileMeta {
   const meta = readFileMeta(bytes);
-  if (meta === undefined) {
-    throw invalidArgument(
-      field,
-      "not a DICOM Part-10 file: no 128-byte preamble followed by \"DICM\" and a File Meta Information; send the file as stored",
-    );
+  if (meta !== undefined) return meta;
+  if (bytes.length >= 132 && Buffer.from(bytes.subarray(128, 132)).toString("latin1") === "DICM") {
+    throw invalidArgument(field, `unreadable DICOM: ${bytes.length} bytes end inside the File Meta Information (truncated)`);
   }
-  return meta;
+  throw invalidArgument(
+    field,
+    "not a DICOM Part-10 file: no 128-byte preamble followed by \"DICM\"; send the file as stored, with its File Meta Information",
+  );
 }
 
 /**
@@ -145,7 +146,7 @@ function inflatedBody(bytes: Uint8Array, meta: FileMeta, limit: number, field: s
   }
 }
 
-/** Parses a Part-10 file (its File Meta already found); a missing meta header or an unreadable file is INVALID_ARGUMENT. */
+/** Parses a Part-10 file (preamble and "DICM" already checked); a missing meta header or an unreadable file is INVALID_ARGUMENT. */
 function readPart10(bytes: Uint8Array, field: string): { dataset: NaturalDataset; syntax: string } {
   let meta: NaturalDataset;
   let dataset: NaturalDataset;

@@ -99,7 +99,7 @@ export function ceilingOptionsFrom(values: ParsedValues<typeof benchSpec.options
   if (values.target) throw new UsageError("--ceiling runs the service in this process; drop --target");
   if (values.rate) throw new UsageError("--ceiling measures a closed loop; drop --rate");
   const { server, direction, model, concurrency, count, durationMs, warmup, inFlight, input, syntheticSize, log } = benchOptionsFrom(values);
-  const rounds = values.rounds === undefined ? DEFAULT_CEILING_ROUNDS : parseInteger(values.rounds, "rounds");
+  const rounds = values.rounds === undefined ? undefined : parseInteger(values.rounds, "rounds");
   return { server, direction, model, concurrency, count, durationMs, warmup, inFlight, rounds, input, syntheticSize, log };
 }
 
