@@ -20,7 +20,7 @@ Steps:
      training slices, 0.5-1.1 on the targets. The filter alone, untrained, brought its mean over 24 slices from
      2.2-2.5 to 1.0-1.1 at 0.1-0.2 dB of PSNR; training through it wins the detail back. A quarter of each batch from the phantom
      (the held-out phantom scores had fallen below their bar with a tenth). Both generators are exported
-     with a second pass of the filter (MODELS).
+     with a second pass of the filter (EXPORT_FILTER_PASSES).
 (train.py also has the CycleGAN adversarial and cycle terms, --lambda-gan/--lambda-cycle; the default build does not
 use them: on this CPU budget every step went to the paired terms, which the PSNR/SSIM goals reward.)
 Each stage resumes from its checkpoints with --resume.
@@ -62,18 +62,19 @@ STAGES = {
     'polish': dict(size=256, batch=4, steps=500, checkpoint_every=50, lambda_bone=4.0, lambda_spectral=10.0,
                    lr=1e-4, phantom_share=0.25, smooth_output=1),
 }
-MODELS = {  # direction: (generator attribute, model name, description, output-filter passes as exported)
-    # Both are exported with a second pass of the filter, not trained through: with one, the synthetic MR of 3 of
-    # 5 real CTs and the synthetic CT of the PD series still failed the checkerboard measure (period 4, which one
-    # pass only halves); with two all pass. The Visible Human check gains 0.2 dB (CT->MR) and 0.5 dB (MR->CT,
-    # benchmark scoring); the phantom loses 0.7 dB CT->MR and gains 0.1 dB MR->CT. Training through two passes
-    # instead (a 300-step CT->MR stage, with the CSF term) taught the generator to undo them: the measure rose to
-    # 1.6-2.7 on 4 of 5 real CTs; the same stage through one pass kept it at 0.6-1.2 (models/README.md, "Tried
-    # for the synthetic MR's CSF").
+# Both generators are exported with a second pass of the filter, not trained through: with one, the synthetic MR of 3 of
+# 5 real CTs and the synthetic CT of the PD series still failed the checkerboard measure (period 4, which one
+# pass only halves); with two all pass. The Visible Human check gains 0.2 dB (CT->MR) and 0.5 dB (MR->CT,
+# benchmark scoring); the phantom loses 0.7 dB CT->MR and gains 0.1 dB MR->CT. Training through two passes
+# instead (a 300-step CT->MR stage, with the CSF term) taught the generator to undo them: the measure rose to
+# 1.6-2.7 on 4 of 5 real CTs; the same stage through one pass kept it at 0.6-1.2 (models/README.md, "Tried
+# for the synthetic MR's CSF").
+EXPORT_FILTER_PASSES = 2
+MODELS = {  # direction: (generator attribute, model name, description)
     'mr2ct': ('G_A', 'mr2ct-heads', 'MR (T1-weighted and other contrasts) to synthetic CT; trained on images '
-                                    'synthesised from real heads, not for clinical use', 2),
+                                    'synthesised from real heads, not for clinical use'),
     'ct2mr': ('G_B', 'ct2mr-heads', 'CT to synthetic T1-weighted MR; trained on images synthesised from real '
-                                    'heads, not for clinical use', 2),
+                                    'heads, not for clinical use'),
 }
 
 
@@ -106,14 +107,14 @@ def main() -> None:
         init = {f'init_from{suffix}': os.path.join(stages[name].run_dir, f'latest_net_{g}.pth')
                 for suffix, g in (('', 'G_A'), ('_b', 'G_B'))}
     model.G_A.cpu(), model.G_B.cpu()
-    for attr, _, _, passes in MODELS.values():
-        getattr(model, attr).smooth_output(passes)
+    for g in (model.G_A, model.G_B):
+        g.smooth_output(EXPORT_FILTER_PASSES)
     scores = evaluate(model.G_A, model.G_B)
     rel = lambda path: path and os.path.relpath(path, REPO_ROOT)
     stage = lambda c: {**dataclasses.asdict(c), 'run_dir': rel(c.run_dir), 'init_from': rel(c.init_from),
                        'init_from_b': rel(c.init_from_b), 'lambda_cycle': c.cycle_weight}
     heads = json.load(open(os.path.join(anatomy.DEFAULT_OUT, 'heads.json')))
-    for direction, (attr, name, description, passes) in MODELS.items():
+    for direction, (attr, name, description) in MODELS.items():
         trained = {n: {**stage(c), **summaries[n]} for n, c in stages.items()}
         steps = sum(t['steps'] for t in trained.values())
         wall = round(sum(t['wall_time_s'] for t in trained.values()), 1)
@@ -138,7 +139,7 @@ def main() -> None:
                 'optimizer': 'Adam lr 2e-4 (polish: 1e-4) betas (0.5, 0.999); per stage constant for half the '
                              'steps, then linear decay to 0',
                 'stages': trained,
-                'output_filter': f'{passes} pass(es) of the binomial [1, 2, 1] / 4 in each direction as exported '
+                'output_filter': f'{EXPORT_FILTER_PASSES} pass(es) of the binomial [1, 2, 1] / 4 in each direction as exported '
                                  '(the polish stage trained through one)',
             },
             'steps': steps, 'wall_time_s': wall, 'derive_wall_time_s': derive_s,

@@ -57,29 +57,19 @@ def evaluate(g_mr2ct: torch.nn.Module | None, g_ct2mr: torch.nn.Module | None, l
     return scores
 
 
-def pass_counts(text: str) -> tuple:
-    """'N' or 'N,M' (whole numbers >= 0) -> (passes for G_A, passes for G_B)."""
-    try:
-        passes = [int(n) for n in text.split(',')]
-    except ValueError:
-        passes = []
-    if len(passes) not in (1, 2) or min(passes) < 0:
-        raise argparse.ArgumentTypeError(f'expected N or N,M (whole numbers >= 0), got {text!r}')
-    return passes[0], passes[-1]
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--g-a', help='MR->CT generator checkpoint (CycleGAN state dict)')
     p.add_argument('--g-b', help='CT->MR generator checkpoint')
-    p.add_argument('--smooth-output', type=pass_counts, default='2', metavar='N[,M]',
-                   help='passes of the output filter for G_A[,G_B] (one number: both); default 2, as the shipped '
-                        'models are exported (MODELS in build_default_models.py)')
+    p.add_argument('--smooth-output', type=int, default=2, metavar='N',
+                   help='passes of the output filter on both generators; default 2, as the shipped models are '
+                        'exported (EXPORT_FILTER_PASSES in build_default_models.py)')
     args = p.parse_args()
+    if args.smooth_output < 0:
+        p.error(f'--smooth-output: expected a whole number >= 0, got {args.smooth_output}')
     torch.set_num_threads(2)
-    pass_a, pass_b = args.smooth_output
-    load = lambda path, n: load_cyclegan_generator(path).smooth_output(n) if path else None
-    print(json.dumps(evaluate(load(args.g_a, pass_a), load(args.g_b, pass_b)), indent=2))
+    load = lambda path: load_cyclegan_generator(path).smooth_output(args.smooth_output) if path else None
+    print(json.dumps(evaluate(load(args.g_a), load(args.g_b)), indent=2))
 
 
 if __name__ == '__main__':

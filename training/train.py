@@ -321,9 +321,9 @@ class BatchSource(torch.utils.data.IterableDataset):
         else:
             batch = self.synth.batch(cfg.batch, step)
             count = int(rng.binomial(cfg.batch, self.share)) if self.pairs is not None else 0
-        # CSF and ventricles, from the synthesised heads' labels; paired rows have no labels (mask 0).
-        csf = torch.zeros(cfg.batch, 1, cfg.size, cfg.size) if self.synth is None else \
-            torch.isin(batch['labels'], torch.tensor(CSF_LABELS))[:, None].float()
+        # CSF and ventricles, from the synthesised heads' labels, only for the term that reads them; paired rows
+        # have no labels (mask 0). cfg.data with lambda_csf is refused in __init__, so self.synth is set here.
+        csf = torch.isin(batch['labels'], torch.tensor(CSF_LABELS))[:, None].float() if cfg.lambda_csf > 0 else None
         if count:  # paired arrays (the phantom, or yours): the same image is input and target
             rows = np.asarray(self.pairs[np.sort(rng.integers(0, len(self.pairs), size=count))], dtype=np.float32)
             pairs = torch.from_numpy(rows)
@@ -334,8 +334,10 @@ class BatchSource(torch.utils.data.IterableDataset):
             mr, ct = pairs[:, :1], pairs[:, 1:]
             for key, value in (('mr_in', mr), ('mr_target', mr), ('ct_in', ct), ('ct_target', ct)):
                 batch[key][:count] = value
-            csf[:count] = 0
-        return {**{k: v for k, v in batch.items() if k in ('mr_in', 'ct_target', 'ct_in', 'mr_target')}, 'csf': csf}
+            if csf is not None:
+                csf[:count] = 0
+        batch = {k: v for k, v in batch.items() if k in ('mr_in', 'ct_target', 'ct_in', 'mr_target')}
+        return batch if csf is None else {**batch, 'csf': csf}
 
 
 def save_checkpoint(model: CycleGAN, step: int, elapsed: float) -> None:

@@ -142,6 +142,11 @@ export interface FileMeta {
   dataSetStart: number;
 }
 
+/** The 128-byte preamble followed by "DICM" that starts every Part-10 file. */
+export function hasPart10Preamble(file: Uint8Array): boolean {
+  return file.length >= 132 && String.fromCharCode(...file.subarray(128, 132)) === "DICM";
+}
+
 /**
  * The File Meta Information (group 0002, explicit VR little endian) of a
  * Part-10 file, read element by element without dcmjs (which would inflate
@@ -149,7 +154,7 @@ export interface FileMeta {
  * file has no 128-byte preamble and "DICM".
  */
 export function readFileMeta(file: Uint8Array): FileMeta | undefined {
-  if (file.length < 144 || String.fromCharCode(...file.subarray(128, 132)) !== "DICM") return undefined;
+  if (file.length < 144 || !hasPart10Preamble(file)) return undefined;
   const meta = new Reader(file, true, true);
   let at = 132;
   let syntax = "";

@@ -1,7 +1,7 @@
 import { inflateRawSync } from "node:zlib";
 import dcmjs, { type NaturalDataset } from "dcmjs";
 import { invalidArgument, unimplemented } from "../contract/slice-errors.js";
-import { readFileMeta, type FileMeta } from "./declared-size.js";
+import { hasPart10Preamble, readFileMeta, type FileMeta } from "./declared-size.js";
 import { decompressPart10, isNative } from "./dicom-codecs.js";
 import { TransferSyntax } from "./transfer-syntax.js";
 import { DEFAULT_MAX_DIMENSION, maxDecodedBytes as decodedLimit, rescale, type Raster } from "./raster.js";
@@ -120,7 +120,7 @@ export async function decodeDicom(
 function fileMetaOf(bytes: Uint8Array, field: string): FileMeta {
   const meta = readFileMeta(bytes);
   if (meta !== undefined) return meta;
-  if (bytes.length >= 132 && Buffer.from(bytes.subarray(128, 132)).toString("latin1") === "DICM") {
+  if (hasPart10Preamble(bytes)) {
     throw invalidArgument(field, `unreadable DICOM: ${bytes.length} bytes end inside the File Meta Information (truncated)`);
   }
   throw invalidArgument(
