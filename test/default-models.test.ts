@@ -57,6 +57,36 @@ describe("default models and test data from training/", () => {
     }
   });
 
+  it("ct2mr-heads leaves a CT's head holder out: outside the head, one background value", async () => {
+    // A round head (brain 30 HU in a 6-pixel skull of 1000 HU) with a 3-pixel holder shell (200 HU) 16 pixels
+    // below it, in air: the generator alone draws some of such a shell; the shipped graph does not.
+    const size = 256;
+    const input = new Float32Array(size * size);
+    const holder: number[] = [];
+    const air: number[] = [];
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) {
+        const r = Math.hypot(x - 128, y - 120);
+        const onHolder = Math.abs(r - 80) < 1.5 && y > 150;
+        const hu = r < 58 ? 30 : r < 64 ? 1000 : onHolder ? 200 : -1000;
+        input[y * size + x] = ((hu + 1024) / 4095) * 2 - 1;
+        if (onHolder) holder.push(y * size + x);
+        else if (r > 100) air.push(y * size + x);
+      }
+    }
+    const session = await ort.InferenceSession.create(join(MODELS, "ct2mr-heads", "model.onnx"));
+    const { output } = await session.run({ input: new ort.Tensor("float32", input, [1, 1, size, size]) });
+    await session.release();
+    const values = output.data as Float32Array;
+    const background = values[air[0]];
+    const spread = (ids: number[]) => Math.max(...ids.map((i) => Math.abs(values[i] - background)));
+    assert.ok(spread(air) < 1e-6, `air far from the head varies by ${spread(air)}`);
+    assert.ok(spread(holder) < 1e-6, `the holder is drawn: up to ${spread(holder)} from the background`);
+    assert.ok(background < -0.9, `background ${background}: an MR's air is dark`);
+    const brain = values[120 * size + 128];
+    assert.ok(brain > background + 0.5, `brain ${brain} against background ${background}`);
+  });
+
   it("test series: at least 2 subjects x 24 paired 16-bit 256x256 PNGs, CT stored as HU + 1024", async () => {
     const index = JSON.parse(await readFile(join(TESTDATA, "index.json"), "utf8")) as TestIndex;
     assert.equal(index.ct.rescale_intercept, -1024);

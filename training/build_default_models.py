@@ -20,7 +20,8 @@ Steps:
      training slices, 0.5-1.1 on the targets. The filter alone, untrained, brought its mean over 24 slices from
      2.2-2.5 to 1.0-1.1 at 0.1-0.2 dB of PSNR; training through it wins the detail back. A quarter of each batch from the phantom
      (the held-out phantom scores had fallen below their bar with a tenth). Both generators are exported
-     with a second pass of the filter (EXPORT_FILTER_PASSES).
+     with a second pass of the filter, the CT->MR one with its background outside the body the CT shows
+     (export.py, as_shipped).
 (train.py also has the CycleGAN adversarial and cycle terms, --lambda-gan/--lambda-cycle; the default build does not
 use them: on this CPU budget every step went to the paired terms, which the PSNR/SSIM goals reward.)
 Each stage resumes from its checkpoints with --resume.
@@ -40,7 +41,7 @@ import torch
 
 from . import anatomy
 from .evaluate import evaluate
-from .export import REPO_ROOT, export_model
+from .export import BODY_MASK, EXPORT_FILTER_PASSES, REPO_ROOT, as_shipped, export_model
 from .figure import write_figure
 from .synth import describe as describe_synthesis
 from .testdata import TEST_SUBJECTS
@@ -62,14 +63,6 @@ STAGES = {
     'polish': dict(size=256, batch=4, steps=500, checkpoint_every=50, lambda_bone=4.0, lambda_spectral=10.0,
                    lr=1e-4, phantom_share=0.25, smooth_output=1),
 }
-# Both generators are exported with a second pass of the filter, not trained through: with one, the synthetic MR of 3 of
-# 5 real CTs and the synthetic CT of the PD series still failed the checkerboard measure (period 4, which one
-# pass only halves); with two all pass. The Visible Human check gains 0.2 dB (CT->MR) and 0.5 dB (MR->CT,
-# benchmark scoring); the phantom loses 0.7 dB CT->MR and gains 0.1 dB MR->CT. Training through two passes
-# instead (a 300-step CT->MR stage, with the CSF term) taught the generator to undo them: the measure rose to
-# 1.6-2.7 on 4 of 5 real CTs; the same stage through one pass kept it at 0.6-1.2 (models/README.md, "Tried
-# for the synthetic MR's CSF").
-EXPORT_FILTER_PASSES = 2
 MODELS = {  # direction: (generator attribute, model name, description)
     'mr2ct': ('G_A', 'mr2ct-heads', 'MR (T1-weighted and other contrasts) to synthetic CT; trained on images '
                                     'synthesised from real heads, not for clinical use'),
@@ -107,8 +100,8 @@ def main() -> None:
         init = {f'init_from{suffix}': os.path.join(stages[name].run_dir, f'latest_net_{g}.pth')
                 for suffix, g in (('', 'G_A'), ('_b', 'G_B'))}
     model.G_A.cpu(), model.G_B.cpu()
-    for g in (model.G_A, model.G_B):
-        g.smooth_output(EXPORT_FILTER_PASSES)
+    for direction, (attr, _, _) in MODELS.items():
+        as_shipped(getattr(model, attr), direction)
     scores = evaluate(model.G_A, model.G_B)
     rel = lambda path: path and os.path.relpath(path, REPO_ROOT)
     stage = lambda c: {**dataclasses.asdict(c), 'run_dir': rel(c.run_dir), 'init_from': rel(c.init_from),
@@ -141,6 +134,10 @@ def main() -> None:
                 'stages': trained,
                 'output_filter': f'{EXPORT_FILTER_PASSES} pass(es) of the binomial [1, 2, 1] / 4 in each direction as exported '
                                  '(the polish stage trained through one)',
+                **({'outside_body': {**BODY_MASK, 'what': 'as exported, not trained: outside the body the CT '
+                                     'shows (above body_hu, opened, grown back into it for reach_px, then by '
+                                     'margin_px), the generator\'s own mean over the CT\'s air (networks.py, '
+                                     'mask_outside_body)'}} if direction == 'ct2mr' else {}),
             },
             'steps': steps, 'wall_time_s': wall, 'derive_wall_time_s': derive_s,
             # the threads of this invocation only: a resumed build may have run its stages with others
@@ -152,7 +149,7 @@ def main() -> None:
             'date': datetime.date.today().isoformat(),
         }
         export_model(getattr(model, attr), os.path.join(args.out, name), name=name, direction=direction,
-                     size=SIZE, default=True, description=description, provenance=provenance, version='2.3.0')
+                     size=SIZE, default=True, description=description, provenance=provenance, version='2.4.0')
     for path in PHANTOM_INIT.values():  # they stay, as the pre-trained starting point, but are no longer default
         manifest_path = os.path.join(os.path.dirname(path), 'model.json')
         with open(manifest_path) as f:

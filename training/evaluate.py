@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .data import ct_to_signed, mr_to_signed
+from .export import as_shipped
 from .intensity import CT_HIGH, CT_LOW, ct_to_unit, mr_to_unit
 from .metrics import mae, psnr, ssim
 from .networks import load_cyclegan_generator
@@ -63,13 +64,14 @@ def main() -> None:
     p.add_argument('--g-b', help='CT->MR generator checkpoint')
     p.add_argument('--smooth-output', type=int, default=2, metavar='N',
                    help='passes of the output filter on both generators; default 2, as the shipped models are '
-                        'exported (EXPORT_FILTER_PASSES in build_default_models.py)')
+                        'exported (export.py, EXPORT_FILTER_PASSES; the CT->MR one also gets its shipped '
+                        'background outside the body)')
     args = p.parse_args()
     if args.smooth_output < 0:
         p.error(f'--smooth-output: expected a whole number >= 0, got {args.smooth_output}')
     torch.set_num_threads(2)
-    load = lambda path: load_cyclegan_generator(path).smooth_output(args.smooth_output) if path else None
-    print(json.dumps(evaluate(load(args.g_a), load(args.g_b)), indent=2))
+    load = lambda path, direction: as_shipped(load_cyclegan_generator(path), direction, args.smooth_output) if path else None
+    print(json.dumps(evaluate(load(args.g_a, 'mr2ct'), load(args.g_b, 'ct2mr')), indent=2))
 
 
 if __name__ == '__main__':

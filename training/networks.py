@@ -30,6 +30,13 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
+def binomial_kernel(passes: int, channels: int) -> torch.Tensor:
+    """`passes` passes of [1, 2, 1] / 4 in each direction as one depthwise kernel (channels x 1 x k x k): no
+    response at the period-2 (Nyquist) frequency, 2^-passes at period 4."""
+    taps = torch.tensor([float(math.comb(2 * passes, k)) for k in range(2 * passes + 1)])  # (1 + z)^(2 passes)
+    return (taps[:, None] * taps[None, :] / taps.sum() ** 2).expand(channels, 1, len(taps), len(taps)).contiguous()
+
+
 class ResnetGenerator(nn.Module):
     """c7s1-ngf, d(2ngf), d(4ngf), n_blocks x R(4ngf), u(2ngf), u(ngf), c7s1-output_nc, tanh.
 
@@ -61,23 +68,56 @@ class ResnetGenerator(nn.Module):
         # Not in the state dict: checkpoints stay those of the reference layout, with or without it.
         self.register_buffer('output_filter', None, persistent=False)
         self.smooth_output(smooth_output)
+        self.body_settings = None
 
     def smooth_output(self, passes: int = 1) -> 'ResnetGenerator':
         """A fixed binomial filter after the tanh, as `passes` passes of [1, 2, 1] / 4 in each direction (0: none).
         One pass has no response at the period-2 (Nyquist) frequency and half at period 4, where the two stride-2
         transposed convolutions put their checkerboard (two passes: a quarter); trained through it, the generator
         keeps the detail below those frequencies."""
-        taps = torch.tensor([float(math.comb(2 * passes, k)) for k in range(2 * passes + 1)])  # (1 + z)^(2 passes)
-        kernel = (taps[:, None] * taps[None, :] / taps.sum() ** 2).expand(self.output_nc, 1, len(taps), len(taps))
-        self.output_filter = kernel.contiguous().to(self.model[1].weight.device) if passes else None
+        self.output_filter = binomial_kernel(passes, self.output_nc).to(self.model[1].weight.device) if passes else None
         return self
+
+    def mask_outside_body(self, threshold: float, air: float, opening_px: int, reach_px: int, margin_px: int,
+                          ramp_px: int) -> 'ResnetGenerator':
+        """Outside the body the input shows, output the generator's own background: its mean over the input's
+        air (below `air`) outside the body (-1 where there is none). The body: the input above `threshold`,
+        morphologically opened by a (2 opening_px + 1)-square, which leaves what is thicker (a head, not a
+        CT's head holder shell, table or cables), then grown back into the thresholded input for reach_px
+        pixels (a geodesic reconstruction: the thin walls of a sinus, the ears and nose come back, a holder
+        apart from the head does not), grown by margin_px (the skin's partial volume, the output's own blur),
+        its edge softened by ramp_px passes of the output filter's binomial (a cut or box-filtered staircase
+        edge would put back the period-2 and -4 energy that filter removes). Pooling, minimum and one
+        convolution, so the exported graph does it. The generators learn to leave the holder out (the
+        synthesised CTs carry one, their MR targets do not) but draw some of it on real CTs' holders."""
+        ramp = binomial_kernel(ramp_px, 1).to(self.model[1].weight.device)
+        self.body_settings = (threshold, air, opening_px, reach_px, margin_px, ramp)
+        return self
+
+    def body_mask(self, x: torch.Tensor) -> torch.Tensor:
+        """1 inside the body, 0 outside, a ramp between (see mask_outside_body)."""
+        threshold, _, opening, reach, margin, ramp = self.body_settings
+        inside = (x[:, :1] > threshold).to(x.dtype)
+        eroded = -F.max_pool2d(-inside, 2 * opening + 1, stride=1, padding=opening)
+        body = F.max_pool2d(eroded, 2 * opening + 1, stride=1, padding=opening)
+        for _ in range(reach):
+            body = torch.minimum(F.max_pool2d(body, 3, stride=1, padding=1), inside)
+        body = F.max_pool2d(body, 2 * margin + 1, stride=1, padding=margin)
+        r = ramp.shape[-1] // 2
+        return F.conv2d(F.pad(body, (r, r, r, r), mode='replicate'), ramp)
 
     def forward(self, x):
         y = self.model(x)
-        if self.output_filter is None:
-            return y
-        r = self.output_filter.shape[-1] // 2
-        return F.conv2d(F.pad(y, (r, r, r, r), mode='replicate'), self.output_filter, groups=self.output_nc)
+        if self.output_filter is not None:
+            r = self.output_filter.shape[-1] // 2
+            y = F.conv2d(F.pad(y, (r, r, r, r), mode='replicate'), self.output_filter, groups=self.output_nc)
+        if self.body_settings is not None:
+            mask = self.body_mask(x)
+            air = (x[:, :1] < self.body_settings[1]).to(x.dtype) * (1 - mask)
+            # Per image: the mean over its air pixels; -1 when it has none (a prior of weight 1e-3 pixels).
+            background = ((y * air).sum(dim=(2, 3), keepdim=True) - 1e-3) / (air.sum(dim=(2, 3), keepdim=True) + 1e-3)
+            y = y * mask + background * (1 - mask)
+        return y
 
     def encoder(self) -> nn.Sequential:
         """Stem and downsampling layers (what --freeze encoder fixes)."""

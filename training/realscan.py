@@ -120,9 +120,12 @@ MEASURES = {
         'csf_brain_ratio': ('mean in CT CSF (-5..15 HU, >= 10 mm deep) / mean in brain (20..45 HU)', None, 0.7),
         'gw_spread': ('interquartile range / median in brain tissue (grey/white contrast)', 0.05, None),
         'background_ratio': ('median in air / median in brain tissue', None, 0.1),
+        'outside_bright': ('share of the pixels >= 5 mm outside the head (holder and table included) brighter '
+                           'than a quarter of the head\'s median', None, 0.03),
         'checkerboard': ('spectral power near Nyquist / half-Nyquist of the 256 grid over the neighbours', None, 1.5),
     },
 }
+SHARES = ('bone_fraction', 'outside_bright')  # measures that are shares of pixels, shown as percentages
 
 
 # ----------------------------------------------------------------------------------------------- numbers
@@ -244,7 +247,8 @@ def ct_regions(hu: np.ndarray, px_mm: float) -> dict:
     smooth = ndimage.gaussian_filter(hu.astype(np.float64), 1.0 / px_mm)  # 1 mm: CT noise off the HU classes
     head = fill_head(smooth > -500, px_mm)
     out_dist = ndimage.distance_transform_edt(~head) * px_mm
-    air = (out_dist > HEAD_MARGIN_MM) & (hu < -900)  # not the holder or table
+    outside = out_dist > HEAD_MARGIN_MM
+    air = outside & (hu < -900)  # not the holder or table
     soft = (smooth >= SOFT_HU[0]) & (smooth <= SOFT_HU[1]) & head
     depth = ndimage.distance_transform_edt(soft) * px_mm
     core = largest_component(depth >= BRAIN_CORE_MM) if (depth >= BRAIN_CORE_MM).any() else depth < 0
@@ -255,7 +259,7 @@ def ct_regions(hu: np.ndarray, px_mm: float) -> dict:
     brain = (soft & (ndimage.distance_transform_edt(~core) * px_mm <= BRAIN_CORE_MM)) if brain_level \
         else np.zeros_like(core)
     return {
-        'head': head, 'air': air, 'core_cm2': float(core.sum() * cm2), 'enclosure': enclosed,
+        'head': head, 'air': air, 'outside': outside, 'core_cm2': float(core.sum() * cm2), 'enclosure': enclosed,
         'brain_level': brain_level,
         'tissue': brain & (depth >= TISSUE_DEPTH_MM) & (smooth >= BRAIN_HU[0]) & (smooth <= BRAIN_HU[1]),
         'csf': brain & (depth >= CSF_DEPTH_MM) & (smooth >= CSF_HU[0]) & (smooth <= CSF_HU[1]),
@@ -306,7 +310,7 @@ def mr_regions(mr: np.ndarray, px_mm: float, contrast: str | None) -> dict:
         signal = smooth - background
         median = float(np.median(signal[core]))
         dark = core & ((signal < 0.5 * median) if contrast != 't2' else (signal > 1.5 * median))
-    return {'head': head, 'air': air, 'core': core, 'dark': dark, 'csf': dark & (depth >= MR_CSF_DEPTH_MM),
+    return {'head': head, 'air': air, 'outside': air, 'core': core, 'dark': dark, 'csf': dark & (depth >= MR_CSF_DEPTH_MM),
             'background': background, 'px_mm': px_mm}
 
 
@@ -319,7 +323,7 @@ def judge(value, low, high) -> bool | None:
 
 
 def describe_range(low, high, key: str = '') -> str:
-    show = (lambda v: f'{v:.0%}') if key == 'bone_fraction' else (lambda v: f'{v:g}')
+    show = (lambda v: f'{v:.0%}') if key in SHARES else (lambda v: f'{v:g}')
     if low is None:
         return f'<= {show(high)}'
     if high is None:
@@ -367,6 +371,7 @@ def synthetic_mr_measures(items: list) -> dict:
     tissue = np.concatenate([syn[r['tissue']] for syn, r in items])
     csf = np.concatenate([syn[r['csf']] for syn, r in items])
     values = {'csf_brain_ratio': None, 'gw_spread': None, 'background_ratio': None,
+              'outside_bright': outside_bright([(syn, r) for syn, r in items]),
               'checkerboard': float(np.median([checkerboard_ratio(syn) for syn, _ in items]))}
     notes = {}
     if tissue.size >= need:
@@ -385,6 +390,17 @@ def synthetic_mr_measures(items: list) -> dict:
         for k in ('csf_brain_ratio', 'gw_spread', 'background_ratio'):
             notes[k] = 'no brain in the input CT (not a brain level)'
     return judged('mr', values, notes)
+
+
+def outside_bright(items: list):
+    """items: [(MR image, regions with 'head' and 'outside')]: the share of outside pixels brighter than a
+    quarter of the head's median (each slice against its own head), pooled; None without such pixels."""
+    bright, total = 0, 0
+    for mr, r in items:
+        if r['head'].any() and r['outside'].any():
+            bright += int((mr[r['outside']] > 0.25 * float(np.median(mr[r['head']]))).sum())
+            total += int(r['outside'].sum())
+    return bright / total if total else None
 
 
 def judged(target: str, values: dict, notes: dict) -> dict:
@@ -424,7 +440,8 @@ def real_mr_calibration(items: list) -> dict:
         ratios.append(checkerboard_ratio(mr))
         if level:
             tissue.append(mr[r['core'] & ~r['dark']])  # brain tissue without CSF, like the CT's 20-45 HU
-    values = {'checkerboard': float(np.median(ratios))}
+    values = {'checkerboard': float(np.median(ratios)),
+              'outside_bright': outside_bright([(mr, r) for mr, r, _ in items])}
     background = pooled(air, 1)
     t = np.concatenate(tissue) if tissue else np.zeros(0)
     if t.size:
@@ -946,7 +963,7 @@ def fmt(stat: dict, digits: int) -> str:
 def fmt_value(key: str, v) -> str:
     if v is None:
         return 'n/a'
-    return f'{v:.1%}' if key == 'bone_fraction' else (f'{v:.0f}' if key.endswith('_hu') else f'{v:.2f}')
+    return f'{v:.1%}' if key in SHARES else (f'{v:.0f}' if key.endswith('_hu') else f'{v:.2f}')
 
 
 def measure_cell(entry: dict, key: str) -> str:
@@ -1083,6 +1100,10 @@ WHY = {
                      'the weakest real T1 here, the Visible Human cadaver in the same CT-defined region, sits '
                      'just above it; a flat synthetic brain falls below.',
         'background_ratio': 'Real MR background is noise, a few % of the brain signal.',
+        'outside_bright': 'Nothing outside a real head gives MR signal: a CT\'s head holder, table or cables drawn '
+                          'into the synthetic MR count here (the median of background_ratio does not see them). '
+                          'Real MRs score up to 2 % (noise, ghosting, a frame\'s fiducials, scalp their own head '
+                          'mask misses); the threshold sits 50 % above that.',
         'checkerboard': 'As for CT.',
     },
 }

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .data import build_training_set
-from .export import export_model
+from .export import as_shipped, export_model
 from .networks import ResnetGenerator, load_cyclegan_generator
 from .synth import PairSynthesizer, SliceBank, SynthConfig
 from .train import BatchSource, TrainConfig, spectral_loss, train
@@ -52,6 +52,24 @@ def check_spectral_term() -> None:
     assert torch.allclose(net(torch.full_like(image, 0.3)), torch.full_like(image, 0.3), rtol=0, atol=1e-7)
 
 
+def check_body_mask() -> None:
+    """The CT->MR generator as shipped: a thin head-holder arc outside the head becomes the output's own
+    background (its mean over the CT's air); the head, its edge and the air stay what the generator drew."""
+    yy, xx = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing='ij')
+    radius = ((yy - SIZE / 2) ** 2 + (xx - SIZE / 2) ** 2).sqrt()
+    head, arc = radius < SIZE / 4, (radius - (SIZE / 4 + 14)).abs() < 1.5
+    hu = torch.where(head, 30.0, torch.where(arc, 200.0, -1000.0))
+    x = ((hu + 1024) / 4095 * 2 - 1)[None, None]
+    net = as_shipped(ResnetGenerator(1, 1, 4, 1), 'ct2mr')
+    net.model = torch.nn.Identity()  # the "generator" draws its input: the holder too
+    net.smooth_output(0)
+    y = net(x)[0, 0]
+    air = x[0, 0, 0, 0]
+    assert (y[arc] - air).abs().max() < 1e-6, 'holder drawn'
+    assert torch.equal(y[radius < SIZE / 4 - 1], x[0, 0][radius < SIZE / 4 - 1]), 'head changed'
+    assert (y[radius > SIZE / 4 + 12] - air).abs().max() < 1e-6, 'air changed'
+
+
 def check_csf_mask(source: BatchSource) -> None:
     """The CSF term's mask marks pixels darker than the head in the T1 target, and nothing on the phantom's rows
     (paired rows: the same image is input and target)."""
@@ -74,6 +92,7 @@ def main() -> int:
     assert len(bank) > 100 and len(bank.names) >= 3, f'{len(bank)} slices of {bank.names}'
     check_batch(PairSynthesizer(bank, SynthConfig(size=SIZE), seed=1).batch(4))
     check_spectral_term()
+    check_body_mask()
     with tempfile.TemporaryDirectory() as tmp:
         phantom = build_training_set(subjects=2, slices=2, cache_dir=os.path.join(tmp, 'cache'))
         cfg = TrainConfig(run_dir=os.path.join(tmp, 'run'), steps=1, size=SIZE, batch=2, lambda_gan=1.0,
