@@ -37,20 +37,37 @@ def binomial_kernel(passes: int, channels: int) -> torch.Tensor:
     return (taps[:, None] * taps[None, :] / taps.sum() ** 2).expand(channels, 1, len(taps), len(taps)).contiguous()
 
 
+class InputWindows(nn.Module):
+    """Appends to the input one channel per window (low, high) of its first channel, mapped to [-1, 1] and
+    clipped: e.g. a CT's brain window, whose 20 HU between CSF and brain are 0.01 of the full window's [-1, 1]
+    and a quarter of the brain window's. In the graph, so the model still takes the service's one channel.
+    The windows are a buffer of the state dict: a checkpoint says which it was trained with."""
+
+    def __init__(self, windows: tuple):
+        super().__init__()
+        self.register_buffer('windows', torch.tensor(windows, dtype=torch.float32).reshape(-1, 2))
+
+    def forward(self, x):
+        low, high = self.windows[:, 0].reshape(1, -1, 1, 1), self.windows[:, 1].reshape(1, -1, 1, 1)
+        return torch.cat([x, ((x[:, :1] - low) / (high - low) * 2 - 1).clamp(-1, 1)], 1)
+
+
 class ResnetGenerator(nn.Module):
     """c7s1-ngf, d(2ngf), d(4ngf), n_blocks x R(4ngf), u(2ngf), u(ngf), c7s1-output_nc, tanh.
 
     `self.model` indices match the reference implementation: 0 pad, 1 conv, 2 norm, 3 relu, 4-9 downsampling,
-    10..10+n_blocks-1 residual blocks, then upsampling, pad, conv, tanh."""
+    10..10+n_blocks-1 residual blocks, then upsampling, pad, conv, tanh. With input_windows, 0 is
+    (InputWindows, pad) and the first convolution takes input_nc + len(input_windows) channels."""
 
     n_downsampling = 2
 
     def __init__(self, input_nc: int = 1, output_nc: int = 1, ngf: int = 64, n_blocks: int = 9,
-                 norm_layer=instance_norm, smooth_output: int = 0):
+                 norm_layer=instance_norm, smooth_output: int = 0, input_windows: tuple = ()):
         super().__init__()
         use_bias = True  # instance norm has no shift, so convolutions carry the bias (as in the reference)
-        model = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=use_bias),
-                 norm_layer(ngf), nn.ReLU(True)]
+        stem_in = input_nc + len(input_windows)
+        pad = nn.Sequential(InputWindows(input_windows), nn.ReflectionPad2d(3)) if input_windows else nn.ReflectionPad2d(3)
+        model = [pad, nn.Conv2d(stem_in, ngf, kernel_size=7, padding=0, bias=use_bias), norm_layer(ngf), nn.ReLU(True)]
         for i in range(self.n_downsampling):
             mult = 2 ** i
             model += [nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=use_bias),
@@ -65,10 +82,27 @@ class ResnetGenerator(nn.Module):
         model += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
         self.model = nn.Sequential(*model)
         self.input_nc, self.output_nc, self.ngf, self.n_blocks = input_nc, output_nc, ngf, n_blocks
+        self.input_windows = tuple(tuple(map(float, w)) for w in input_windows)
         # Not in the state dict: checkpoints stay those of the reference layout, with or without it.
         self.register_buffer('output_filter', None, persistent=False)
         self.smooth_output(smooth_output)
         self.body_settings = None
+
+    def add_input_windows(self, windows: tuple) -> 'ResnetGenerator':
+        """Fine-tune a generator into one with input windows: the new channels' first-layer weights start at
+        zero, so it computes exactly what it did until training teaches it to use them."""
+        if self.input_windows:
+            raise ValueError(f'the generator already has input windows {self.input_windows}')
+        old = self.model[1]
+        stem = nn.Conv2d(old.in_channels + len(windows), old.out_channels, kernel_size=7, padding=0, bias=True)
+        with torch.no_grad():
+            stem.weight.zero_()
+            stem.weight[:, :old.in_channels] = old.weight
+            stem.bias.copy_(old.bias)
+        self.model[0] = nn.Sequential(InputWindows(windows), self.model[0])
+        self.model[1] = stem.to(old.weight.device)
+        self.input_windows = tuple(tuple(map(float, w)) for w in windows)
+        return self
 
     def smooth_output(self, passes: int = 1) -> 'ResnetGenerator':
         """A fixed binomial filter after the tanh, as `passes` passes of [1, 2, 1] / 4 in each direction (0: none).
@@ -180,11 +214,12 @@ def load_cyclegan_generator(path: str, input_nc: int = 1, output_nc: int = 1) ->
     if hasattr(state, '_metadata'):
         del state._metadata
     first_w = state['model.1.weight']
-    ngf, ckpt_in = first_w.shape[0], first_w.shape[1]
+    windows = tuple(map(tuple, state['model.0.0.windows'].tolist())) if 'model.0.0.windows' in state else ()
+    ngf, ckpt_in = first_w.shape[0], first_w.shape[1] - len(windows)
     n_blocks = len({k.split('.')[1] for k in state if k.startswith('model.') and '.conv_block.' in k})
     last_key = max((k for k in state if k.endswith('.weight')), key=lambda k: int(k.split('.')[1]))
     ckpt_out = state[last_key].shape[0]
-    net = ResnetGenerator(ckpt_in, ckpt_out, ngf, n_blocks)
+    net = ResnetGenerator(ckpt_in, ckpt_out, ngf, n_blocks, input_windows=windows)
     net.load_state_dict(_drop_instance_norm_stats(state, net), strict=True)
     return adapt_channels(net, input_nc, output_nc)
 
@@ -195,12 +230,13 @@ def adapt_channels(net: ResnetGenerator, input_nc: int, output_nc: int) -> Resne
     if input_nc != 1 and input_nc != net.input_nc or output_nc != 1 and output_nc != net.output_nc:
         raise ValueError(f'cannot adapt a {net.input_nc}->{net.output_nc} channel generator to '
                          f'{input_nc}->{output_nc}; only to greyscale (1) or the same count')
-    adapted = ResnetGenerator(input_nc, output_nc, net.ngf, net.n_blocks)
+    adapted = ResnetGenerator(input_nc, output_nc, net.ngf, net.n_blocks, input_windows=net.input_windows)
     state = net.state_dict()
     first, last = 'model.1', f'model.{len(net.model) - 2}'
     with torch.no_grad():
-        if input_nc != net.input_nc:
-            state[f'{first}.weight'] = state[f'{first}.weight'].sum(dim=1, keepdim=True)
+        if input_nc != net.input_nc:  # the image channels summed; window channels (computed from it) kept
+            w = state[f'{first}.weight']
+            state[f'{first}.weight'] = torch.cat([w[:, :net.input_nc].sum(dim=1, keepdim=True), w[:, net.input_nc:]], 1)
         if output_nc != net.output_nc:
             state[f'{last}.weight'] = state[f'{last}.weight'].mean(dim=0, keepdim=True)
             state[f'{last}.bias'] = state[f'{last}.bias'].mean(dim=0, keepdim=True)

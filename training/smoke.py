@@ -97,7 +97,8 @@ def main() -> int:
         phantom = build_training_set(subjects=2, slices=2, cache_dir=os.path.join(tmp, 'cache'))
         cfg = TrainConfig(run_dir=os.path.join(tmp, 'run'), steps=1, size=SIZE, batch=2, lambda_gan=1.0,
                           lambda_identity=0.5, lambda_bone=4.0, lambda_spectral=10.0, lambda_csf=2.0,
-                          smooth_output=1, phantom_share=0.5, checkpoint_every=1, ngf=16, n_blocks=2, ndf=16)
+                          smooth_output=1, phantom_share=0.5, checkpoint_every=1, ngf=16, n_blocks=2, ndf=16,
+                          ct_brain_channel=True)
         source = lambda: BatchSource(cfg, bank=bank, phantom=phantom)
         check_csf_mask(BatchSource(dataclasses.replace(cfg, batch=4), bank=bank, phantom=phantom))
         train(cfg, source=source())
@@ -113,6 +114,8 @@ def main() -> int:
                                size=SIZE, default=False, description='CI smoke test', provenance={'steps': 2})
             assert doc['input']['channels'] == 1 and os.path.getsize(os.path.join(out, 'model.onnx')) > 0
             reloaded = load_cyclegan_generator(os.path.join(cfg.run_dir, f'latest_net_{attr}.pth'))
+            # The CT->MR generator takes the CT's brain window as a second channel, computed in the graph.
+            assert len(reloaded.input_windows) == (attr == 'G_B') and reloaded.model[1].in_channels == 1 + (attr == 'G_B')
             reloaded.smooth_output(cfg.smooth_output)
             x = torch.rand(1, 1, SIZE, SIZE) * 2 - 1
             with torch.no_grad():

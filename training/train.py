@@ -35,7 +35,7 @@ from .anatomy import TISSUE_LABELS
 from .data import build_training_set
 from .intensity import CT_HIGH, CT_LOW
 from .networks import NLayerDiscriminator, ResnetGenerator, init_weights, load_cyclegan_generator
-from .synth import PairSynthesizer, SliceBank, SynthConfig
+from .synth import PairSynthesizer, SliceBank, SynthConfig, ct_to_signed
 
 PHANTOM_CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'runs', 'cache')
 # The method's cycle-consistency weight by the category of the generic model fine-tuned from.
@@ -67,6 +67,7 @@ class TrainConfig:
     ngf: int = 32
     n_blocks: int = 6
     smooth_output: int = 0             # passes of a fixed binomial filter on the generators' output (networks.py)
+    ct_brain_channel: bool = False     # CT->MR: the CT's brain window as a second input channel (networks.InputWindows)
     ndf: int = 32
     channels: int = 1
     init_from: str | None = None       # generator checkpoint for G_A (MR->CT): CycleGAN .pth or a model.onnx
@@ -112,23 +113,36 @@ class ImagePool:
         return torch.cat(out)
 
 
-def load_onnx_generator(path: str, ngf: int, n_blocks: int, channels: int) -> ResnetGenerator:
-    """A generator from a shipped model.onnx (its initialisers keep the PyTorch parameter names)."""
+def load_onnx_generator(path: str, ngf: int, n_blocks: int, channels: int, input_windows: tuple = ()) -> ResnetGenerator:
+    """A generator from a shipped model.onnx (its initialisers keep the PyTorch parameter names). A first layer
+    wider than `channels` is one trained with input_windows (the export folds the windows into constants)."""
     import onnx
     from onnx import numpy_helper
-    net = ResnetGenerator(channels, channels, ngf, n_blocks)
     weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in onnx.load(path).graph.initializer}
-    net.load_state_dict({k: weights[k] for k in net.state_dict()}, strict=True)
+    stem_in = weights['model.1.weight'].shape[1]
+    windows = input_windows if stem_in > channels else ()
+    if stem_in != channels + len(windows):
+        raise ValueError(f'{path}: its first layer takes {stem_in} channels, not {channels} (+ {len(input_windows)} '
+                         'input windows)')
+    net = ResnetGenerator(channels, channels, ngf, n_blocks, input_windows=windows)
+    net.load_state_dict({k: weights.get(k, v) if k.endswith('.windows') else weights[k]
+                         for k, v in net.state_dict().items()}, strict=True)
     return net
 
 
-def make_generator(cfg: TrainConfig, checkpoint: str | None) -> ResnetGenerator:
+def make_generator(cfg: TrainConfig, checkpoint: str | None, input_windows: tuple = ()) -> ResnetGenerator:
+    """A generator from `checkpoint` (or initialised), with input_windows: a checkpoint without them gets them
+    added (networks.ResnetGenerator.add_input_windows); one with others is refused."""
     if checkpoint and checkpoint.endswith('.onnx'):
-        net = load_onnx_generator(checkpoint, cfg.ngf, cfg.n_blocks, cfg.channels)
+        net = load_onnx_generator(checkpoint, cfg.ngf, cfg.n_blocks, cfg.channels, input_windows)
     elif checkpoint:
         net = load_cyclegan_generator(checkpoint, cfg.channels, cfg.channels)
     else:
-        net = init_weights(ResnetGenerator(cfg.channels, cfg.channels, cfg.ngf, cfg.n_blocks))
+        net = init_weights(ResnetGenerator(cfg.channels, cfg.channels, cfg.ngf, cfg.n_blocks, input_windows=input_windows))
+    if input_windows and not net.input_windows:
+        net.add_input_windows(input_windows)
+    elif len(net.input_windows) != len(input_windows) or not np.allclose(net.input_windows, input_windows or 0):
+        raise ValueError(f'{checkpoint}: trained with input windows {net.input_windows}, configured {input_windows}')
     return net.smooth_output(cfg.smooth_output)
 
 
@@ -189,7 +203,8 @@ class CycleGAN:
         self.cfg = cfg
         device = torch.device(cfg.device)
         self.G_A = make_generator(cfg, cfg.init_from).to(device)                    # MR -> CT
-        self.G_B = make_generator(cfg, cfg.init_from_b or cfg.init_from).to(device)  # CT -> MR
+        ct_windows = (tuple(float(v) for v in ct_to_signed(torch.tensor(BRAIN_WINDOW_HU))),) if cfg.ct_brain_channel else ()
+        self.G_B = make_generator(cfg, cfg.init_from_b or cfg.init_from, ct_windows).to(device)  # CT -> MR
         for g in (self.G_A, self.G_B):
             freeze(g, cfg.freeze)
         if len(cfg.generators) == 1:  # the adversarial, cycle and identity terms need both generators
@@ -409,6 +424,8 @@ def parse_args(argv=None) -> tuple:
             p.add_argument(name, default=defaults.category, choices=sorted(LAMBDA_PRESETS))
         elif field.name == 'run_dir':
             p.add_argument(name, required=True)
+        elif isinstance(getattr(defaults, field.name), bool):
+            p.add_argument(name, action='store_true')
         else:
             kind = {int: int, float: float}.get(type(getattr(defaults, field.name)), str)
             if field.name in ('lambda_cycle',):
