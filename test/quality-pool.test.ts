@@ -1,10 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
 import type { Raster } from "../src/imaging/raster.js";
 import { computeQuality, QualityPool, type TargetWindow } from "../src/quality/index.js";
 import { until } from "./helpers/until.js";
-import { killFirstWorker } from "./helpers/workers.js";
+import { allEnded, killFirstWorker } from "./helpers/workers.js";
 import { readF32 } from "./quality-fixtures.js";
 
 const CT: TargetWindow = { window: "fixed", low: -1024, high: 3071 };
@@ -14,17 +13,13 @@ const fixture = (file: string): Raster => readF32(`ct_hu/${file}`, 256, 256);
 
 const copy = (r: Raster): Raster => ({ width: r.width, height: r.height, data: r.data.slice() });
 
-/** OS threads of this process (Linux): each worker thread adds one. */
-const threads = (): number => readdirSync("/proc/self/task").length;
 
 test("concurrent requests on a pool equal the in-thread results, in any completion order", async () => {
-  const before = threads();
-  // Counted again just before close(): a helper thread the runtime starts lazily meanwhile (seen once, under load) is not the pool's.
-  let open = 0;
   const pool = new QualityPool({ workers: 2 });
+  const spawned = pool.workers.threads;
   try {
     assert.equal(pool.workers.size, 2);
-    assert.equal(threads(), before + 2);
+    assert.ok(spawned.length === 2 && !spawned.some((worker) => worker.threadId === -1), "two worker threads run");
     const reference = fixture("ref.f32");
     const distorted = fixture("img.f32");
     const cases = [0, 1, 2, 3, 4, 5].map((k) => ({
@@ -45,10 +40,9 @@ test("concurrent requests on a pool equal the in-thread results, in any completi
     });
     assert.notDeepEqual(results[0].quality, results[2].quality, "the cases differ");
   } finally {
-    open = threads();
     await pool.close();
   }
-  assert.equal(threads(), open - 2, "close() ended the two worker threads");
+  await until(() => allEnded(spawned), "close() to end the worker threads");
 });
 
 test("the pool takes whole pixel buffers by transfer and copies views of larger buffers", async () => {
@@ -89,8 +83,8 @@ test("a failing request rejects alone; the pool keeps serving", async () => {
 });
 
 test("close() rejects waiting requests and later ones", async () => {
-  const before = threads();
   const pool = new QualityPool({ workers: 1 });
+  const spawned = pool.workers.threads;
   const reference = fixture("ref.f32");
   const pending = [0, 1, 2].map(() => pool.compute(copy(reference), copy(reference), CT));
   const settled = Promise.allSettled(pending);
@@ -98,7 +92,7 @@ test("close() rejects waiting requests and later ones", async () => {
   const outcomes = await settled;
   assert.ok(outcomes.every((o) => o.status === "rejected"), "in flight and queued requests are rejected");
   await assert.rejects(pool.compute(copy(reference), copy(reference), CT), /closed/);
-  assert.equal(threads(), before);
+  await until(() => allEnded(spawned) && spawned.length === 1, "close() to end the worker thread");
   assert.throws(() => new QualityPool({ workers: 0 }), RangeError);
 });
 

@@ -1,14 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
 import { VirtualTimeScheduler } from "rxjs";
 import { WorkerCrash, WorkerPool } from "../src/workers/worker-pool.js";
 import type { CrashInit, CrashMethods } from "./helpers/crash-worker.js";
 import { until } from "./helpers/until.js";
+import { allEnded } from "./helpers/workers.js";
 import { advanceTo } from "./helpers/virtual-time.js";
 
 const script = new URL("./helpers/crash-worker.js", import.meta.url);
-const threads = (): number => readdirSync("/proc/self/task").length;
 
 /** A pool of `workers` crash workers, with its crashes and ready-worker counts as they are reported. */
 function observedPool(workers: number) {
@@ -21,8 +20,8 @@ function observedPool(workers: number) {
 }
 
 test("a worker that dies fails only its own request; a fresh worker serves the rest of the queue", async () => {
-  const before = threads();
   const pool = new WorkerPool<CrashMethods, CrashInit, number>(script, { workers: 1, name: "CrashPool" });
+  const spawned = [...pool.threads];
   try {
     const first = pool.call("echo", 1);
     const failing = pool.call("fail", undefined);
@@ -38,10 +37,11 @@ test("a worker that dies fails only its own request; a fresh worker serves the r
     );
     assert.equal(pool.size, 1, "the dead worker was replaced");
     assert.equal((await pool.call("echo", 5)).value, 10);
+    spawned.push(...pool.threads);
   } finally {
     await pool.close();
   }
-  assert.equal(threads(), before, "close() ended the replacement too");
+  await until(() => allEnded(spawned), "close() to end the replacement too");
 });
 
 test("ready reports each worker's setup; a worker killed from outside is replaced and the pool serves on", async () => {
@@ -104,7 +104,6 @@ test("a worker that throws outside a call or exits is replaced; crashes and read
 });
 
 test("a call past its deadline marks its worker hung: the call fails, a successor takes over, the thread ends once it returns (virtual time)", async () => {
-  const before = threads();
   const scheduler = new VirtualTimeScheduler();
   const pool = new WorkerPool<CrashMethods, CrashInit, number>(script, { workers: 1, name: "CrashPool", scheduler });
   const crashes: WorkerCrash[] = [];
@@ -126,16 +125,16 @@ test("a call past its deadline marks its worker hung: the call fails, a successo
     assert.notEqual(pool.threads[0], hung, "a successor took the lane at once");
     // A call that answers in time is not affected by its deadline.
     assert.equal((await pool.call("echo", 4, [], { deadlineMs: 1000 })).value, 8);
-    await until(() => threads() === before + 1, () => `the hung thread to end once it returned (${threads() - before} threads beyond the start)`);
+    await until(() => allEnded([hung]), "the hung thread to end once it returned");
+    assert.ok(!allEnded(pool.threads), "its successor runs on");
   } finally {
     await pool.close();
   }
-  // An ended worker's OS thread may be reaped a moment after close() resolves: wait for it, never forever.
-  await until(() => threads() === before, () => `every worker thread to end after close() (${threads() - before} left)`);
+  assert.equal(pool.threads.length, 1, "close() keeps the lanes' last workers");
+  await until(() => allEnded(pool.threads), "every worker thread to end after close()");
 });
 
 test("a worker that asks to be retired answers, then a fresh one takes its lane: no crash, queued calls wait for it", async () => {
-  const before = threads();
   const { pool, crashes, ready } = observedPool(1);
   try {
     await pool.ready;
@@ -147,10 +146,10 @@ test("a worker that asks to be retired answers, then a fresh one takes its lane:
     assert.notEqual(pool.threads[0], old);
     assert.deepEqual(ready, [0, 1, 0, 1], "one worker short while the successor set itself up");
     assert.deepEqual(crashes, [], "a retirement is not a crash");
-    await until(() => threads() === before + 1, "the retired thread to end");
+    await until(() => allEnded([old]), "the retired thread to end");
   } finally {
     await pool.close();
   }
-  // An ended worker's OS thread may be reaped a moment after close() resolves: wait for it, never forever.
-  await until(() => threads() === before, () => `every worker thread to end after close() (${threads() - before} left)`);
+  assert.equal(pool.threads.length, 1, "close() keeps the lanes' last workers");
+  await until(() => allEnded(pool.threads), "every worker thread to end after close()");
 });
