@@ -116,8 +116,9 @@ def main() -> None:
     heads = json.load(open(os.path.join(anatomy.DEFAULT_OUT, 'heads.json')))
     for direction, (attr, name, description) in MODELS.items():
         trained = {n: {**stage(c), **summaries[n]} for n, c in stages.items()}
-        steps = sum(t['steps'] for n, t in trained.items() if attr in stages[n].generators)  # this generator's
-        wall = round(sum(t['wall_time_s'] for t in trained.values()), 1)
+        own = [n for n in trained if attr in stages[n].generators]  # the stages that trained this generator
+        steps = sum(trained[n]['steps'] for n in own)
+        wall = round(sum(trained[n]['wall_time_s'] for n in own), 1)
         print(json.dumps({'model': name, 'steps': steps, 'wall_time_s': wall, 'phantom_held_out': scores[direction]}))
         provenance = {
             'data': {
@@ -126,7 +127,7 @@ def main() -> None:
                               'ICBM152 2009a tissue priors, intensity classes); held out: Visible Human Female',
                 'synthesis': describe_synthesis(),
                 'phantom': f'digital head phantom subjects 1..{stages["low"].phantom_subjects}, '
-                           + ', '.join(f'{c.phantom_share:.0%} of each batch in {n}' for n, c in stages.items()),
+                           + ', '.join(f'{stages[n].phantom_share:.0%} of each batch in {n}' for n in own),
                 'held_out_subjects': [f'subject-{s}' for s in TEST_SUBJECTS],
             },
             'init': PHANTOM_PROVENANCE,

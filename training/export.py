@@ -49,8 +49,8 @@ def as_shipped(net: torch.nn.Module, direction: str, filter_passes: int = EXPORT
     net.smooth_output(filter_passes)
     if direction == 'ct2mr':
         signed = lambda hu: float(ct_to_signed(np.float32(hu)))
-        net.mask_outside_body(signed(BODY_MASK['body_hu']), signed(BODY_MASK['air_hu']), BODY_MASK['opening_px'],
-                              BODY_MASK['reach_px'], BODY_MASK['margin_px'], BODY_MASK['ramp_passes'])
+        net.mask_outside_body(signed(BODY_MASK['body_hu']), signed(BODY_MASK['air_hu']),
+                              **{k: v for k, v in BODY_MASK.items() if not k.endswith('_hu')})
     return net
 
 

@@ -2,6 +2,7 @@
 so that its released generator checkpoints (e.g. latest_net_G_A.pth) load with strict=True."""
 import functools
 import math
+import typing
 
 import torch
 import torch.nn.functional as F
@@ -37,10 +38,19 @@ def binomial_kernel(passes: int, channels: int) -> torch.Tensor:
     return (taps[:, None] * taps[None, :] / taps.sum() ** 2).expand(channels, 1, len(taps), len(taps)).contiguous()
 
 
+class BodySettings(typing.NamedTuple):
+    """ResnetGenerator.mask_outside_body's thresholds (in the input's [-1, 1]) and sizes (pixels)."""
+    threshold: float
+    air: float
+    opening_px: int
+    reach_px: int
+    margin_px: int
+
+
 class InputWindows(nn.Module):
     """Appends to the input one channel per window (low, high) of its first channel, mapped to [-1, 1] and
-    clipped: e.g. a CT's brain window, whose 20 HU between CSF and brain are 0.01 of the full window's [-1, 1]
-    and a quarter of the brain window's. In the graph, so the model still takes the service's one channel.
+    clipped: e.g. a CT's brain window, where the 20 HU between CSF and brain are a step of 0.25 in [-1, 1]
+    against 0.01 in the full CT window's. In the graph, so the model still takes the service's one channel.
     The windows are a buffer of the state dict: a checkpoint says which it was trained with."""
 
     def __init__(self, windows: tuple):
@@ -87,6 +97,7 @@ class ResnetGenerator(nn.Module):
         self.register_buffer('output_filter', None, persistent=False)
         self.smooth_output(smooth_output)
         self.body_settings = None
+        self.register_buffer('body_ramp', None, persistent=False)
 
     def add_input_windows(self, windows: tuple) -> 'ResnetGenerator':
         """Fine-tune a generator into one with input windows: the new channels' first-layer weights start at
@@ -99,8 +110,8 @@ class ResnetGenerator(nn.Module):
             stem.weight.zero_()
             stem.weight[:, :old.in_channels] = old.weight
             stem.bias.copy_(old.bias)
-        self.model[0] = nn.Sequential(InputWindows(windows), self.model[0])
-        self.model[1] = stem.to(old.weight.device)
+        self.model[0] = nn.Sequential(InputWindows(windows), self.model[0]).to(old.weight)
+        self.model[1] = stem.to(old.weight)
         self.input_windows = tuple(tuple(map(float, w)) for w in windows)
         return self
 
@@ -113,32 +124,36 @@ class ResnetGenerator(nn.Module):
         return self
 
     def mask_outside_body(self, threshold: float, air: float, opening_px: int, reach_px: int, margin_px: int,
-                          ramp_px: int) -> 'ResnetGenerator':
+                          ramp_passes: int) -> 'ResnetGenerator':
         """Outside the body the input shows, output the generator's own background: its mean over the input's
         air (below `air`) outside the body (-1 where there is none). The body: the input above `threshold`,
         morphologically opened by a (2 opening_px + 1)-square, which leaves what is thicker (a head, not a
-        CT's head holder shell, table or cables), then grown back into the thresholded input for reach_px
-        pixels (a geodesic reconstruction: the thin walls of a sinus, the ears and nose come back, a holder
-        apart from the head does not), grown by margin_px (the skin's partial volume, the output's own blur),
-        its edge softened by ramp_px passes of the output filter's binomial (a cut or box-filtered staircase
-        edge would put back the period-2 and -4 energy that filter removes). Pooling, minimum and one
-        convolution, so the exported graph does it. The generators learn to leave the holder out (the
-        synthesised CTs carry one, their MR targets do not) but draw some of it on real CTs' holders."""
-        ramp = binomial_kernel(ramp_px, 1).to(self.model[1].weight.device)
-        self.body_settings = (threshold, air, opening_px, reach_px, margin_px, ramp)
+        CT's head holder shell, table or cables; beyond the image's edge counts as outside, so a table the
+        field of view cuts goes too), then grown back into the thresholded input for reach_px pixels (a
+        geodesic reconstruction: a sinus's thin wall, and ears or a nose joined to the head in the slice come
+        back; a holder apart from the head does not, one touching it comes back for reach_px), grown by
+        margin_px (the skin's partial volume, the output's own blur), its edge softened by ramp_passes passes
+        of the output filter's binomial (a cut or box-filtered staircase edge would put back the period-2 and
+        -4 energy that filter removes). Pooling, minimum and one convolution, so the exported graph does it.
+        Why: the CT->MR generator learns to leave the holder out (the synthesised CTs carry one, their MR
+        targets do not) but draws some of it on real CTs' holders."""
+        self.body_settings = BodySettings(threshold, air, opening_px, reach_px, margin_px)
+        self.body_ramp = binomial_kernel(ramp_passes, 1).to(self.model[1].weight)
         return self
 
     def body_mask(self, x: torch.Tensor) -> torch.Tensor:
         """1 inside the body, 0 outside, a ramp between (see mask_outside_body)."""
-        threshold, _, opening, reach, margin, ramp = self.body_settings
+        threshold, _, opening, reach, margin = self.body_settings
         inside = (x[:, :1] > threshold).to(x.dtype)
-        eroded = -F.max_pool2d(-inside, 2 * opening + 1, stride=1, padding=opening)
+        # Erosion as the dilation of the outside, which continues beyond the image's edge (padded with 1).
+        outside = F.pad(1 - inside, (opening, opening, opening, opening), value=1.0)
+        eroded = 1 - F.max_pool2d(outside, 2 * opening + 1, stride=1)
         body = F.max_pool2d(eroded, 2 * opening + 1, stride=1, padding=opening)
         for _ in range(reach):
             body = torch.minimum(F.max_pool2d(body, 3, stride=1, padding=1), inside)
         body = F.max_pool2d(body, 2 * margin + 1, stride=1, padding=margin)
-        r = ramp.shape[-1] // 2
-        return F.conv2d(F.pad(body, (r, r, r, r), mode='replicate'), ramp)
+        r = self.body_ramp.shape[-1] // 2
+        return F.conv2d(F.pad(body, (r, r, r, r), mode='replicate'), self.body_ramp)
 
     def forward(self, x):
         y = self.model(x)
@@ -147,7 +162,7 @@ class ResnetGenerator(nn.Module):
             y = F.conv2d(F.pad(y, (r, r, r, r), mode='replicate'), self.output_filter, groups=self.output_nc)
         if self.body_settings is not None:
             mask = self.body_mask(x)
-            air = (x[:, :1] < self.body_settings[1]).to(x.dtype) * (1 - mask)
+            air = (x[:, :1] < self.body_settings.air).to(x.dtype) * (1 - mask)
             # Per image: the mean over its air pixels; -1 when it has none (a prior of weight 1e-3 pixels).
             background = ((y * air).sum(dim=(2, 3), keepdim=True) - 1e-3) / (air.sum(dim=(2, 3), keepdim=True) + 1e-3)
             y = y * mask + background * (1 - mask)

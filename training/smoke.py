@@ -53,12 +53,15 @@ def check_spectral_term() -> None:
 
 
 def check_body_mask() -> None:
-    """The CT->MR generator as shipped: a thin head-holder arc outside the head becomes the output's own
-    background (its mean over the CT's air); the head, its edge and the air stay what the generator drew."""
+    """The CT->MR generator as shipped: a thin head-holder arc outside the head and a 6-pixel table cut by the
+    image's edge become the output's own background (its mean over the CT's air); the head, a thin part
+    joined to it and the air stay what the generator drew."""
     yy, xx = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing='ij')
     radius = ((yy - SIZE / 2) ** 2 + (xx - SIZE / 2) ** 2).sqrt()
     head, arc = radius < SIZE / 4, (radius - (SIZE / 4 + 14)).abs() < 1.5
-    hu = torch.where(head, 30.0, torch.where(arc, 200.0, -1000.0))
+    arc |= yy >= SIZE - 6  # the table
+    joined = (xx >= SIZE / 2 + SIZE / 4 - 1) & (xx < SIZE / 2 + SIZE / 4 + 4) & ((yy - SIZE / 2).abs() <= 1)
+    hu = torch.where(head | joined, 30.0, torch.where(arc, 200.0, -1000.0))
     x = ((hu + 1024) / 4095 * 2 - 1)[None, None]
     net = as_shipped(ResnetGenerator(1, 1, 4, 1), 'ct2mr')
     net.model = torch.nn.Identity()  # the "generator" draws its input: the holder too
@@ -67,6 +70,7 @@ def check_body_mask() -> None:
     air = x[0, 0, 0, 0]
     assert (y[arc] - air).abs().max() < 1e-6, 'holder drawn'
     assert torch.equal(y[radius < SIZE / 4 - 1], x[0, 0][radius < SIZE / 4 - 1]), 'head changed'
+    assert torch.equal(y[joined], x[0, 0][joined]), 'a thin part joined to the head went'
     assert (y[radius > SIZE / 4 + 12] - air).abs().max() < 1e-6, 'air changed'
 
 

@@ -115,7 +115,8 @@ class ImagePool:
 
 def load_onnx_generator(path: str, ngf: int, n_blocks: int, channels: int, input_windows: tuple = ()) -> ResnetGenerator:
     """A generator from a shipped model.onnx (its initialisers keep the PyTorch parameter names). A first layer
-    wider than `channels` is one trained with input_windows (the export folds the windows into constants)."""
+    wider than `channels` is one trained with input windows; the export folds their values into unnamed
+    constants, so they are taken from `input_windows` (the configured ones) and cannot be checked here."""
     import onnx
     from onnx import numpy_helper
     weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in onnx.load(path).graph.initializer}
@@ -425,7 +426,7 @@ def parse_args(argv=None) -> tuple:
         elif field.name == 'run_dir':
             p.add_argument(name, required=True)
         elif isinstance(getattr(defaults, field.name), bool):
-            p.add_argument(name, action='store_true')
+            p.add_argument(name, action=argparse.BooleanOptionalAction, default=getattr(defaults, field.name))
         else:
             kind = {int: int, float: float}.get(type(getattr(defaults, field.name)), str)
             if field.name in ('lambda_cycle',):
