@@ -13,7 +13,6 @@ const fixture = (file: string): Raster => readF32(`ct_hu/${file}`, 256, 256);
 
 const copy = (r: Raster): Raster => ({ width: r.width, height: r.height, data: r.data.slice() });
 
-
 test("concurrent requests on a pool equal the in-thread results, in any completion order", async () => {
   const pool = new QualityPool({ workers: 2 });
   const spawned = pool.workers.threads;
@@ -92,7 +91,8 @@ test("close() rejects waiting requests and later ones", async () => {
   const outcomes = await settled;
   assert.ok(outcomes.every((o) => o.status === "rejected"), "in flight and queued requests are rejected");
   await assert.rejects(pool.compute(copy(reference), copy(reference), CT), /closed/);
-  await until(() => allEnded(spawned) && spawned.length === 1, "close() to end the worker thread");
+  assert.equal(spawned.length, 1);
+  await until(() => allEnded(spawned), "close() to end the worker thread");
   assert.throws(() => new QualityPool({ workers: 0 }), RangeError);
 });
 

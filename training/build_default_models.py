@@ -24,8 +24,8 @@ Steps:
      (export.py, as_shipped).
   6. window: the CT->MR generator alone, given the CT's brain window [-40, 120] HU as a second input channel
      (computed in the graph from the one the service sends; its first-layer weights start at zero), 256x256
-     at lr 2e-4 with the polish stage's terms: in the full window the 20 HU between CSF and brain are 0.01 of
-     the input's [-1, 1]. The same 300 steps without the channel (same seed) left the synthetic MR's CSF as
+     at lr 2e-4 with the polish stage's terms: in the full window the 20 HU between CSF and brain are a step of
+     0.01 in the input's [-1, 1]. The same 300 steps without the channel (same seed) left the synthetic MR's CSF as
      it was (CSF/brain 0.79 and 0.97 on two real CTs; with the channel 0.71 and 0.63).
 (train.py also has the CycleGAN adversarial and cycle terms, --lambda-gan/--lambda-cycle; the default build does not
 use them: on this CPU budget every step went to the paired terms, which the PSNR/SSIM goals reward.)

@@ -62,6 +62,11 @@ class InputWindows(nn.Module):
         return torch.cat([x, ((x[:, :1] - low) / (high - low) * 2 - 1).clamp(-1, 1)], 1)
 
 
+def with_windows(pad: nn.Module, windows: tuple) -> nn.Module:
+    """The generator's first module: its padding, preceded by InputWindows when there are windows."""
+    return nn.Sequential(InputWindows(windows), pad) if windows else pad
+
+
 class ResnetGenerator(nn.Module):
     """c7s1-ngf, d(2ngf), d(4ngf), n_blocks x R(4ngf), u(2ngf), u(ngf), c7s1-output_nc, tanh.
 
@@ -75,9 +80,9 @@ class ResnetGenerator(nn.Module):
                  norm_layer=instance_norm, smooth_output: int = 0, input_windows: tuple = ()):
         super().__init__()
         use_bias = True  # instance norm has no shift, so convolutions carry the bias (as in the reference)
-        stem_in = input_nc + len(input_windows)
-        pad = nn.Sequential(InputWindows(input_windows), nn.ReflectionPad2d(3)) if input_windows else nn.ReflectionPad2d(3)
-        model = [pad, nn.Conv2d(stem_in, ngf, kernel_size=7, padding=0, bias=use_bias), norm_layer(ngf), nn.ReLU(True)]
+        model = [with_windows(nn.ReflectionPad2d(3), input_windows),
+                 nn.Conv2d(input_nc + len(input_windows), ngf, kernel_size=7, padding=0, bias=use_bias),
+                 norm_layer(ngf), nn.ReLU(True)]
         for i in range(self.n_downsampling):
             mult = 2 ** i
             model += [nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=use_bias),
@@ -92,12 +97,17 @@ class ResnetGenerator(nn.Module):
         model += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
         self.model = nn.Sequential(*model)
         self.input_nc, self.output_nc, self.ngf, self.n_blocks = input_nc, output_nc, ngf, n_blocks
-        self.input_windows = tuple(tuple(map(float, w)) for w in input_windows)
         # Not in the state dict: checkpoints stay those of the reference layout, with or without it.
         self.register_buffer('output_filter', None, persistent=False)
         self.smooth_output(smooth_output)
         self.body_settings = None
         self.register_buffer('body_ramp', None, persistent=False)
+
+    @property
+    def input_windows(self) -> tuple:
+        """The (low, high) windows appended as input channels (InputWindows' buffer), or ()."""
+        first = self.model[0]
+        return tuple(map(tuple, first[0].windows.tolist())) if isinstance(first, nn.Sequential) else ()
 
     def add_input_windows(self, windows: tuple) -> 'ResnetGenerator':
         """Fine-tune a generator into one with input windows: the new channels' first-layer weights start at
@@ -110,9 +120,8 @@ class ResnetGenerator(nn.Module):
             stem.weight.zero_()
             stem.weight[:, :old.in_channels] = old.weight
             stem.bias.copy_(old.bias)
-        self.model[0] = nn.Sequential(InputWindows(windows), self.model[0]).to(old.weight)
+        self.model[0] = with_windows(self.model[0], windows).to(old.weight)
         self.model[1] = stem.to(old.weight)
-        self.input_windows = tuple(tuple(map(float, w)) for w in windows)
         return self
 
     def smooth_output(self, passes: int = 1) -> 'ResnetGenerator':

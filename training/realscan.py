@@ -310,6 +310,7 @@ def mr_regions(mr: np.ndarray, px_mm: float, contrast: str | None) -> dict:
         signal = smooth - background
         median = float(np.median(signal[core]))
         dark = core & ((signal < 0.5 * median) if contrast != 't2' else (signal > 1.5 * median))
+    # 'outside' as for a CT (ct_regions), where it also takes in the holder and table: outside an MR's head, only air.
     return {'head': head, 'air': air, 'outside': air, 'core': core, 'dark': dark, 'csf': dark & (depth >= MR_CSF_DEPTH_MM),
             'background': background, 'px_mm': px_mm}
 
@@ -371,7 +372,7 @@ def synthetic_mr_measures(items: list) -> dict:
     tissue = np.concatenate([syn[r['tissue']] for syn, r in items])
     csf = np.concatenate([syn[r['csf']] for syn, r in items])
     values = {'csf_brain_ratio': None, 'gw_spread': None, 'background_ratio': None,
-              'outside_bright': outside_bright([(syn, r) for syn, r in items]),
+              'outside_bright': outside_bright(items),
               'checkerboard': float(np.median([checkerboard_ratio(syn) for syn, _ in items]))}
     notes = {}
     if tissue.size >= need:
