@@ -124,8 +124,8 @@ def main() -> int:
             x = torch.rand(1, 1, SIZE, SIZE) * 2 - 1
             with torch.no_grad():
                 assert torch.equal(reloaded.eval()(x), getattr(model, attr).eval()(x)), 'checkpoint reload differs'
-            print(f'{direction}: exported, ONNX Runtime vs PyTorch max diff '
-                  f"{doc['provenance']['export']['onnxruntime_vs_torch_max_abs_diff']:.2e}")
+            print(f'{direction}: exported, ONNX Runtime vs PyTorch max diff (noise, held-out head) '
+                  + ', '.join(f'{d:.2e}' for d in doc['provenance']['export']['onnxruntime_vs_torch_max_abs_diff'].values()))
         # Your own pairs instead of the heads (models/README.md, "Train your own").
         np.save(os.path.join(tmp, 'pairs.npy'), phantom)
         own = TrainConfig(run_dir=os.path.join(tmp, 'own'), steps=1, size=SIZE, batch=2, data=os.path.join(tmp, 'pairs.npy'),
