@@ -2,7 +2,7 @@
 
 The export is checked twice: onnx.checker on the graph, and ONNX Runtime (via onnxruntime-node, the runtime
 the service itself uses) against PyTorch on the same random batch (max abs difference < 1e-4) and on a held-out
-phantom head, normalised as the service normalises it."""
+phantom head, made as the service makes a model's input."""
 import json
 import os
 import subprocess
@@ -13,8 +13,9 @@ import numpy as np
 import onnx
 import torch
 
-from .data import ct_to_signed, mr_to_signed
-from .phantom import subject_series
+from .data import ct_to_signed
+from .intensity import CT_HIGH, CT_LOW, mr_window, to_unit
+from .phantom import subject_slice
 
 OPSET = 17
 TOLERANCE = 1e-4
@@ -93,11 +94,16 @@ def run_onnxruntime(path: str, batch: np.ndarray) -> np.ndarray:
 
 
 def held_out_head(direction: str, size: int) -> torch.Tensor:
-    """(1, 1, size, size): the held-out phantom's input for this direction in [-1, 1], as the service sends it."""
-    subject, count, index = HEAD_SLICE
-    _, mr, ct = subject_series(subject, count)[index]
-    x = torch.from_numpy(mr_to_signed(mr) if direction == 'mr2ct' else ct_to_signed(ct))[None, None]
-    return x if x.shape[-1] == size else torch.nn.functional.interpolate(x, size=(size, size), mode='area')
+    """(1, 1, size, size): the held-out phantom's input for this direction in [-1, 1], made as the service makes
+    it: resampled first (a triangle filter that widens as it shrinks, like src/imaging/resample.ts), then mapped
+    by the full image's window and clipped."""
+    image_index = 1 if direction == 'mr2ct' else 2
+    image = subject_slice(*HEAD_SLICE)[image_index]
+    window = mr_window(image) if direction == 'mr2ct' else (CT_LOW, CT_HIGH)
+    x = torch.from_numpy(image.astype(np.float32))[None, None]
+    if x.shape[-1] != size:
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode='bilinear', antialias=True, align_corners=False)
+    return torch.from_numpy((to_unit(x[0, 0].numpy(), window) * 2 - 1).astype(np.float32))[None, None]
 
 
 def _max_diff(net: torch.nn.Module, path: str, x: torch.Tensor, what: str) -> float:

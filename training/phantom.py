@@ -161,5 +161,14 @@ def slice_positions(s: Subject, count: int) -> np.ndarray:
 def subject_series(subject_id: int, count: int):
     """[(z_mm, mr, ct)] for one subject; fully determined by subject_id."""
     s = make_subject(subject_id)
-    return [(float(z), *paired_slice(s, z, noise_seed=subject_id * 1000 + i))
-            for i, z in enumerate(slice_positions(s, count))]
+    return [_series_slice(s, subject_id, i, z) for i, z in enumerate(slice_positions(s, count))]
+
+
+def subject_slice(subject_id: int, count: int, index: int):
+    """subject_series(subject_id, count)[index], made alone."""
+    s = make_subject(subject_id)
+    return _series_slice(s, subject_id, index, slice_positions(s, count)[index])
+
+
+def _series_slice(s: Subject, subject_id: int, index: int, z: float):
+    return (float(z), *paired_slice(s, z, noise_seed=subject_id * 1000 + index))
