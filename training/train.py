@@ -61,6 +61,7 @@ class TrainConfig:
     lambda_brain: float = 1.0          # MR->CT paired L1 in the brain window
     lambda_ssim: float = 1.0           # (1 - SSIM) of both directions (CT in the brain window)
     lambda_bone: float = 0.0           # MR->CT paired L1 in the bone window [0, 1600] HU
+    bone_quantile: float = 0.5         # that term's quantile: 0.5 is the L1; above it drawing too little bone costs more
     lambda_spectral: float = 0.0       # both directions: spectrum L1 on the checkerboard bands (CT in the brain window)
     lambda_csf: float = 0.0            # CT->MR L1 on the synthesised heads' CSF and ventricle pixels alone
     lambda_gan: float = 0.0            # adversarial weight; 0 = no discriminators at all
@@ -167,6 +168,13 @@ def hu_window(signed_ct: torch.Tensor, window: tuple) -> torch.Tensor:
     return ((hu - low) / (high - low)).clamp(0, 1)
 
 
+def quantile_l1(pred: torch.Tensor, target: torch.Tensor, q: float) -> torch.Tensor:
+    """Twice the pinball loss at quantile q: the mean absolute error at q = 0.5; above it an output below the
+    target costs q / (1 - q) times as much as one above it, so the optimum is the target's q-quantile."""
+    d = target - pred
+    return 2 * torch.maximum(q * d, (q - 1) * d).mean()
+
+
 def brain_window(signed_ct: torch.Tensor) -> torch.Tensor:
     return hu_window(signed_ct, BRAIN_WINDOW_HU)
 
@@ -248,8 +256,8 @@ class CycleGAN:
             if cfg.lambda_brain > 0:
                 losses['brain'] = cfg.lambda_brain * self.l1(fake_brain, target_brain)
             if cfg.lambda_bone > 0:
-                losses['bone'] = cfg.lambda_bone * self.l1(hu_window(fake_ct, BONE_WINDOW_HU),
-                                                           hu_window(ct_target, BONE_WINDOW_HU))
+                losses['bone'] = cfg.lambda_bone * quantile_l1(hu_window(fake_ct, BONE_WINDOW_HU),
+                                                               hu_window(ct_target, BONE_WINDOW_HU), cfg.bone_quantile)
             if cfg.lambda_ssim > 0:
                 losses['ssim_ct'] = cfg.lambda_ssim * ssim_loss(fake_brain, target_brain)
             if cfg.lambda_spectral > 0:
