@@ -20,9 +20,9 @@ from .phantom import subject_slice
 OPSET = 17
 TOLERANCE = 1e-4
 # A head is checked too, as noise alone says little about the CT->MR body mask (on noise it keeps every pixel or
-# none near its edge) or about instance norms over a head's smooth regions. On the phantom head 2.5.0 differs by
-# 1.5e-6 (CT->MR) and 9e-7 (MR->CT). A real CT with its holder (not committed, so not checked here) differed by
-# 2-4e-4 through 2.3.0 and 2.5.0 alike: the bound is for exported graphs, not for every input.
+# none near its edge) or about instance norms over a head's smooth regions. On the phantom head the default
+# models differ by 1.5e-6 (CT->MR) and 9e-7 (MR->CT). A real CT with its holder (not committed, so not checked
+# here) differed by 2-4e-4 through 2.3.0 and 2.5.0 alike: the bound is for exported graphs, not every input.
 # The held-out phantom subject, its series' length and the slice: models/testdata/subject-101/{mr,ct}/014.png.
 HEAD_SLICE = (101, 24, 14)
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
