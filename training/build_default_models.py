@@ -29,8 +29,8 @@ Steps:
      it was (CSF/brain 0.79 and 0.97 on two real CTs; with the channel 0.71 and 0.63).
   7. skull: the MR->CT generator alone, as polish but with the bone-window term at its 0.65 quantile instead of
      the L1 (a pinball loss: drawing too little bone costs 1.86 times drawing too much). Under the L1 the
-     generator drew the median where a T1's dark band may be cortical bone or not, and so too little bone: 8-13.5 %
-     of the head above 300 HU on the real MRs of the real-scan report against 15-21 % on real CTs, and 9.7-12.9 %
+     generator drew the median where a T1's dark band may be cortical bone or not, and so too little bone: 7.8-13.5 %
+     of the head above 300 HU on the real MR volumes and series of the real-scan report against 15-21 % on real CTs, and 9.7-12.9 %
      on its own training heads' T1s against 11.2-14.2 % of labelled bone. Doubling the term's weight (8) had
      left the bone fraction as it was.
 (train.py also has the CycleGAN adversarial and cycle terms, --lambda-gan/--lambda-cycle; the default build does not
@@ -76,8 +76,7 @@ STAGES = {
     'window': dict(size=256, batch=4, steps=300, checkpoint_every=25, lambda_bone=4.0, lambda_spectral=10.0,
                    lr=2e-4, phantom_share=0.25, smooth_output=1, generators=('G_B',), ct_brain_channel=True, seed=7),
     'skull': dict(size=256, batch=4, steps=300, checkpoint_every=25, lambda_bone=4.0, bone_quantile=0.65,
-                  lambda_spectral=10.0, lr=1e-4, phantom_share=0.25, smooth_output=1, generators=('G_A',), ct_brain_channel=True,
-                  seed=13),
+                  lambda_spectral=10.0, lr=1e-4, phantom_share=0.25, smooth_output=1, generators=('G_A',), seed=13),
 }
 MODELS = {  # direction: (generator attribute, model name, description)
     'mr2ct': ('G_A', 'mr2ct-heads', 'MR (T1-weighted and other contrasts) to synthetic CT; trained on images '

@@ -68,7 +68,8 @@ class TrainConfig:
     ngf: int = 32
     n_blocks: int = 6
     smooth_output: int = 0             # passes of a fixed binomial filter on the generators' output (networks.py)
-    ct_brain_channel: bool = False     # CT->MR: the CT's brain window as a second input channel (networks.InputWindows)
+    ct_brain_channel: bool = False     # CT->MR: add the CT's brain window as a second input channel (networks.InputWindows);
+                                       # a checkpoint trained with it keeps it either way
     ndf: int = 32
     channels: int = 1
     init_from: str | None = None       # generator checkpoint for G_A (MR->CT): CycleGAN .pth or a model.onnx
@@ -133,8 +134,9 @@ def load_onnx_generator(path: str, ngf: int, n_blocks: int, channels: int, input
 
 
 def make_generator(cfg: TrainConfig, checkpoint: str | None, input_windows: tuple = ()) -> ResnetGenerator:
-    """A generator from `checkpoint` (or initialised), with input_windows: a checkpoint without them gets them
-    added (networks.ResnetGenerator.add_input_windows); one with others is refused."""
+    """A generator from `checkpoint` (or initialised). With input_windows, a checkpoint without them gets them
+    added (networks.ResnetGenerator.add_input_windows) and one with others is refused; without, a checkpoint
+    keeps the windows it was trained with (a channel cannot be taken away from a trained first layer)."""
     if checkpoint and checkpoint.endswith('.onnx'):
         net = load_onnx_generator(checkpoint, cfg.ngf, cfg.n_blocks, cfg.channels, input_windows)
     elif checkpoint:
@@ -143,7 +145,8 @@ def make_generator(cfg: TrainConfig, checkpoint: str | None, input_windows: tupl
         net = init_weights(ResnetGenerator(cfg.channels, cfg.channels, cfg.ngf, cfg.n_blocks, input_windows=input_windows))
     if input_windows and not net.input_windows:
         net.add_input_windows(input_windows)
-    elif len(net.input_windows) != len(input_windows) or not np.allclose(net.input_windows, input_windows or 0):
+    elif input_windows and (len(net.input_windows) != len(input_windows)
+                            or not np.allclose(net.input_windows, input_windows)):
         raise ValueError(f'{checkpoint}: trained with input windows {net.input_windows}, configured {input_windows}')
     return net.smooth_output(cfg.smooth_output)
 
