@@ -1,6 +1,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Encoding } from "../src/gen/medsynth/v1/translator_pb.js";
+import sharp from "sharp";
+import { create } from "@bufbuild/protobuf";
+import { Encoding, ImageSchema } from "../src/gen/medsynth/v1/translator_pb.js";
 import { decodeImage, encodeImage } from "../src/imaging/codec.js";
 import { createDerivedSeries, decodeDicom } from "../src/imaging/dicom.js";
 
@@ -27,5 +29,51 @@ describe("16-bit outputs keep the synthetic values", () => {
     const { raster } = await decodeDicom(series.encode({ width: 32, height: 32, data: mr }), "dicom");
     assert.ok(new Set(raster.data).size > 1000, `only ${new Set(raster.data).size} distinct values`);
     for (let i = 1; i < raster.data.length; i++) assert.ok(raster.data[i] >= raster.data[i - 1], "order kept");
+  });
+});
+
+describe("PNG: grey stored as colour", () => {
+  const side = 48;
+  // A grey ramp of 16 levels (few enough for an exact palette), 8-bit.
+  const grey8 = Uint8Array.from({ length: side * side }, (_, i) => 17 * (Math.floor(i / side) % 16));
+  const png = (data: Uint8Array | Uint16Array, channels: 1 | 2 | 3 | 4) =>
+    sharp(data, { raw: { width: side, height: side, channels } });
+  const interleave = (grey: Uint8Array | Uint16Array, channels: number, extra = (_c: number, v: number) => v) => {
+    const out = new (grey.constructor as Uint8ArrayConstructor | Uint16ArrayConstructor)(grey.length * channels);
+    grey.forEach((v, i) => { for (let c = 0; c < channels; c++) out[i * channels + c] = c === 3 ? (grey instanceof Uint16Array ? 65535 : 255) : extra(c, v); });
+    return out;
+  };
+  const decoded = async (bytes: Buffer) => (await decodeImage(create(ImageSchema, { encoding: Encoding.PNG, data: bytes }), "slice.image")).raster.data;
+
+  it("RGB, RGBA and palette PNGs of a grey slice decode to exactly its greyscale values", async () => {
+    const expected = Float32Array.from(grey8);
+    assert.deepEqual(await decoded(await png(grey8, 1).png().toBuffer()), expected, "greyscale");
+    assert.deepEqual(await decoded(await png(interleave(grey8, 3), 3).png().toBuffer()), expected, "RGB");
+    assert.deepEqual(await decoded(await png(interleave(grey8, 4), 4).png().toBuffer()), expected, "RGBA");
+    const palette = await png(interleave(grey8, 3), 3).png({ palette: true, colours: 16, dither: 0 }).toBuffer();
+    assert.equal((await sharp(palette).metadata()).isPalette, true);
+    assert.deepEqual(await decoded(palette), expected, "palette");
+  });
+
+  it("a 16-bit RGB PNG of a grey slice keeps its 16-bit values", async () => {
+    const grey16 = Uint16Array.from({ length: side * side }, (_, i) => 1000 + 7 * i);
+    const rgb16 = await png(interleave(grey16, 3), 3).toColourspace("rgb16").png().toBuffer();
+    assert.equal((await sharp(rgb16).metadata()).depth, "ushort");
+    assert.deepEqual(await decoded(rgb16), Float32Array.from(grey16));
+  });
+
+  it("channels a level or two apart (a JPEG-made grey) give their mean", async () => {
+    const near = interleave(grey8, 3, (c, v) => Math.min(255, v + (c === 2 ? 2 : 0)));
+    const back = await decoded(await png(near, 3).png().toBuffer());
+    back.forEach((v, i) => assert.equal(v, Math.round((2 * grey8[i] + Math.min(255, grey8[i] + 2)) / 3)));
+  });
+
+  it("a slice in real colour is refused, naming the field and what to send", async () => {
+    const overlay = interleave(grey8, 3, (c, v) => (c === 0 ? 255 : v));
+    await assert.rejects(decoded(await png(overlay, 3).png().toBuffer()), (error: Error) => {
+      assert.match(error.message, /slice\.image\.data: PNG is a colour image \(red, green and blue differ by up to 255 of 255 at \d+ pixels\)/);
+      assert.match(error.message, /send a greyscale PNG/);
+      return true;
+    });
   });
 });

@@ -151,21 +151,54 @@ async function decodePng(image: Image, field: string, maxDimension: number): Pro
   if (image.height !== 0 && image.height !== height) {
     throw invalidArgument(`${field}.height`, `${image.height} but the PNG is ${height} high`);
   }
-  const greyscale = meta.space === "b-w" || meta.space === "grey16";
-  if (!greyscale || (meta.channels ?? 0) > 2) {
-    throw invalidArgument(`${field}.data`, `PNG must be 8- or 16-bit greyscale, found ${meta.channels} channels (${meta.space})`);
-  }
+  const colour = meta.space !== "b-w" && meta.space !== "grey16";
   const sixteen = meta.depth === "ushort";
   const { slope, intercept } = rescaleOf(image, field);
   let samples: Uint8Array | Uint16Array;
   try {
-    const pipeline = input.extractChannel(0).toColourspace(sixteen ? "grey16" : "b-w");
+    // Raw stored values: no colour-space conversion, alpha dropped (a slice has no transparency).
+    const pipeline = colour
+      ? input.removeAlpha().toColourspace(sixteen ? "rgb16" : "srgb")
+      : input.extractChannel(0).toColourspace(sixteen ? "grey16" : "b-w");
     const { data } = await pipeline.raw(sixteen ? { depth: "ushort" } : {}).toBuffer({ resolveWithObject: true });
     samples = sixteen ? new Uint16Array(data.buffer, data.byteOffset, data.length / 2) : data;
   } catch (error) {
     throw invalidArgument(`${field}.data`, `corrupt PNG (${(error as Error).message.trim()})`);
   }
+  if (colour) samples = greyOfColour(samples, width * height, sixteen ? 65535 : 255, `${field}.data`);
   return { width, height, data: rescale(samples, slope, intercept, `${field}.data`) };
+}
+
+/** How far apart a pixel's red, green and blue may lie, as a share of full scale, and still be grey (JPEG-made greys differ by a level or two). */
+const GREY_TOLERANCE = 2 / 255;
+
+/**
+ * The grey of an RGB (or palette) PNG whose pixels are grey: many exports store a greyscale slice as
+ * colour. The mean of the three channels, exact when they are equal. A slice with real colour (an
+ * overlay, a colour map) is refused rather than guessed at: the models take intensities, not hues.
+ */
+function greyOfColour<T extends Uint8Array | Uint16Array>(rgb: T, pixels: number, fullScale: number, field: string): T {
+  const grey = (rgb instanceof Uint16Array ? new Uint16Array(pixels) : new Uint8Array(pixels)) as T;
+  const tolerance = Math.round(GREY_TOLERANCE * fullScale);
+  let coloured = 0;
+  let widest = 0;
+  for (let i = 0, j = 0; i < pixels; i++, j += 3) {
+    const r = rgb[j], g = rgb[j + 1], b = rgb[j + 2];
+    const spread = Math.max(r, g, b) - Math.min(r, g, b);
+    if (spread > tolerance) {
+      coloured++;
+      if (spread > widest) widest = spread;
+    }
+    grey[i] = Math.round((r + g + b) / 3);
+  }
+  if (coloured > 0) {
+    throw invalidArgument(
+      field,
+      `PNG is a colour image (red, green and blue differ by up to ${widest} of ${fullScale} at ${coloured} pixels); ` +
+        "the models take greyscale slices: send a greyscale PNG (8- or 16-bit; grey stored as RGB is accepted)",
+    );
+  }
+  return grey;
 }
 
 /** A 16-bit greyscale PNG of samples stored as they are (no rescale: the caller owns the convention). */
