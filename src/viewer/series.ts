@@ -138,15 +138,19 @@ async function readNiftiSeries(file: File): Promise<Series> {
   };
 }
 
-/** 8- or 16-bit greyscale PNG (non-interlaced), stored × 1 + intercept; the service reads the same file. */
+/**
+ * 8- or 16-bit greyscale PNG (non-interlaced), or grey stored as RGB(A), stored × 1 + intercept; the
+ * service reads the same file (and refuses real colour, with the reason, per slice).
+ */
 async function decodePng(bytes: Uint8Array, name: string, intercept: number): Promise<Slice> {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 33 || view.getUint32(0) !== 0x89504e47) throw new SeriesError(`${name}: not a PNG file`);
   const width = view.getUint32(16);
   const height = view.getUint32(20);
   const [depth, colour, , , interlace] = bytes.subarray(24, 29);
-  if ((colour !== 0 && colour !== 4) || (depth !== 8 && depth !== 16) || interlace !== 0) {
-    throw new SeriesError(`${name}: the viewer shows 8/16-bit greyscale, non-interlaced PNG (colour type ${colour}, ${depth} bits, interlace ${interlace})`);
+  const channels = PNG_CHANNELS[colour];
+  if (channels === undefined || (depth !== 8 && depth !== 16) || interlace !== 0) {
+    throw new SeriesError(`${name}: the viewer shows 8/16-bit greyscale or RGB, non-interlaced PNG (colour type ${colour}, ${depth} bits, interlace ${interlace})`);
   }
   const idat: Uint8Array[] = [];
   for (let at = 8; at + 8 <= bytes.length; ) {
@@ -157,7 +161,6 @@ async function decodePng(bytes: Uint8Array, name: string, intercept: number): Pr
     at += 12 + length;
   }
   const inflated = new Uint8Array(await new Response(new Blob(idat).stream().pipeThrough(new DecompressionStream("deflate"))).arrayBuffer());
-  const channels = colour === 4 ? 2 : 1;
   const bpp = (channels * depth) / 8;
   const stride = width * bpp;
   const rows = new Uint8Array(stride * height);
@@ -175,10 +178,19 @@ async function decodePng(bytes: Uint8Array, name: string, intercept: number): Pr
       out[x] = (line[x] + predict(a, up[x], c)) & 0xff;
     }
   }
+  const bytesPerSample = depth / 8;
+  const sample = depth === 16 ? (at: number) => (rows[at] << 8) | rows[at + 1] : (at: number) => rows[at];
   const data = new Float32Array(width * height);
-  for (let i = 0; i < data.length; i++) data[i] = (depth === 16 ? (rows[i * bpp] << 8) | rows[i * bpp + 1] : rows[i * bpp]) + intercept;
+  for (let i = 0; i < data.length; i++) {
+    const at = i * bpp;
+    // Grey stored as RGB: the channels' mean, as the service takes it (alpha is not a value).
+    data[i] = (channels < 3 ? sample(at) : Math.round((sample(at) + sample(at + bytesPerSample) + sample(at + 2 * bytesPerSample)) / 3)) + intercept;
+  }
   return { width, height, data };
 }
+
+/** Samples per pixel of the PNG colour types the viewer reads: greyscale, RGB, grey + alpha, RGBA (not palettes). */
+const PNG_CHANNELS: Partial<Record<number, number>> = { 0: 1, 2: 3, 4: 2, 6: 4 };
 
 /** PNG row filters 0-4 (None, Sub, Up, Average, Paeth): the predictor from left (a), up (b) and up-left (c). */
 const PREDICTORS: readonly ((a: number, b: number, c: number) => number)[] = [

@@ -5,8 +5,8 @@
 // synthetic slice, checks that the panels are drawn, greyscale, in the window
 // chosen (also when it is changed after loading), that the metrics it shows
 // are the ones a gRPC client gets for the same slices, and that a NIfTI
-// volume stored in another axis order is cut into the same axial slices;
-// per-slice errors are listed; a page of an origin not allowed cannot call
+// volume stored in another axis order is cut into the same axial slices, and
+// grey slices stored as RGB PNG give the same answers; per-slice errors are listed; a page of an origin not allowed cannot call
 // the port. MEDSYNTH_UPDATE_SCREENSHOT=1 rewrites docs/viewer.png.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -244,6 +244,24 @@ describe("viewer page in a real browser", () => {
     assert.equal(await page.locator("#panel-original [data-label=note]").textContent(), "256×256 · 0.90×0.90 mm");
     assert.deepEqual(await page.locator("#panel-original .edge").allTextContents(), ["R", "L", "A", "P"]);
     assert.equal(await page.locator("#slice-label").textContent(), `3 / 4 · mr-002`);
+  });
+
+  it("reads grey slices stored as 16-bit RGB PNG as the service does: the same answers as the greyscale files", async () => {
+    const picked = NAMES.slice(2, 7); // five: a count no earlier test left on the page
+    const rgb = (modality: string) =>
+      Promise.all(picked.map(async (name) => ({ name, mimeType: "image/png", buffer: await sharp(join(SUBJECT, modality, name)).toColourspace("rgb16").png().toBuffer() })));
+    const [mr, ct] = await Promise.all([rgb("mr"), rgb("ct")]);
+    const meta = await sharp(mr[0].buffer).metadata();
+    assert.deepEqual([meta.channels, meta.depth], [3, "ushort"], "the files really are RGB");
+    await page.setInputFiles("#reference-files", ct);
+    await page.setInputFiles("#source-files", mr);
+    await page.waitForFunction(`document.body.dataset.translated === "${picked.length}" && document.getElementById("per-slice").rows.length === ${picked.length}`, undefined, {
+      timeout: 120_000,
+      polling: 250,
+    });
+    assert.equal(await page.getAttribute("body", "data-failed"), "0");
+    const values = await page.$$eval("#per-slice tr", (rows) => rows.map((row) => [...row.querySelectorAll("td[data-metric]")].map((td) => Number(td.getAttribute("data-value")))));
+    assert.deepEqual(values, picked.map((_, s) => METRICS.map((m) => grpc[2 + s].quality[m])));
   });
 });
 
