@@ -95,6 +95,23 @@ function physical(modality: "mr" | "ct", names: readonly string[]): Promise<Floa
   );
 }
 
+type PickedFile = { name: string; mimeType: string; buffer: Buffer };
+
+/**
+ * Opens a source and a reference series on the page, waits until all `count` slices are answered (a count
+ * the page did not show before, or the wait would pass at once) and returns the metrics it shows per slice.
+ */
+async function translatedMetrics(page: Page, source: PickedFile[], reference: PickedFile[], count: number): Promise<number[][]> {
+  await page.setInputFiles("#reference-files", reference);
+  await page.setInputFiles("#source-files", source);
+  await page.waitForFunction(`document.body.dataset.translated === "${count}" && document.getElementById("per-slice").rows.length === ${count}`, undefined, {
+    timeout: 120_000,
+    polling: 250,
+  });
+  assert.equal(await page.getAttribute("body", "data-failed"), "0");
+  return page.$$eval("#per-slice tr", (rows) => rows.map((row) => [...row.querySelectorAll("td[data-metric]")].map((td) => Number(td.getAttribute("data-value")))));
+}
+
 /**
  * The slices as a NIfTI volume stored slice axis first, then columns toward
  * the patient's right, then rows toward anterior (0.9 mm pixels, 2.5 mm
@@ -231,14 +248,7 @@ describe("viewer page in a real browser", () => {
     const picked = NAMES.slice(4, 8);
     const [mr, ct] = await Promise.all([physical("mr", picked), physical("ct", picked)]);
     const file = (name: string, slices: Float32Array[]) => ({ name, mimeType: "application/octet-stream", buffer: Buffer.from(sagittalFirst(slices, 256)) });
-    await page.setInputFiles("#reference-files", [file("ct.nii", ct)]);
-    await page.setInputFiles("#source-files", [file("mr.nii", mr)]);
-    await page.waitForFunction(`document.body.dataset.translated === "${picked.length}" && document.getElementById("per-slice").rows.length === ${picked.length}`, undefined, {
-      timeout: 120_000,
-      polling: 250,
-    });
-    assert.equal(await page.getAttribute("body", "data-failed"), "0");
-    const values = await page.$$eval("#per-slice tr", (rows) => rows.map((row) => [...row.querySelectorAll("td[data-metric]")].map((td) => Number(td.getAttribute("data-value")))));
+    const values = await translatedMetrics(page, [file("mr.nii", mr)], [file("ct.nii", ct)], picked.length);
     // The same pixels as the PNG slices, so the same answers as the gRPC client got for them.
     assert.deepEqual(values, picked.map((_, s) => METRICS.map((m) => grpc[4 + s].quality[m])));
     assert.equal(await page.locator("#panel-original [data-label=note]").textContent(), "256×256 · 0.90×0.90 mm");
@@ -247,20 +257,13 @@ describe("viewer page in a real browser", () => {
   });
 
   it("reads grey slices stored as 16-bit RGB PNG as the service does: the same answers as the greyscale files", async () => {
-    const picked = NAMES.slice(2, 7); // five: a count no earlier test left on the page
+    const picked = NAMES.slice(2, 7); // five: the NIfTI test left four
     const rgb = (modality: string) =>
       Promise.all(picked.map(async (name) => ({ name, mimeType: "image/png", buffer: await sharp(join(SUBJECT, modality, name)).toColourspace("rgb16").png().toBuffer() })));
     const [mr, ct] = await Promise.all([rgb("mr"), rgb("ct")]);
     const meta = await sharp(mr[0].buffer).metadata();
     assert.deepEqual([meta.channels, meta.depth], [3, "ushort"], "the files really are RGB");
-    await page.setInputFiles("#reference-files", ct);
-    await page.setInputFiles("#source-files", mr);
-    await page.waitForFunction(`document.body.dataset.translated === "${picked.length}" && document.getElementById("per-slice").rows.length === ${picked.length}`, undefined, {
-      timeout: 120_000,
-      polling: 250,
-    });
-    assert.equal(await page.getAttribute("body", "data-failed"), "0");
-    const values = await page.$$eval("#per-slice tr", (rows) => rows.map((row) => [...row.querySelectorAll("td[data-metric]")].map((td) => Number(td.getAttribute("data-value")))));
+    const values = await translatedMetrics(page, mr, ct, picked.length);
     assert.deepEqual(values, picked.map((_, s) => METRICS.map((m) => grpc[2 + s].quality[m])));
   });
 });
