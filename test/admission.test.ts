@@ -27,6 +27,9 @@ describe("declared decoded size, read from the header", () => {
     assert.equal(declaredBytes(grey16, LIMIT), 300 * 200 * 2);
     const rgb = await sharp({ create: { width: 70, height: 50, channels: 3, background: "#808080" } }).png().toBuffer();
     assert.equal(declaredBytes(png(rgb), LIMIT), 70 * 50 * 3);
+    const palette = await sharp({ create: { width: 70, height: 50, channels: 3, background: "#808080" } }).png({ palette: true }).toBuffer();
+    assert.equal((await sharp(palette).metadata()).isPalette, true);
+    assert.equal(declaredBytes(png(palette), LIMIT), 70 * 50 * 3, "a palette counts as the RGB it decodes to");
     assert.equal(declaredBytes(png(Uint8Array.of(1, 2, 3)), LIMIT), 3, "not a PNG: its own size (decoding refuses it at once)");
   });
 

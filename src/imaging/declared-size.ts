@@ -28,8 +28,8 @@ export function declaredBytes(image: Image | undefined, maxDimension: number): n
 }
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-/** Samples per pixel by PNG colour type (greyscale, RGB, palette, grey + alpha, RGBA). */
-const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+/** Samples per pixel a PNG decodes to, by colour type (greyscale, RGB, palette (expanded to RGB), grey + alpha, RGBA). */
+const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 3, 4: 2, 6: 4 };
 
 function pngBytes(data: Uint8Array): number | undefined {
   if (data.length < 26 || PNG_SIGNATURE.some((byte, i) => data[i] !== byte)) return undefined;
