@@ -30,6 +30,11 @@ describe("declared decoded size, read from the header", () => {
     const palette = await sharp({ create: { width: 70, height: 50, channels: 3, background: "#808080" } }).png({ palette: true }).toBuffer();
     assert.equal((await sharp(palette).metadata()).isPalette, true);
     assert.equal(declaredBytes(png(palette), LIMIT), 70 * 50 * 3, "a palette counts as the RGB it decodes to");
+    const seeThrough = await sharp({ create: { width: 70, height: 50, channels: 4, background: { r: 128, g: 128, b: 128, alpha: 0.5 } } })
+      .png({ palette: true })
+      .toBuffer();
+    assert.equal((await sharp(seeThrough).metadata()).channels, 4, "a palette with tRNS decodes to RGBA");
+    assert.equal(declaredBytes(png(seeThrough), LIMIT), 70 * 50 * 4, "and counts as RGBA");
     assert.equal(declaredBytes(png(Uint8Array.of(1, 2, 3)), LIMIT), 3, "not a PNG: its own size (decoding refuses it at once)");
   });
 

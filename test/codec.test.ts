@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import sharp from "sharp";
 import { create } from "@bufbuild/protobuf";
-import { Encoding, ImageSchema } from "../src/gen/medsynth/v1/translator_pb.js";
+import { Encoding, ImageSchema, PixelType } from "../src/gen/medsynth/v1/translator_pb.js";
 import { decodeImage, encodeImage } from "../src/imaging/codec.js";
 import { createDerivedSeries, decodeDicom } from "../src/imaging/dicom.js";
 
@@ -31,6 +31,14 @@ describe("16-bit outputs keep the synthetic values", () => {
     for (let i = 1; i < raster.data.length; i++) assert.ok(raster.data[i] >= raster.data[i - 1], "order kept");
   });
 });
+
+/** One chunk of a PNG, length to CRC, as stored. */
+function pngChunk(file: Buffer, type: string): Buffer {
+  for (let at = 8; at + 8 <= file.length; at += 12 + file.readUInt32BE(at)) {
+    if (file.toString("latin1", at + 4, at + 8) === type) return file.subarray(at, at + 12 + file.readUInt32BE(at));
+  }
+  throw new Error(`no ${type} chunk`);
+}
 
 describe("PNG: grey stored as colour", () => {
   const side = 48;
@@ -66,6 +74,23 @@ describe("PNG: grey stored as colour", () => {
     const near = interleave(grey8, 3, (c, v) => Math.min(255, v + (c === 2 ? 2 : 0)));
     const back = await decoded(await png(near, 3).png().toBuffer());
     back.forEach((v, i) => assert.equal(v, Math.round((2 * grey8[i] + Math.min(255, grey8[i] + 2)) / 3)));
+  });
+
+  it("an embedded colour profile does not remap the stored values", async () => {
+    const grey16 = Uint16Array.from({ length: side * side }, (_, i) => 23 * i);
+    const plain = await png(interleave(grey16, 3), 3).toColourspace("rgb16").png().toBuffer();
+    // The same stored samples with a profile: sharp's iCCP chunk (sRGB, which sharp would turn into P3 for 16 bits) after IHDR.
+    const iccp = pngChunk(await sharp(plain).withIccProfile("srgb").png().toBuffer(), "iCCP");
+    const profiled = Buffer.concat([plain.subarray(0, 33), iccp, plain.subarray(33)]);
+    assert.equal((await sharp(profiled).metadata()).hasProfile, true);
+    assert.deepEqual(await decoded(profiled), Float32Array.from(grey16));
+  });
+
+  it("a pixel_type that is not the PNG's own is refused, naming the field", async () => {
+    const image = create(ImageSchema, { encoding: Encoding.PNG, data: await png(grey8, 1).png().toBuffer(), pixelType: PixelType.UINT16 });
+    await assert.rejects(decodeImage(image, "slice.image"), /slice\.image\.pixel_type: UINT16 but the PNG stores UINT8 samples/);
+    image.pixelType = PixelType.UINT8;
+    assert.deepEqual((await decodeImage(image, "slice.image")).raster.data, Float32Array.from(grey8));
   });
 
   it("a slice in real colour is refused, naming the field and what to send", async () => {

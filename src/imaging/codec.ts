@@ -132,7 +132,8 @@ function littleEndianSamples(image: Image): Uint8Array | Uint16Array | Int16Arra
 }
 
 async function decodePng(image: Image, field: string, maxDimension: number): Promise<Raster> {
-  const input = sharp(image.data, { limitInputPixels: maxDimension * maxDimension });
+  // ignoreIcc: an embedded colour profile must not remap the stored intensities (sharp would convert to sRGB).
+  const input = sharp(image.data, { limitInputPixels: maxDimension * maxDimension, ignoreIcc: true });
   let meta: Metadata;
   try {
     meta = await input.metadata();
@@ -153,10 +154,17 @@ async function decodePng(image: Image, field: string, maxDimension: number): Pro
   }
   const colour = meta.space !== "b-w" && meta.space !== "grey16";
   const sixteen = meta.depth === "ushort";
+  const stored = sixteen ? PixelType.UINT16 : PixelType.UINT8;
+  if (image.pixelType !== PixelType.UNSPECIFIED && image.pixelType !== stored) {
+    throw invalidArgument(
+      `${field}.pixel_type`,
+      `${PixelType[image.pixelType]} but the PNG stores ${PixelType[stored]} samples; leave it unset for PNG`,
+    );
+  }
   const { slope, intercept } = rescaleOf(image, field);
   let samples: Uint8Array | Uint16Array;
   try {
-    // Raw stored values: no colour-space conversion, alpha dropped (a slice has no transparency).
+    // The stored values (alpha dropped: a slice has no transparency).
     const pipeline = colour
       ? input.removeAlpha().toColourspace(sixteen ? "rgb16" : "srgb")
       : input.extractChannel(0).toColourspace(sixteen ? "grey16" : "b-w");

@@ -37,7 +37,19 @@ function pngBytes(data: Uint8Array): number | undefined {
   if (String.fromCharCode(...data.subarray(12, 16)) !== "IHDR") return undefined;
   const channels = PNG_CHANNELS[data[25]];
   if (channels === undefined) return undefined;
-  return view.getUint32(16) * view.getUint32(20) * channels * Math.ceil(data[24] / 8);
+  const alpha = data[25] !== 4 && data[25] !== 6 && hasTransparencyChunk(data, view) ? 1 : 0;
+  return view.getUint32(16) * view.getUint32(20) * (channels + alpha) * Math.ceil(data[24] / 8);
+}
+
+/** A tRNS chunk before the image data: the decoder adds an alpha channel for it. Walks only the chunks before IDAT. */
+function hasTransparencyChunk(data: Uint8Array, view: DataView): boolean {
+  for (let at = 8; at + 8 <= data.length; ) {
+    const type = String.fromCharCode(...data.subarray(at + 4, at + 8));
+    if (type === "tRNS") return true;
+    if (type === "IDAT" || type === "IEND") return false;
+    at += 12 + view.getUint32(at);
+  }
+  return false;
 }
 
 const { implicitLittle: IMPLICIT_LITTLE, explicitBig: EXPLICIT_BIG, deflatedLittle: DEFLATED } = TransferSyntax;

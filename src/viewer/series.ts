@@ -166,7 +166,7 @@ async function decodePng(bytes: Uint8Array, name: string, intercept: number): Pr
   const rows = new Uint8Array(stride * height);
   for (let y = 0; y < height; y++) {
     const filter = inflated[y * (stride + 1)];
-    if (filter > 4) throw new SeriesError(`${name}: corrupt PNG (row filter ${filter})`);
+    if (!(filter <= 4)) throw new SeriesError(`${name}: corrupt PNG (${filter === undefined ? "image data ends early" : `row filter ${filter}`})`);
     const line = inflated.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
     const out = rows.subarray(y * stride, (y + 1) * stride);
     const up = y > 0 ? rows.subarray((y - 1) * stride, y * stride) : new Uint8Array(stride);
