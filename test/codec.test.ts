@@ -1,5 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { deflateSync } from "node:zlib";
 import sharp from "sharp";
 import { create } from "@bufbuild/protobuf";
 import { Encoding, ImageSchema, PixelType } from "../src/gen/medsynth/v1/translator_pb.js";
@@ -31,6 +32,31 @@ describe("16-bit outputs keep the synthetic values", () => {
     for (let i = 1; i < raster.data.length; i++) assert.ok(raster.data[i] >= raster.data[i - 1], "order kept");
   });
 });
+
+/** A PNG made by hand: IHDR (greyscale, `bits` per sample), one IDAT of `rows` (each led by its filter byte), IEND. */
+function handMadePng(width: number, height: number, bits: number, rows: number[]): Buffer {
+  const crc32 = (bytes: Buffer) => {
+    let crc = 0xffffffff;
+    for (const byte of bytes) {
+      crc ^= byte;
+      for (let k = 0; k < 8; k++) crc = crc & 1 ? 0xedb88320 ^ (crc >>> 1) : crc >>> 1;
+    }
+    return (crc ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type: string, data: Buffer) => {
+    const out = Buffer.alloc(12 + data.length);
+    out.writeUInt32BE(data.length, 0);
+    out.write(type, 4, "latin1");
+    data.copy(out, 8);
+    out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
+    return out;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = bits;
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", header), chunk("IDAT", deflateSync(Buffer.from(rows))), chunk("IEND", Buffer.alloc(0))]);
+}
 
 /** One chunk of a PNG, length to CRC, as stored. */
 function pngChunk(file: Buffer, type: string): Buffer {
@@ -84,6 +110,17 @@ describe("PNG: grey stored as colour", () => {
     const profiled = Buffer.concat([plain.subarray(0, 33), iccp, plain.subarray(33)]);
     assert.equal((await sharp(profiled).metadata()).hasProfile, true);
     assert.deepEqual(await decoded(profiled), Float32Array.from(grey16));
+  });
+
+  it("1-, 2- and 4-bit greyscale keep their stored values (a decoder scales them to 0-255 for display)", async () => {
+    // Four pixels in one row: 4 bits 0, 1, 9, 15; 2 bits 0, 1, 2, 3; 1 bit 1, 0, 1, 1 (then padding).
+    for (const [bits, row, expected] of [
+      [4, [0x01, 0x9f], [0, 1, 9, 15]],
+      [2, [0x1b], [0, 1, 2, 3]],
+      [1, [0xb0], [1, 0, 1, 1]],
+    ] as const) {
+      assert.deepEqual(await decoded(handMadePng(4, 1, bits, [0, ...row])), Float32Array.from(expected), `${bits} bits`);
+    }
   });
 
   it("a pixel_type that is not the PNG's own is refused, naming the field", async () => {

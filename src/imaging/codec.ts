@@ -174,7 +174,17 @@ async function decodePng(image: Image, field: string, maxDimension: number): Pro
     throw invalidArgument(`${field}.data`, `corrupt PNG (${(error as Error).message.trim()})`);
   }
   if (colour) samples = greyOfColour(samples, width * height, sixteen ? 65535 : 255, `${field}.data`);
+  else if (samples instanceof Uint8Array && (meta.bitsPerSample ?? 8) < 8) samples = storedLowBitGrey(samples, meta.bitsPerSample!);
   return { width, height, data: rescale(samples, slope, intercept, `${field}.data`) };
+}
+
+/**
+ * A 1-, 2- or 4-bit greyscale PNG's stored values: the decoder scales them to 0-255 for display (15 -> 255 at
+ * 4 bits), by 255 / (2^bits - 1), an integer, so dividing it back is exact.
+ */
+function storedLowBitGrey(scaled: Uint8Array, bits: number): Uint8Array {
+  const step = 255 / (2 ** bits - 1);
+  return scaled.map((v) => v / step);
 }
 
 /** How far apart a pixel's red, green and blue may lie, as a share of full scale, and still be grey (JPEG-made greys differ by a level or two). */
