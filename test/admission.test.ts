@@ -35,6 +35,13 @@ describe("declared decoded size, read from the header", () => {
       .toBuffer();
     assert.equal((await sharp(seeThrough).metadata()).channels, 4, "a palette with tRNS decodes to RGBA");
     assert.equal(declaredBytes(png(seeThrough), LIMIT), 70 * 50 * 4, "and counts as RGBA");
+    // Chunks are looked for only so far (this runs on the event loop): past the cap a slice counts as having alpha.
+    const grey = await sharp({ create: { width: 70, height: 50, channels: 3, background: "#808080" } }).toColourspace("b-w").png().toBuffer();
+    const emptyChunk = Buffer.from([0, 0, 0, 0, 0x7a, 0x7a, 0x5a, 0x7a, 0, 0, 0, 0]); // type "zzZz": the CRC is not read
+    const padded = (chunks: number) => Buffer.concat([grey.subarray(0, 33), ...Array(chunks).fill(emptyChunk), grey.subarray(33)]);
+    assert.equal(declaredBytes(png(grey), LIMIT), 70 * 50);
+    assert.equal(declaredBytes(png(padded(10)), LIMIT), 70 * 50, "a few ancillary chunks: no alpha");
+    assert.equal(declaredBytes(png(padded(100_000)), LIMIT), 70 * 50 * 2, "a file of nothing but chunks counts high");
     assert.equal(declaredBytes(png(Uint8Array.of(1, 2, 3)), LIMIT), 3, "not a PNG: its own size (decoding refuses it at once)");
   });
 

@@ -1,8 +1,8 @@
 // The import graph runs one way: contract ← imaging, batcher, inference,
 // quality, workers, telemetry ← server; contract ← client; client + server ←
-// cli; volume (pure NIfTI voxels and axial layout, importing nothing of the
-// project) ← imaging, cli and the viewer page, so the browser cuts a volume
-// as the CLI does. Import specifiers are read with the TypeScript parser
+// cli; volume (pure NIfTI voxels, axial layout and PNG conventions, importing
+// nothing of the project) ← imaging, cli and the viewer page, so the browser
+// cuts a volume and reads a PNG as the CLI and the service do. Import specifiers are read with the TypeScript parser
 // (static, re-exports and dynamic import()), so a wrong-way import fails here.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";

@@ -3,6 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { invalidArgument, unimplemented } from "../contract/slice-errors.js";
 import { Encoding, ImageSchema, PixelType, type Image } from "../gen/medsynth/v1/translator_pb.js";
 import type { DerivedSeries, DerivedSlice, DicomSource } from "./dicom.js";
+import { greyOfRgb } from "../volume/png-layout.js";
 import { DEFAULT_MAX_DIMENSION, quantize16, rescale, type Raster } from "./raster.js";
 
 
@@ -155,7 +156,7 @@ async function decodePng(image: Image, field: string, maxDimension: number): Pro
   const colour = meta.space !== "b-w" && meta.space !== "grey16";
   const sixteen = meta.depth === "ushort";
   const stored = sixteen ? PixelType.UINT16 : PixelType.UINT8;
-  if (image.pixelType !== PixelType.UNSPECIFIED && image.pixelType !== stored) {
+  if (image.pixelType && image.pixelType !== stored) { // unset (0, UNSPECIFIED) reads it from the file
     throw invalidArgument(
       `${field}.pixel_type`,
       `${PixelType[image.pixelType]} but the PNG stores ${PixelType[stored]} samples; leave it unset for PNG`,
@@ -195,8 +196,8 @@ const GREY_TOLERANCE = 2 / 255;
  * colour. The mean of the three channels, exact when they are equal. A slice with real colour (an
  * overlay, a colour map) is refused rather than guessed at: the models take intensities, not hues.
  */
-function greyOfColour<T extends Uint8Array | Uint16Array>(rgb: T, pixels: number, fullScale: number, field: string): T {
-  const grey = (rgb instanceof Uint16Array ? new Uint16Array(pixels) : new Uint8Array(pixels)) as T;
+function greyOfColour(rgb: Uint8Array | Uint16Array, pixels: number, fullScale: number, field: string): Uint8Array | Uint16Array {
+  const grey = rgb instanceof Uint16Array ? new Uint16Array(pixels) : new Uint8Array(pixels);
   const tolerance = Math.round(GREY_TOLERANCE * fullScale);
   let coloured = 0;
   let widest = 0;
@@ -207,7 +208,7 @@ function greyOfColour<T extends Uint8Array | Uint16Array>(rgb: T, pixels: number
       coloured++;
       if (spread > widest) widest = spread;
     }
-    grey[i] = Math.round((r + g + b) / 3);
+    grey[i] = greyOfRgb(r, g, b);
   }
   if (coloured > 0) {
     throw invalidArgument(

@@ -2,7 +2,7 @@
  * What an image says it will decode to, read from its header without
  * decoding it: what the server's in-flight byte budget counts a slice by
  * before any decoding starts. RAW is its own size; PNG: width × height ×
- * channels × bytes per sample from IHDR; DICOM: Rows × Columns × Number of
+ * channels × bytes per sample from IHDR (and a tRNS chunk's alpha); DICOM: Rows × Columns × Number of
  * Frames × Samples per Pixel × Bits Allocated / 8 from the data set (for the
  * deflated syntax, from its first inflated bytes). Where the header cannot
  * be read, an image counts as its own size, or, for a compressed DICOM data
@@ -10,6 +10,7 @@
  */
 import { constants, inflateRawSync } from "node:zlib";
 import { Encoding, type Image } from "../gen/medsynth/v1/translator_pb.js";
+import { PngColour, PNG_SAMPLES_PER_PIXEL } from "../volume/png-layout.js";
 import { maxDecodedBytes } from "./raster.js";
 import { TransferSyntax } from "./transfer-syntax.js";
 
@@ -28,28 +29,38 @@ export function declaredBytes(image: Image | undefined, maxDimension: number): n
 }
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-/** Samples per pixel a PNG decodes to, by colour type (greyscale, RGB, palette (expanded to RGB), grey + alpha, RGBA). */
-const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 3, 4: 2, 6: 4 };
-
+/** Width × height × samples × bytes per sample, as decoded: a palette expands to RGB, a tRNS chunk adds alpha. */
 function pngBytes(data: Uint8Array): number | undefined {
   if (data.length < 26 || PNG_SIGNATURE.some((byte, i) => data[i] !== byte)) return undefined;
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  if (String.fromCharCode(...data.subarray(12, 16)) !== "IHDR") return undefined;
-  const channels = PNG_CHANNELS[data[25]];
-  if (channels === undefined) return undefined;
-  const alpha = data[25] !== 4 && data[25] !== 6 && hasTransparencyChunk(data, view) ? 1 : 0;
-  return view.getUint32(16) * view.getUint32(20) * (channels + alpha) * Math.ceil(data[24] / 8);
+  if (view.getUint32(12) !== CHUNK.IHDR) return undefined;
+  const colour = data[25];
+  const stored = PNG_SAMPLES_PER_PIXEL[colour];
+  if (stored === undefined) return undefined;
+  const decoded = colour === PngColour.palette ? 3 : stored;
+  const alpha = colour !== PngColour.greyAlpha && colour !== PngColour.rgba && mayHaveTransparency(view) ? 1 : 0;
+  return view.getUint32(16) * view.getUint32(20) * (decoded + alpha) * Math.ceil(data[24] / 8);
 }
 
-/** A tRNS chunk before the image data: the decoder adds an alpha channel for it. Walks only the chunks before IDAT. */
-function hasTransparencyChunk(data: Uint8Array, view: DataView): boolean {
-  for (let at = 8; at + 8 <= data.length; ) {
-    const type = String.fromCharCode(...data.subarray(at + 4, at + 8));
-    if (type === "tRNS") return true;
-    if (type === "IDAT" || type === "IEND") return false;
+/** Chunk types as big-endian numbers. */
+const CHUNK = { IHDR: 0x49484452, tRNS: 0x74524e53, IDAT: 0x49444154, IEND: 0x49454e44 } as const;
+/**
+ * Chunks looked at before IDAT: real files have a handful (tRNS follows IHDR, PLTE and a few others). This
+ * runs on the event loop, and a file of nothing but tiny chunks would otherwise be walked for hundreds of
+ * milliseconds; past the cap the slice counts as having alpha (a budget errs high).
+ */
+const MAX_CHUNKS_BEFORE_IMAGE_DATA = 64;
+
+/** A tRNS chunk before the image data, or more chunks before it than a real file has. */
+function mayHaveTransparency(view: DataView): boolean {
+  let at = 8;
+  for (let chunk = 0; chunk < MAX_CHUNKS_BEFORE_IMAGE_DATA && at + 8 <= view.byteLength; chunk++) {
+    const type = view.getUint32(at + 4);
+    if (type === CHUNK.tRNS) return true;
+    if (type === CHUNK.IDAT || type === CHUNK.IEND) return false;
     at += 12 + view.getUint32(at);
   }
-  return false;
+  return at + 8 <= view.byteLength;
 }
 
 const { implicitLittle: IMPLICIT_LITTLE, explicitBig: EXPLICIT_BIG, deflatedLittle: DEFLATED } = TransferSyntax;

@@ -10,6 +10,7 @@
 import dicomParser from "dicom-parser";
 import { decompress, isCompressed } from "nifti-reader-js";
 import { Encoding, PixelType, type Image } from "../gen/medsynth/v1/translator_pb.js";
+import { greyOfRgb, PngColour, PNG_SAMPLES_PER_PIXEL } from "../volume/png-layout.js";
 import { AXIAL_DISPLAY, axialLayout, edgeLetters, extractSlice, type Direction3, type EdgeLetters } from "../volume/axial.js";
 import { readNiftiVoxels } from "../volume/nifti-voxels.js";
 import { PNG_RESCALE } from "../volume/png-rescale.js";
@@ -148,7 +149,7 @@ async function decodePng(bytes: Uint8Array, name: string, intercept: number): Pr
   const width = view.getUint32(16);
   const height = view.getUint32(20);
   const [depth, colour, , , interlace] = bytes.subarray(24, 29);
-  const channels = PNG_CHANNELS[colour];
+  const channels = colour === PngColour.palette ? undefined : PNG_SAMPLES_PER_PIXEL[colour];
   if (channels === undefined || (depth !== 8 && depth !== 16) || interlace !== 0) {
     throw new SeriesError(`${name}: the viewer shows 8/16-bit greyscale or RGB, non-interlaced PNG (colour type ${colour}, ${depth} bits, interlace ${interlace})`);
   }
@@ -184,13 +185,10 @@ async function decodePng(bytes: Uint8Array, name: string, intercept: number): Pr
   for (let i = 0; i < data.length; i++) {
     const at = i * bpp;
     // Grey stored as RGB: the channels' mean, as the service takes it (alpha is not a value).
-    data[i] = (channels < 3 ? sample(at) : Math.round((sample(at) + sample(at + bytesPerSample) + sample(at + 2 * bytesPerSample)) / 3)) + intercept;
+    data[i] = (channels < 3 ? sample(at) : greyOfRgb(sample(at), sample(at + bytesPerSample), sample(at + 2 * bytesPerSample))) + intercept;
   }
   return { width, height, data };
 }
-
-/** Samples per pixel of the PNG colour types the viewer reads: greyscale, RGB, grey + alpha, RGBA (not palettes). */
-const PNG_CHANNELS: Partial<Record<number, number>> = { 0: 1, 2: 3, 4: 2, 6: 4 };
 
 /** PNG row filters 0-4 (None, Sub, Up, Average, Paeth): the predictor from left (a), up (b) and up-left (c). */
 const PREDICTORS: readonly ((a: number, b: number, c: number) => number)[] = [
