@@ -1,11 +1,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { deflateSync } from "node:zlib";
 import sharp from "sharp";
 import { create } from "@bufbuild/protobuf";
 import { Encoding, ImageSchema, PixelType } from "../src/gen/medsynth/v1/translator_pb.js";
 import { decodeImage, encodeImage } from "../src/imaging/codec.js";
 import { createDerivedSeries, decodeDicom } from "../src/imaging/dicom.js";
+import { handMadePng, PNG_PALETTE, unfilteredRows } from "./helpers/png.js";
 
 const gradient = (n: number, low: number, high: number) =>
   Float32Array.from({ length: n * n }, (_, i) => low + ((high - low) * i) / (n * n - 1));
@@ -32,31 +32,6 @@ describe("16-bit outputs keep the synthetic values", () => {
     for (let i = 1; i < raster.data.length; i++) assert.ok(raster.data[i] >= raster.data[i - 1], "order kept");
   });
 });
-
-/** A PNG made by hand: IHDR (greyscale, `bits` per sample), one IDAT of `rows` (each led by its filter byte), IEND. */
-function handMadePng(width: number, height: number, bits: number, rows: number[]): Buffer {
-  const crc32 = (bytes: Buffer) => {
-    let crc = 0xffffffff;
-    for (const byte of bytes) {
-      crc ^= byte;
-      for (let k = 0; k < 8; k++) crc = crc & 1 ? 0xedb88320 ^ (crc >>> 1) : crc >>> 1;
-    }
-    return (crc ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type: string, data: Buffer) => {
-    const out = Buffer.alloc(12 + data.length);
-    out.writeUInt32BE(data.length, 0);
-    out.write(type, 4, "latin1");
-    data.copy(out, 8);
-    out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-    return out;
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = bits;
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", header), chunk("IDAT", deflateSync(Buffer.from(rows))), chunk("IEND", Buffer.alloc(0))]);
-}
 
 /** One chunk of a PNG, length to CRC, as stored. */
 function pngChunk(file: Buffer, type: string): Buffer {
@@ -119,8 +94,15 @@ describe("PNG: grey stored as colour", () => {
       [2, [0x1b], [0, 1, 2, 3]],
       [1, [0xb0], [1, 0, 1, 1]],
     ] as const) {
-      assert.deepEqual(await decoded(handMadePng(4, 1, bits, [0, ...row])), Float32Array.from(expected), `${bits} bits`);
+      assert.deepEqual(await decoded(handMadePng({ width: 4, height: 1, bits, rows: [0, ...row] })), Float32Array.from(expected), `${bits} bits`);
     }
+  });
+
+  it("a palette below 8 bits: each index's entry, as grey", async () => {
+    // 2-bit indices 0..3 into a palette of greys 200, 10, 90, 255 (entry 3 stored as near-grey 254/255/255).
+    const palette = [200, 200, 200, 10, 10, 10, 90, 90, 90, 254, 255, 255];
+    const file = handMadePng({ width: 5, height: 2, bits: 2, colour: PNG_PALETTE, palette, rows: unfilteredRows([0, 1, 2, 3, 0, 3, 2, 1, 0, 1], 5, 2) });
+    assert.deepEqual(await decoded(file), Float32Array.from([200, 10, 90, 255, 200, 255, 90, 10, 200, 10]));
   });
 
   it("a pixel_type that is not the PNG's own is refused, naming the field", async () => {

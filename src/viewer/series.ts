@@ -10,7 +10,7 @@
 import dicomParser from "dicom-parser";
 import { decompress, isCompressed } from "nifti-reader-js";
 import { Encoding, PixelType, type Image } from "../gen/medsynth/v1/translator_pb.js";
-import { greyOfRgb, PngColour, PNG_SAMPLES_PER_PIXEL } from "../volume/png-layout.js";
+import { greyOfRgb, PngColour, PNG_DEPTHS, PNG_SAMPLES_PER_PIXEL } from "../volume/png-layout.js";
 import { AXIAL_DISPLAY, axialLayout, edgeLetters, extractSlice, type Direction3, type EdgeLetters } from "../volume/axial.js";
 import { readNiftiVoxels } from "../volume/nifti-voxels.js";
 import { PNG_RESCALE } from "../volume/png-rescale.js";
@@ -140,8 +140,9 @@ async function readNiftiSeries(file: File): Promise<Series> {
 }
 
 /**
- * 8- or 16-bit greyscale PNG (non-interlaced), or grey stored as RGB(A), stored × 1 + intercept; the
- * service reads the same file (and refuses real colour, with the reason, per slice).
+ * A non-interlaced PNG as the service reads it, stored × 1 + intercept: greyscale at any depth (1/2/4-bit
+ * keep their stored values), grey stored as RGB(A) or a palette (the channels' mean; alpha is not a value).
+ * The service refuses real colour, with the reason, per slice; the viewer shows its mean.
  */
 async function decodePng(bytes: Uint8Array, name: string, intercept: number): Promise<Slice> {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -149,21 +150,25 @@ async function decodePng(bytes: Uint8Array, name: string, intercept: number): Pr
   const width = view.getUint32(16);
   const height = view.getUint32(20);
   const [depth, colour, , , interlace] = bytes.subarray(24, 29);
-  const channels = colour === PngColour.palette ? undefined : PNG_SAMPLES_PER_PIXEL[colour];
-  if (channels === undefined || (depth !== 8 && depth !== 16) || interlace !== 0) {
-    throw new SeriesError(`${name}: the viewer shows 8/16-bit greyscale or RGB, non-interlaced PNG (colour type ${colour}, ${depth} bits, interlace ${interlace})`);
+  const channels = PNG_SAMPLES_PER_PIXEL[colour];
+  if (channels === undefined || !PNG_DEPTHS[colour]?.includes(depth) || interlace !== 0) {
+    throw new SeriesError(`${name}: the viewer shows non-interlaced greyscale, RGB(A) or palette PNG (colour type ${colour}, ${depth} bits, interlace ${interlace})`);
   }
   const idat: Uint8Array[] = [];
+  let palette: Uint8Array | undefined;
   for (let at = 8; at + 8 <= bytes.length; ) {
     const length = view.getUint32(at);
     const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
     if (type === "IDAT") idat.push(bytes.subarray(at + 8, at + 8 + length));
+    if (type === "PLTE") palette = bytes.subarray(at + 8, at + 8 + length);
     if (type === "IEND") break;
     at += 12 + length;
   }
   const inflated = new Uint8Array(await new Response(new Blob(idat).stream().pipeThrough(new DecompressionStream("deflate"))).arrayBuffer());
-  const bpp = (channels * depth) / 8;
-  const stride = width * bpp;
+  const bitsPerPixel = channels * depth;
+  // Filters work on whole bytes: the byte to the left is one pixel back, or one byte below 8 bits a pixel.
+  const bpp = Math.max(1, bitsPerPixel / 8);
+  const stride = Math.ceil((width * bitsPerPixel) / 8);
   const rows = new Uint8Array(stride * height);
   for (let y = 0; y < height; y++) {
     const filter = inflated[y * (stride + 1)];
@@ -179,15 +184,39 @@ async function decodePng(bytes: Uint8Array, name: string, intercept: number): Pr
       out[x] = (line[x] + predict(a, up[x], c)) & 0xff;
     }
   }
-  const bytesPerSample = depth / 8;
-  const sample = depth === 16 ? (at: number) => (rows[at] << 8) | rows[at + 1] : (at: number) => rows[at];
+  const sample = sampleReader(rows, depth, stride, width);
+  const greyAt = colour === PngColour.palette ? paletteGrey(palette, sample, name) : (i: number) => {
+    const first = i * channels; // the pixel's first sample
+    return channels < 3 ? sample(first) : greyOfRgb(sample(first), sample(first + 1), sample(first + 2));
+  };
   const data = new Float32Array(width * height);
-  for (let i = 0; i < data.length; i++) {
-    const at = i * bpp;
-    // Grey stored as RGB: the channels' mean, as the service takes it (alpha is not a value).
-    data[i] = (channels < 3 ? sample(at) : greyOfRgb(sample(at), sample(at + bytesPerSample), sample(at + 2 * bytesPerSample))) + intercept;
-  }
+  for (let i = 0; i < data.length; i++) data[i] = greyAt(i) + intercept;
   return { width, height, data };
+}
+
+/** Pixel i of a palette image as grey: its PLTE entry's mean (as for RGB). */
+function paletteGrey(palette: Uint8Array | undefined, index: (i: number) => number, name: string): (i: number) => number {
+  if (!palette) throw new SeriesError(`${name}: corrupt PNG (a palette image without a PLTE chunk)`);
+  return (i) => {
+    const entry = 3 * index(i);
+    if (entry + 2 >= palette.length) throw new SeriesError(`${name}: corrupt PNG (palette index ${index(i)} past the ${palette.length / 3} entries of PLTE)`);
+    return greyOfRgb(palette[entry], palette[entry + 1], palette[entry + 2]);
+  };
+}
+
+/**
+ * Sample k of an unfiltered image, counted row after row. At 8 and 16 bits rows hold no padding; below 8
+ * bits a pixel is one sample (grey or a palette index) and each row starts on a fresh byte.
+ */
+function sampleReader(rows: Uint8Array, depth: number, stride: number, width: number): (k: number) => number {
+  if (depth === 16) return (k) => (rows[2 * k] << 8) | rows[2 * k + 1];
+  if (depth === 8) return (k) => rows[k];
+  const mask = (1 << depth) - 1;
+  return (k) => {
+    const y = Math.floor(k / width);
+    const bit = (k - y * width) * depth;
+    return (rows[y * stride + (bit >> 3)] >> (8 - depth - (bit & 7))) & mask;
+  };
 }
 
 /** PNG row filters 0-4 (None, Sub, Up, Average, Paeth): the predictor from left (a), up (b) and up-left (c). */

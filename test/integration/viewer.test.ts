@@ -6,8 +6,8 @@
 // chosen (also when it is changed after loading), that the metrics it shows
 // are the ones a gRPC client gets for the same slices, and that a NIfTI
 // volume stored in another axis order is cut into the same axial slices, and
-// grey slices stored as RGB PNG give the same answers; per-slice errors are listed; a page of an origin not allowed cannot call
-// the port. MEDSYNTH_UPDATE_SCREENSHOT=1 rewrites docs/viewer.png.
+// grey slices stored as RGB or palette PNG give the same answers (and, for the palettes, the same picture);
+// per-slice errors are listed; a page of an origin not allowed cannot call the port. MEDSYNTH_UPDATE_SCREENSHOT=1 rewrites docs/viewer.png.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -23,6 +23,7 @@ import { decodeImage } from "../../src/imaging/codec.js";
 import type { RunningServer } from "../../src/server/server.js";
 import { nifti1, NIFTI_FLOAT32 } from "../helpers/nifti.js";
 import { freePort } from "../helpers/net.js";
+import { handMadePng, PNG_PALETTE, unfilteredRows } from "../helpers/png.js";
 import { startTestServer } from "../helpers/service.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -265,6 +266,38 @@ describe("viewer page in a real browser", () => {
     assert.deepEqual([meta.channels, meta.depth], [3, "ushort"], "the files really are RGB");
     const values = await translatedMetrics(page, mr, ct, picked.length);
     assert.deepEqual(values, picked.map((_, s) => METRICS.map((m) => grpc[2 + s].quality[m])));
+  });
+
+  it("reads palette PNGs, 8-bit and 4-bit, as it reads greyscale: the same picture and the same answers", async () => {
+    // MR slices brought to 16 grey levels (17 apart), so that an 8-bit greyscale, an 8-bit palette and a
+    // 4-bit palette PNG store the same values; both palettes run backwards, so reading an index as its grey
+    // would turn the picture over.
+    const picked = NAMES.slice(7, 10);
+    const levels = (await physical("mr", picked)).map((mr) => {
+      const top = mr.reduce((a, b) => Math.max(a, b), 0);
+      return Uint8Array.from(mr, (v) => 17 * Math.round((15 * v) / top));
+    });
+    const side = 256;
+    const file = (k: number, buffer: Buffer) => ({ name: picked[k], mimeType: "image/png", buffer });
+    const greyscale = (k: number) => file(k, handMadePng({ width: side, height: side, bits: 8, rows: unfilteredRows(levels[k], side, 8) }));
+    const palette8 = (k: number) => {
+      const palette = Array.from({ length: 256 }, (_, j) => [255 - j, 255 - j, 255 - j]).flat();
+      return file(k, handMadePng({ width: side, height: side, bits: 8, colour: PNG_PALETTE, palette, rows: unfilteredRows(levels[k].map((v) => 255 - v), side, 8) }));
+    };
+    const palette4 = (k: number) => {
+      const palette = Array.from({ length: 16 }, (_, j) => [17 * (15 - j), 17 * (15 - j), 17 * (15 - j)]).flat();
+      return file(k, handMadePng({ width: side, height: side, bits: 4, colour: PNG_PALETTE, palette, rows: unfilteredRows(levels[k].map((v) => 15 - v / 17), side, 4) }));
+    };
+    const ct = picked.map((name) => ({ name, mimeType: "image/png", buffer: readFileSync(join(SUBJECT, "ct", name)) }));
+    // Two slices, then three, then two (each wait needs a count the page does not show); the page shows the second each time.
+    const shown = async (source: PickedFile[]) => {
+      const values = await translatedMetrics(page, source, ct.slice(0, source.length), source.length);
+      return { values: values.slice(0, 2), picture: await panelPixels(page, "original") };
+    };
+    const asGrey = await shown([0, 1].map(greyscale));
+    assert.ok(spread(asGrey.picture) > 8, "the slice is drawn");
+    assert.deepEqual(await shown([0, 1, 2].map(palette8)), asGrey, "8-bit palette");
+    assert.deepEqual(await shown([0, 1].map(palette4)), asGrey, "4-bit palette");
   });
 });
 
