@@ -9,7 +9,7 @@ import sharp from "sharp";
 import { Direction, Encoding, ImageSchema, PixelType, SliceSchema, type TranslateResponse } from "../src/gen/medsynth/v1/translator_pb.js";
 import { InFlightBudget, type Admission } from "../src/server/admission.js";
 import { encodeImage } from "../src/imaging/codec.js";
-import { declaredBytes } from "../src/imaging/declared-size.js";
+import { admittedBytes, declaredBytes } from "../src/imaging/declared-size.js";
 import { maxDecodedBytes } from "../src/imaging/raster.js";
 import { compress, makeInstance, pattern, TS } from "./dicom-fixtures.js";
 import { collect, options, rawImage, sliceRequest, useTestServer, type TranslatorTestClient } from "./helpers/service.js";
@@ -43,6 +43,20 @@ describe("declared decoded size, read from the header", () => {
     assert.equal(declaredBytes(png(padded(10)), LIMIT), 70 * 50, "a few ancillary chunks: no alpha");
     assert.equal(declaredBytes(png(padded(100_000)), LIMIT), 70 * 50 * 2, "a file of nothing but chunks counts high");
     assert.equal(declaredBytes(png(Uint8Array.of(1, 2, 3)), LIMIT), 3, "not a PNG: its own size (decoding refuses it at once)");
+  });
+
+  it("the budget counts the bytes sent where they are more than those declared (a 1×1 image padded with megabytes)", async () => {
+    const pixel = await sharp({ create: { width: 1, height: 1, channels: 3, background: "#000" } }).toColourspace("b-w").png().toBuffer();
+    const chunk = Buffer.alloc(12 + (1 << 20)); // an ancillary chunk of 1 MiB: length, type "zzZz", data, CRC (not read)
+    chunk.writeUInt32BE(1 << 20, 0);
+    chunk.write("zzZz", 4, "latin1");
+    const padded = Buffer.concat([pixel.subarray(0, pixel.length - 12), chunk, pixel.subarray(pixel.length - 12)]);
+    assert.equal(declaredBytes(png(padded), LIMIT), 1);
+    assert.equal(admittedBytes(png(padded), LIMIT), padded.length);
+    assert.equal(admittedBytes(png(pixel), LIMIT), pixel.length, "a tiny file: its own size, more than its one pixel");
+    const grey = await sharp({ create: { width: 70, height: 50, channels: 3, background: "#808080" } }).toColourspace("b-w").png().toBuffer();
+    assert.equal(admittedBytes(png(grey), LIMIT), 70 * 50, "a real image: what it decodes to");
+    assert.equal(admittedBytes(undefined, LIMIT), 0);
   });
 
   it("DICOM: Rows × Columns × frames × Bits Allocated / 8, in every transfer syntax, deflated and compressed ones included", async () => {

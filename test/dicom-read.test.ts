@@ -278,6 +278,15 @@ describe("decodeDicom: bad files are INVALID_ARGUMENT naming the problem", () =>
     await assertFault(() => decodeDicom(file, FIELD, { maxDimension: 16 }), status.INVALID_ARGUMENT, "slice.image.data", /inflates to more than 4096 bytes/);
   });
 
+  it("a deflated data set that declares one pixel and carries megabytes stops near what it declares, not at the limit", async () => {
+    const file = makeInstance({ modality: "CT", rows: 1, columns: 1, pixels: new Int16Array(16 << 20), transferSyntax: TS.deflatedLittle });
+    assert.ok(file.length < 100_000, `${file.length} bytes deflated`);
+    const declared = 2;
+    const most = declared + 8 * 1024 * 1024;
+    await assertFault(() => decodeDicom(file, FIELD), status.INVALID_ARGUMENT, "slice.image.data",
+      new RegExp(`inflates to more than ${most} bytes: its header declares ${declared} bytes of pixel data`));
+  });
+
   it("more frames than the decoded-size limit allows", async () => {
     const file = makeInstance({ modality: "CT", rows: 4, columns: 4, frames: 40, pixels: new Int16Array(4 * 4 * 40) });
     await assertFault(() => decodeDicom(file, FIELD, { maxDimension: 8, frame: 0 }), status.INVALID_ARGUMENT, "slice.image.data", /40 frames of 4 × 4 decode to 1280 bytes, more than the limit of 1024/);

@@ -6,7 +6,7 @@
 // server, real grpc-js clients, loopback.
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
 import {
   Direction,
@@ -81,6 +81,19 @@ describe("stream-level errors after accepted slices", () => {
     assert.deepEqual(kinds(responses), ["result 0", "result 1"]);
     assert.equal(error?.code, status.INVALID_ARGUMENT);
     assert.equal(error.details, "options: message 4 repeats StreamOptions; send it once, as the first message, then only Slices; every slice sent before it was answered");
+  });
+
+  it("an empty message after the options: the slices before it are answered, then INVALID_ARGUMENT saying what it lacked", async () => {
+    const call = served.client.translate();
+    const done = collect(call);
+    call.write(options(Direction.MR_TO_CT));
+    call.write(sliceRequest(0, mrImage()));
+    call.write(create(TranslateRequestSchema, {}));
+    call.end();
+    const { responses, error } = await done;
+    assert.deepEqual(kinds(responses), ["result 0"]);
+    assert.equal(error?.code, status.INVALID_ARGUMENT);
+    assert.equal(error.details, "slice: message 3 carries neither a Slice nor StreamOptions (empty, or only fields this server does not know); after the StreamOptions send only Slices; every slice sent before it was answered");
   });
 });
 

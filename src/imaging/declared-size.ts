@@ -6,13 +6,23 @@
  * Frames × Samples per Pixel × Bits Allocated / 8 from the data set (for the
  * deflated syntax, from its first inflated bytes). Where the header cannot
  * be read, an image counts as its own size, or, for a compressed DICOM data
- * set, as the most the DICOM reader lets one decode to.
+ * set, as the most the DICOM reader lets one decode to. The budget counts
+ * the larger of that and the message's own size (admittedBytes).
  */
 import { constants, inflateRawSync } from "node:zlib";
 import { Encoding, type Image } from "../gen/medsynth/v1/translator_pb.js";
 import { PngColour, PNG_SAMPLES_PER_PIXEL } from "../volume/png-layout.js";
 import { maxDecodedBytes } from "./raster.js";
 import { TransferSyntax } from "./transfer-syntax.js";
+
+/**
+ * What a slice's image costs the in-flight budget: what it declares it decodes to, or the message's own
+ * bytes where those are more (a 1×1 PNG or DICOM carrying megabytes of other chunks or elements is held
+ * in memory all the same).
+ */
+export function admittedBytes(image: Image | undefined, maxDimension: number): number {
+  return image ? Math.max(image.data.length, declaredBytes(image, maxDimension)) : 0;
+}
 
 /** Bytes `image` declares it decodes to; `maxDimension` bounds what an unreadable header counts as. */
 export function declaredBytes(image: Image | undefined, maxDimension: number): number {
@@ -193,11 +203,17 @@ function dicomBytes(file: Uint8Array, maxDimension: number): number {
   const meta = readFileMeta(file);
   // Not Part 10: the reader refuses it before it reads anything.
   if (meta === undefined) return file.length;
-  const { syntax, dataSetStart: at } = meta;
-  const declared =
-    syntax === DEFLATED ? deflatedBytes(file.subarray(at)) : pixelBytes(new Reader(file, syntax !== IMPLICIT_LITTLE, syntax !== EXPLICIT_BIG), at);
   // Uncompressed pixel data is in the file itself.
-  return declared ?? (NATIVE.has(syntax) ? file.length : Math.max(file.length, maxDecodedBytes(maxDimension)));
+  return dicomPixelBytes(file, meta) ?? (NATIVE.has(meta.syntax) ? file.length : Math.max(file.length, maxDecodedBytes(maxDimension)));
+}
+
+/**
+ * Rows × Columns × Number of Frames × Samples per Pixel × Bits Allocated / 8
+ * as a Part-10 file's data set declares them (for the deflated syntax, read
+ * from its first inflated bytes); undefined where they cannot be read there.
+ */
+export function dicomPixelBytes(file: Uint8Array, { syntax, dataSetStart: at }: FileMeta): number | undefined {
+  return syntax === DEFLATED ? deflatedBytes(file.subarray(at)) : pixelBytes(new Reader(file, syntax !== IMPLICIT_LITTLE, syntax !== EXPLICIT_BIG), at);
 }
 
 function deflatedBytes(compressed: Uint8Array): number | undefined {

@@ -1,7 +1,7 @@
 import { inflateRawSync } from "node:zlib";
 import dcmjs, { type NaturalDataset } from "dcmjs";
 import { invalidArgument, unimplemented } from "../contract/slice-errors.js";
-import { hasPart10Preamble, readFileMeta, type FileMeta } from "./declared-size.js";
+import { dicomPixelBytes, hasPart10Preamble, readFileMeta, type FileMeta } from "./declared-size.js";
 import { decompressPart10, isNative } from "./dicom-codecs.js";
 import { TransferSyntax } from "./transfer-syntax.js";
 import { DEFAULT_MAX_DIMENSION, maxDecodedBytes as decodedLimit, rescale, type Raster } from "./raster.js";
@@ -130,18 +130,31 @@ function fileMetaOf(bytes: Uint8Array, field: string): FileMeta {
 }
 
 /**
+ * Room in a deflated data set for the elements besides Pixel Data (private
+ * headers, overlays, icons: kilobytes in real files), on top of what its
+ * header declares the pixels take.
+ */
+const DEFLATED_OTHER_ELEMENTS = 8 * 1024 * 1024;
+
+/**
  * The data set's bytes: the file itself, or for the deflated syntax the
- * inflated data set (at most `limit` bytes).
+ * inflated data set, at most what its header declares the pixels take plus
+ * room for the other elements (and never more than `limit`): a bomb that
+ * declares one pixel stops there, not at the largest slice accepted.
  */
 function inflatedBody(bytes: Uint8Array, meta: FileMeta, limit: number, field: string): Buffer {
   const file = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (meta.syntax !== TransferSyntax.deflatedLittle) return file;
+  const pixels = dicomPixelBytes(bytes, meta);
+  const most = pixels === undefined ? limit : Math.min(limit, pixels + DEFLATED_OTHER_ELEMENTS);
   try {
-    return inflateRawSync(file.subarray(meta.dataSetStart), { maxOutputLength: limit });
+    return inflateRawSync(file.subarray(meta.dataSetStart), { maxOutputLength: most });
   } catch (error) {
-    const detail = (error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE"
-      ? `inflates to more than ${limit} bytes (16 × the largest accepted dimension squared)`
-      : `is truncated or corrupt (${(error as Error).message})`;
+    const detail = (error as NodeJS.ErrnoException).code !== "ERR_BUFFER_TOO_LARGE"
+      ? `is truncated or corrupt (${(error as Error).message})`
+      : most < limit
+        ? `inflates to more than ${most} bytes: its header declares ${pixels} bytes of pixel data, plus ${DEFLATED_OTHER_ELEMENTS} allowed for its other elements`
+        : `inflates to more than ${limit} bytes (16 × the largest accepted dimension squared)`;
     throw invalidArgument(field, `the deflated data set ${detail}`);
   }
 }

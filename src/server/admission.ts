@@ -2,7 +2,7 @@
  * Memory bounded in bytes: every slice is admitted against a per-stream and
  * a global in-flight budget before it reaches the handler, counted by what
  * its images declare they decode to (imaging/declared-size.ts), so before
- * any decoding. A slice that does not fit is held here, and while it is held
+ * any decoding, or by their bytes as sent where those are more. A slice that does not fit is held here, and while it is held
  * grpc-js reads nothing more of its stream: HTTP/2 flow control pushes back
  * on the sender. Nothing is refused; a slice waits until the answers of
  * earlier ones have been written out (the handler releases each admission
@@ -14,7 +14,7 @@ import { Observable } from "rxjs";
 import { DEFAULT_WINDOW } from "../contract/limits.js";
 import { type Slice, type TranslateRequest } from "../gen/medsynth/v1/translator_pb.js";
 import { TRANSLATE_PATH } from "../contract/service.js";
-import { declaredBytes } from "../imaging/declared-size.js";
+import { admittedBytes } from "../imaging/declared-size.js";
 
 const MiB = 1024 * 1024;
 
@@ -80,9 +80,9 @@ export class InFlightBudget {
     return this.admissions.get(message);
   }
 
-  /** Declared decoded bytes of a slice: its image and its reference. */
+  /** Bytes a slice counts as: its image and its reference, each as declared decoded or as sent, whichever is more. */
   private sliceBytes(slice: Slice | undefined): number {
-    return declaredBytes(slice?.image, this.options.maxDimension) + declaredBytes(slice?.reference, this.options.maxDimension);
+    return admittedBytes(slice?.image, this.options.maxDimension) + admittedBytes(slice?.reference, this.options.maxDimension);
   }
 
   /**

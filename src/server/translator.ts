@@ -169,10 +169,10 @@ class StreamSession {
       return;
     }
     if (request.kind.case !== "slice") {
-      return this.endAfterAnswers({
-        code: status.INVALID_ARGUMENT,
-        details: `options: message ${at} repeats StreamOptions; send it once, as the first message, then only Slices; ${ANSWERED_FIRST}`,
-      });
+      const details = request.kind.case === "options"
+        ? `options: message ${at} repeats StreamOptions; send it once, as the first message, then only Slices`
+        : `slice: message ${at} carries neither a Slice nor StreamOptions (empty, or only fields this server does not know); after the StreamOptions send only Slices`;
+      return this.endAfterAnswers({ code: status.INVALID_ARGUMENT, details: `${details}; ${ANSWERED_FIRST}` });
     }
     const entry: Accepted = { admission };
     this.order.push(entry);
