@@ -5,6 +5,7 @@
 // what a client sends is never echoed back beyond a short prefix. Real
 // server, real grpc-js clients, loopback.
 import { before, describe, it } from "node:test";
+import { connect } from "node:http2";
 import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
@@ -36,7 +37,43 @@ describe("stream-level errors after accepted slices", () => {
     const { responses, error } = await done;
     assert.deepEqual(kinds(responses), ["result 0", "result 1", "result 2"]);
     assert.equal(error?.code, status.RESOURCE_EXHAUSTED);
-    assert.match(error.details, /^Received message larger than max \(\d+ vs 65536\) \(--max-message-bytes\); every slice sent before it was answered$/);
+    assert.match(error.details, /^Received message larger than max \(\d+ vs 65536\) \(--max-message-bytes\); 3 slices answered before it$/);
+  });
+
+  it("a message in an encoding the server lacks, sent in one write after a slice: that slice is answered first, then UNIMPLEMENTED", async () => {
+    // Plain HTTP/2, as a hand-written client would send it: every frame in one write, the last one flagged compressed.
+    const session = connect(`http://${served.server.address}`);
+    try {
+      const frame = (request: TranslateRequest | Buffer, compressed = 0) => {
+        const message = Buffer.isBuffer(request) ? request : Buffer.from(toBinary(TranslateRequestSchema, request));
+        const header = Buffer.alloc(5);
+        header[0] = compressed;
+        header.writeUInt32BE(message.length, 1);
+        return Buffer.concat([header, message]);
+      };
+      const stream = session.request({
+        ":method": "POST", ":path": "/medsynth.v1.Translator/Translate", "content-type": "application/grpc", te: "trailers", "grpc-encoding": "br-fake",
+      });
+      const received: Buffer[] = [];
+      stream.on("data", (chunk: Buffer) => received.push(chunk));
+      const trailers = new Promise<Record<string, unknown>>((resolve) => {
+        stream.on("trailers", resolve);
+        stream.on("response", (headers) => headers["grpc-status"] !== undefined && resolve(headers));
+      });
+      stream.end(Buffer.concat([frame(options(Direction.MR_TO_CT)), frame(sliceRequest(0, mrImage())), frame(Buffer.from("not br"), 1)]));
+      const ended = await trailers;
+      await new Promise((resolve) => stream.on("close", resolve));
+      const body = Buffer.concat(received);
+      const responses: TranslateResponse[] = [];
+      for (let at = 0; at + 5 <= body.length; at += 5 + body.readUInt32BE(at + 1)) {
+        responses.push(fromBinary(TranslateResponseSchema, body.subarray(at + 5, at + 5 + body.readUInt32BE(at + 1))));
+      }
+      assert.deepEqual(kinds(responses), ["result 0"]);
+      assert.equal(Number(ended["grpc-status"]), status.UNIMPLEMENTED);
+      assert.match(decodeURIComponent(String(ended["grpc-message"])), /^Received message compressed with unsupported encoding "br-fake"; 1 slice answered before it$/);
+    } finally {
+      session.close();
+    }
   });
 
   it("a message that is not a TranslateRequest: the slices before it are answered, then INVALID_ARGUMENT naming the message", async () => {

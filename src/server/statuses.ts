@@ -51,13 +51,21 @@ export class StatusGuard {
     if (method.path !== TRANSLATE_PATH) return new ServerInterceptingCall(call, bounded);
     const watched: Watched = { failure: undefined, listener: undefined };
     let handlerEnding = false;
+    let refused = false;
     const send = call.sendStatus.bind(call);
     call.sendStatus = (sent) => {
       if (handlerEnding || !isReadFailure(sent)) return send(sent);
       // Only the first: grpc-js fails again on every later frame of a message it refused.
-      if (watched.failure) return;
-      watched.failure = { code: sent.code, details: sent.details };
-      watched.listener?.(watched.failure);
+      if (refused) return;
+      refused = true;
+      const failure = { code: sent.code, details: sent.details };
+      // Messages read before the failing one may still be on their way up (grpc-js decodes each as a
+      // promise and hands them over one read at a time, through process.nextTick): the handler hears of
+      // the failure after them, so that it answers them first.
+      setImmediate(() => {
+        watched.failure = failure;
+        watched.listener?.(failure);
+      });
     };
     return new ServerInterceptingCall(call, {
       start: (next) =>

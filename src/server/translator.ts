@@ -98,10 +98,14 @@ export const isStatus = (value: object): value is CallStatus => "code" in value 
 
 const ANSWERED_FIRST = "every slice sent before it was answered";
 
-/** The status a read failure ends a stream with, naming the limit's flag where there is one. */
-function readFailureStatus({ code, details }: ReadFailure): CallStatus {
+/**
+ * The status a read failure ends a stream with, naming the limit's flag where there is one, and how many
+ * slices were answered: those grpc-js read before the message it could not (none after it reaches the
+ * handler), so that the client knows where to resume.
+ */
+function readFailureStatus({ code, details }: ReadFailure, answered: number): CallStatus {
   const flag = code === status.RESOURCE_EXHAUSTED ? " (--max-message-bytes)" : "";
-  return { code, details: `${details}${flag}; ${ANSWERED_FIRST}` };
+  return { code, details: `${details}${flag}; ${answered} ${answered === 1 ? "slice" : "slices"} answered before it` };
 }
 
 /** A slice accepted by the stream: its answer once done, and its admission to give back once that is written. */
@@ -129,6 +133,13 @@ class StreamSession {
   private halfClosed = false;
   /** Once set, no more slices are accepted, and the stream ends with it after the last answer. */
   private ending: CallStatus | undefined;
+  /**
+   * Set once grpc-js could not read a message: slices it read before that one may still arrive (through
+   * admission) and are answered; the stream ends with the failure when none is in flight.
+   */
+  private readFailure: ReadFailure | undefined;
+  /** Answers written: what a read failure's status counts. */
+  private answered = 0;
   private closed = false;
 
   constructor(
@@ -143,7 +154,10 @@ class StreamSession {
     });
     call.on("cancelled", () => this.close());
     call.on("error", () => this.close());
-    deps.statuses.onReadFailure(call.metadata, (failure) => this.endAfterAnswers(readFailureStatus(failure)));
+    deps.statuses.onReadFailure(call.metadata, (failure) => {
+      this.readFailure ??= failure;
+      this.maybeEnd();
+    });
   }
 
   /** Ends the stream now with a status; slices still in flight are dropped from the queue. */
@@ -192,6 +206,7 @@ class StreamSession {
       const { response, admission } = this.order.shift()!;
       this.call.write(response!, () => {
         this.inFlight--;
+        this.answered++;
         admission?.release();
         this.maybeEnd();
       });
@@ -206,6 +221,10 @@ class StreamSession {
   private maybeEnd(): void {
     if (this.closed || this.inFlight > 0) return;
     if (this.ending) return this.fail(this.ending.code, this.ending.details);
+    if (this.readFailure) {
+      const { code, details } = readFailureStatus(this.readFailure, this.answered);
+      return this.fail(code, details);
+    }
     if (!this.halfClosed) return;
     if (!this.context) return this.fail(status.INVALID_ARGUMENT, "options: the stream ended before StreamOptions arrived");
     this.close();
