@@ -50,7 +50,6 @@ class SynthConfig:
     real_mr_input: float = 0.6      # share of MR inputs that are the real T1 (augmented) rather than drawn contrast
     t1_like: float = 0.6            # share of drawn contrasts that keep T1 ordering
     ct_window_clip: float = 0.35    # share of CT inputs clipped to a brain window and quantised to 8 bits
-    ct_window_clinical: float = 0.0  # share of those windows drawn near the clinical brain window (W80 L40)
     holder: float = 0.5             # share of CTs with a head holder
     fiducials: float = 0.1
 
@@ -314,19 +313,12 @@ def ct_scanner(hu: torch.Tensor, artefacts: tio.Transform, gen: torch.Generator)
     return torch.round(out.clamp(-1024, 3071))
 
 
-def window_clip(hu: torch.Tensor, share: float, gen: torch.Generator, clinical: float = 0.0) -> torch.Tensor:
+def window_clip(hu: torch.Tensor, share: float, gen: torch.Generator) -> torch.Tensor:
     """For a share of samples: HU clipped to a brain window and quantised to 256 levels, as 8-bit
-    brain-window slices converted back to HU are. Windows span low -160..20 HU and width 60-400 HU; a
-    `clinical` share of them lie near the usual brain window instead (level 30-45, width 70-130 HU: W80 L40
-    is [0, 80]), where fat and air both read as the window's bottom."""
+    brain-window slices converted back to HU are."""
     batch = hu.shape[0]
     low = uniform(gen, batch, -160, 20)[:, None, None]
     width = torch.exp(uniform(gen, batch, np.log(60), np.log(400)))[:, None, None]
-    if clinical > 0:  # drawn only when asked, so that the stages without it keep their batches
-        near = (torch.rand(batch, generator=gen) < clinical)[:, None, None]
-        near_width = torch.exp(uniform(gen, batch, np.log(70), np.log(130)))[:, None, None]
-        near_low = uniform(gen, batch, 30, 45)[:, None, None] - near_width / 2
-        low, width = torch.where(near, near_low, low), torch.where(near, near_width, width)
     v = torch.round((hu.clamp(low, low + width) - low) / width * 255)
     clipped = low + v / 255 * width
     return torch.where((torch.rand(batch, generator=gen) < share)[:, None, None], clipped, hu)
@@ -392,7 +384,7 @@ class PairSynthesizer:
         use_real = (torch.rand(count, generator=gen) < cfg.real_mr_input)[:, None, None]
         mr_in = mr_scanner(torch.where(use_real, t1, drawn), self.mr_artefacts, gen)
         mr_in = add_fiducials(mr_in, labels, cfg.fiducials, gen)
-        ct_in = window_clip(ct_scanner(ct_clean, self.ct_artefacts, gen), cfg.ct_window_clip, gen, cfg.ct_window_clinical)
+        ct_in = window_clip(ct_scanner(ct_clean, self.ct_artefacts, gen), cfg.ct_window_clip, gen)
         as_batch = lambda x: x[:, None].contiguous()
         return {
             'mr_in': as_batch(mr_to_signed(mr_in)), 'ct_target': as_batch(ct_to_signed(ct_clean)),
