@@ -2,7 +2,8 @@
  * Memory bounded in bytes: every slice is admitted against a per-stream and
  * a global in-flight budget before it reaches the handler, counted by what
  * its images declare they decode to (imaging/declared-size.ts), so before
- * any decoding, or by their bytes as sent where those are more. A slice that does not fit is held here, and while it is held
+ * any decoding, or by their bytes as sent where those are more. A slice
+ * that does not fit is held here, and while it is held
  * grpc-js reads nothing more of its stream: HTTP/2 flow control pushes back
  * on the sender. Nothing is refused; a slice waits until the answers of
  * earlier ones have been written out (the handler releases each admission
