@@ -24,6 +24,40 @@ import { collect, mrImage, options, rawImage, scrape, sliceRequest, useTestServe
 
 const kinds = (responses: TranslateResponse[]) => responses.map((r) => `${r.kind.case} ${r.kind.value!.index}`);
 
+/** One gRPC message as it goes on the wire: compressed flag, length, bytes. */
+function grpcFrame(request: TranslateRequest | Buffer, compressed = 0): Buffer {
+  const message = Buffer.isBuffer(request) ? request : Buffer.from(toBinary(TranslateRequestSchema, request));
+  const prefix = Buffer.alloc(5);
+  prefix[0] = compressed;
+  prefix.writeUInt32BE(message.length, 1);
+  return Buffer.concat([prefix, message]);
+}
+
+/** A Translate call over plain HTTP/2, as a hand-written client makes one: the whole body in one write. */
+async function rawTranslate(address: string, body: Buffer, headers: Record<string, string> = {}) {
+  const session = connect(`http://${address}`);
+  try {
+    const stream = session.request({ ":method": "POST", ":path": "/medsynth.v1.Translator/Translate", "content-type": "application/grpc", te: "trailers", ...headers });
+    const received: Buffer[] = [];
+    stream.on("data", (chunk: Buffer) => received.push(chunk));
+    const ended = new Promise<Record<string, unknown>>((resolve) => {
+      stream.on("trailers", resolve);
+      stream.on("response", (response) => response["grpc-status"] !== undefined && resolve(response));
+    });
+    stream.end(body);
+    const trailers = await ended;
+    await new Promise((resolve) => stream.on("close", resolve));
+    const answers = Buffer.concat(received);
+    const responses: TranslateResponse[] = [];
+    for (let at = 0; at + 5 <= answers.length; at += 5 + answers.readUInt32BE(at + 1)) {
+      responses.push(fromBinary(TranslateResponseSchema, answers.subarray(at + 5, at + 5 + answers.readUInt32BE(at + 1))));
+    }
+    return { responses, trailers };
+  } finally {
+    session.close();
+  }
+}
+
 describe("stream-level errors after accepted slices", () => {
   const served = useTestServer({ maxMessageBytes: 64 * 1024, maxDelayMs: 30 });
 
@@ -41,39 +75,22 @@ describe("stream-level errors after accepted slices", () => {
   });
 
   it("a message in an encoding the server lacks, sent in one write after a slice: that slice is answered first, then UNIMPLEMENTED", async () => {
-    // Plain HTTP/2, as a hand-written client would send it: every frame in one write, the last one flagged compressed.
-    const session = connect(`http://${served.server.address}`);
-    try {
-      const frame = (request: TranslateRequest | Buffer, compressed = 0) => {
-        const message = Buffer.isBuffer(request) ? request : Buffer.from(toBinary(TranslateRequestSchema, request));
-        const header = Buffer.alloc(5);
-        header[0] = compressed;
-        header.writeUInt32BE(message.length, 1);
-        return Buffer.concat([header, message]);
-      };
-      const stream = session.request({
-        ":method": "POST", ":path": "/medsynth.v1.Translator/Translate", "content-type": "application/grpc", te: "trailers", "grpc-encoding": "br-fake",
-      });
-      const received: Buffer[] = [];
-      stream.on("data", (chunk: Buffer) => received.push(chunk));
-      const trailers = new Promise<Record<string, unknown>>((resolve) => {
-        stream.on("trailers", resolve);
-        stream.on("response", (headers) => headers["grpc-status"] !== undefined && resolve(headers));
-      });
-      stream.end(Buffer.concat([frame(options(Direction.MR_TO_CT)), frame(sliceRequest(0, mrImage())), frame(Buffer.from("not br"), 1)]));
-      const ended = await trailers;
-      await new Promise((resolve) => stream.on("close", resolve));
-      const body = Buffer.concat(received);
-      const responses: TranslateResponse[] = [];
-      for (let at = 0; at + 5 <= body.length; at += 5 + body.readUInt32BE(at + 1)) {
-        responses.push(fromBinary(TranslateResponseSchema, body.subarray(at + 5, at + 5 + body.readUInt32BE(at + 1))));
-      }
-      assert.deepEqual(kinds(responses), ["result 0"]);
-      assert.equal(Number(ended["grpc-status"]), status.UNIMPLEMENTED);
-      assert.match(decodeURIComponent(String(ended["grpc-message"])), /^Received message compressed with unsupported encoding "br-fake"; 1 slice answered before it$/);
-    } finally {
-      session.close();
-    }
+    const body = Buffer.concat([grpcFrame(options(Direction.MR_TO_CT)), grpcFrame(sliceRequest(0, mrImage())), grpcFrame(Buffer.from("not br"), 1)]);
+    const { responses, trailers } = await rawTranslate(served.server.address, body, { "grpc-encoding": "br-fake" });
+    assert.deepEqual(kinds(responses), ["result 0"]);
+    assert.equal(Number(trailers["grpc-status"]), status.UNIMPLEMENTED);
+    assert.match(decodeURIComponent(String(trailers["grpc-message"])), /^Received message compressed with unsupported encoding "br-fake"; 1 slice answered before it$/);
+  });
+
+  it("a message over the limit in the same write as the slices before it: they are answered, then RESOURCE_EXHAUSTED", async () => {
+    // grpc-js's own decoder would drop every message of the HTTP/2 DATA chunk that holds the oversized prefix.
+    const tooLarge = Buffer.alloc(5 + 100 * 1024);
+    tooLarge.writeUInt32BE(100 * 1024, 1);
+    const body = Buffer.concat([grpcFrame(options(Direction.MR_TO_CT)), grpcFrame(sliceRequest(0, mrImage())), grpcFrame(sliceRequest(1, mrImage())), tooLarge]);
+    const { responses, trailers } = await rawTranslate(served.server.address, body);
+    assert.deepEqual(kinds(responses), ["result 0", "result 1"]);
+    assert.equal(Number(trailers["grpc-status"]), status.RESOURCE_EXHAUSTED);
+    assert.match(decodeURIComponent(String(trailers["grpc-message"])), /^Received message larger than max \(102400 vs 65536\) \(--max-message-bytes\); 2 slices answered before it$/);
   });
 
   it("a message that is not a TranslateRequest: the slices before it are answered, then INVALID_ARGUMENT naming the message", async () => {

@@ -37,6 +37,65 @@ function boundedDetails(details: string): string {
   return details.length <= MAX_STATUS_DETAILS ? details : `${details.slice(0, MAX_STATUS_DETAILS - 1)}…`;
 }
 
+/** grpc-js's message decoder (stream-decoder.ts), written one HTTP/2 DATA chunk at a time. */
+interface Decoder {
+  write(data: Buffer): Buffer[];
+}
+
+/** gRPC's message prefix: a compressed flag and a 4-byte length. */
+const PREFIX_BYTES = 5;
+
+/**
+ * grpc-js's decoder throws on a length prefix over the limit, and the
+ * messages it had read from the same DATA chunk go with the exception: a
+ * client that writes several messages at once (options, slices, then one too
+ * large) loses the slices too. Fed up to one message's end at a time, it
+ * loses none: the chunk is cut where messages end (tracked here from their
+ * prefixes), and the messages read before a throw are handed on, the throw
+ * reported as the status grpc-js would send (`fail`). A no-op if grpc-js
+ * changes its internals.
+ */
+function messageByMessage(call: { decoder?: Decoder }, fail: (error: Error) => void): void {
+  const decoder = call.decoder;
+  if (typeof decoder?.write !== "function") return;
+  const write = decoder.write.bind(decoder);
+  const prefix = Buffer.alloc(PREFIX_BYTES);
+  let prefixLeft = PREFIX_BYTES;
+  let bodyLeft = 0;
+  decoder.write = (data) => {
+    const messages: Buffer[] = [];
+    let start = 0;
+    const feed = (end: number) => {
+      if (end > start) messages.push(...write(data.subarray(start, end)));
+      start = end;
+    };
+    try {
+      for (let at = 0; at < data.length; ) {
+        if (prefixLeft > 0) {
+          const take = Math.min(prefixLeft, data.length - at);
+          data.copy(prefix, PREFIX_BYTES - prefixLeft, at, at + take);
+          prefixLeft -= take;
+          at += take;
+          if (prefixLeft === 0) bodyLeft = prefix.readUInt32BE(1);
+        } else {
+          const take = Math.min(bodyLeft, data.length - at);
+          bodyLeft -= take;
+          at += take;
+        }
+        if (prefixLeft === 0 && bodyLeft === 0) {
+          feed(at);
+          prefixLeft = PREFIX_BYTES;
+        }
+      }
+      feed(data.length);
+    } catch (error) {
+      if (messages.length === 0) throw error;
+      fail(error as Error);
+    }
+    return messages;
+  };
+}
+
 export class StatusGuard {
   private readonly watched = new WeakMap<Metadata, Watched>();
 
@@ -53,6 +112,7 @@ export class StatusGuard {
     let handlerEnding = false;
     let refused = false;
     const send = call.sendStatus.bind(call);
+    messageByMessage(call as unknown as { decoder?: Decoder }, (error) => call.sendStatus({ code: status.RESOURCE_EXHAUSTED, details: error.message }));
     call.sendStatus = (sent) => {
       if (handlerEnding || !isReadFailure(sent)) return send(sent);
       // Only the first: grpc-js fails again on every later frame of a message it refused.
