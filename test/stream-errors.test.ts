@@ -6,6 +6,7 @@
 // server, real grpc-js clients, loopback.
 import { before, describe, it } from "node:test";
 import { connect } from "node:http2";
+import { gzipSync } from "node:zlib";
 import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
@@ -91,6 +92,17 @@ describe("stream-level errors after accepted slices", () => {
     assert.deepEqual(kinds(responses), ["result 0", "result 1"]);
     assert.equal(Number(trailers["grpc-status"]), status.RESOURCE_EXHAUSTED);
     assert.match(decodeURIComponent(String(trailers["grpc-message"])), /^Received message larger than max \(102400 vs 65536\) \(--max-message-bytes\); 2 slices answered before it$/);
+  });
+
+  it("gzip-compressed slices and a message over the limit in one write: the slices (still inflating) are answered, then RESOURCE_EXHAUSTED", async () => {
+    const gzipped = (request: TranslateRequest) => grpcFrame(gzipSync(toBinary(TranslateRequestSchema, request)), 1);
+    const tooLarge = Buffer.alloc(5 + 100 * 1024);
+    tooLarge.writeUInt32BE(100 * 1024, 1);
+    const body = Buffer.concat([gzipped(options(Direction.MR_TO_CT)), gzipped(sliceRequest(0, mrImage())), gzipped(sliceRequest(1, mrImage())), tooLarge]);
+    const { responses, trailers } = await rawTranslate(served.server.address, body, { "grpc-encoding": "gzip" });
+    assert.deepEqual(kinds(responses), ["result 0", "result 1"]);
+    assert.equal(Number(trailers["grpc-status"]), status.RESOURCE_EXHAUSTED);
+    assert.match(decodeURIComponent(String(trailers["grpc-message"])), /; 2 slices answered before it$/);
   });
 
   it("a message that is not a TranslateRequest: the slices before it are answered, then INVALID_ARGUMENT naming the message", async () => {

@@ -63,9 +63,43 @@ export function unreadableReason(request: object): string | undefined {
   return unreadable.get(request);
 }
 
+/** A message the transport could not read (over the size limit, or not decompressible), as its status says. */
+export interface TransportFailure {
+  code: number;
+  details: string;
+}
+
+/** Stand-ins' memory, and what each stands for. */
+const standIns = new WeakMap<ArrayBufferLike, TransportFailure>();
+const failed = new WeakMap<object, TransportFailure>();
+
+/**
+ * Bytes to put where a request stream's message could not be read: the
+ * deserializer turns them into an empty message marked with `failure`
+ * (transportFailureOf), which reaches the handler in that message's place,
+ * after every message read before it. `headroom` bytes come first (a
+ * caller's framing; the deserializer is given what follows them).
+ */
+export function standInFor(failure: TransportFailure, headroom = 0): Buffer {
+  const bytes = Buffer.from(new ArrayBuffer(headroom + 1));
+  standIns.set(bytes.buffer, failure);
+  return bytes;
+}
+
+/** The transport failure a request stands in for (standInFor), or undefined for a message that was read. */
+export function transportFailureOf(request: object): TransportFailure | undefined {
+  return failed.get(request);
+}
+
 const tolerantDeserializer =
   <D extends DescMessage>(schema: D) =>
   (bytes: Buffer): MessageShape<D> => {
+    const failure = standIns.get(bytes.buffer);
+    if (failure) {
+      const empty = create(schema);
+      failed.set(empty, failure);
+      return empty;
+    }
     try {
       return fromGrpcMessage(schema, bytes);
     } catch (error) {

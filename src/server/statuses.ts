@@ -4,11 +4,13 @@
  * leaves it with no status at all). And a Translate stream whose next
  * message grpc-js cannot read (larger than --max-message-bytes, or
  * compressed beyond it or in an unknown encoding) is not ended at once, as
- * grpc-js would: the handler hears of it and ends the stream with that
- * status once every slice it accepted before is answered.
+ * grpc-js would: the handler hears of it in that message's place (readInOrder)
+ * and ends the stream with that status once every slice it accepted before
+ * is answered. Should grpc-js's internals change, it hears of it a turn of
+ * the event loop after grpc-js gave up, which most often comes after them.
  */
 import { ServerInterceptingCall, status, type Metadata, type ServerInterceptor, type StatusObject } from "@grpc/grpc-js";
-import { TRANSLATE_PATH } from "../contract/service.js";
+import { standInFor, TRANSLATE_PATH, type TransportFailure } from "../contract/service.js";
 
 /** A status as interceptors pass it on (grpc-js does not export its name for this). */
 type PartialStatusObject = Pick<StatusObject, "code" | "details"> & { metadata?: Metadata | null };
@@ -37,32 +39,45 @@ function boundedDetails(details: string): string {
   return details.length <= MAX_STATUS_DETAILS ? details : `${details.slice(0, MAX_STATUS_DETAILS - 1)}…`;
 }
 
-/** grpc-js's message decoder (stream-decoder.ts), written one HTTP/2 DATA chunk at a time. */
-interface Decoder {
-  write(data: Buffer): Buffer[];
+/** The parts of grpc-js's server call (server-interceptors.ts) that read a request stream's messages. */
+interface ReadingCall {
+  /** Frames messages out of HTTP/2 DATA chunks. */
+  decoder?: { write(data: Buffer): Buffer[] };
+  /** A framed message's bytes, decompressed: a Buffer, or a promise that rejects with a status. */
+  decompressMessage?(message: Buffer, encoding: string): Buffer | Promise<Buffer>;
 }
 
 /** gRPC's message prefix: a compressed flag and a 4-byte length. */
 const PREFIX_BYTES = 5;
 
 /**
- * grpc-js's decoder throws on a length prefix over the limit, and the
- * messages it had read from the same DATA chunk go with the exception: a
- * client that writes several messages at once (options, slices, then one too
- * large) loses the slices too. Fed up to one message's end at a time, it
- * loses none: the chunk is cut where messages end (tracked here from their
- * prefixes), and the messages read before a throw are handed on, the throw
- * reported as the status grpc-js would send (`fail`). A no-op if grpc-js
- * changes its internals.
+ * A message grpc-js cannot read ends the call at once, and with it the
+ * messages read before it that the handler has not had yet (still
+ * decompressing, or waiting on admission). Here such a message is replaced
+ * by a stand-in (contract standInFor) that grpc-js hands on in its place:
+ * the handler hears of the failure after every message before it.
+ * - Too large: grpc-js's decoder throws on the length prefix, and the
+ *   messages it had read from the same DATA chunk go with the exception. It
+ *   is fed up to one message's end at a time (message ends tracked from
+ *   their prefixes); on the throw the chunk's earlier messages and the
+ *   stand-in are handed on, and later chunks (the message's own bytes)
+ *   are dropped.
+ * - Not decompressible (an unknown encoding, corrupt, or too large once
+ *   inflated): the stand-in is the decompressed message.
+ * Returns false, and leaves the call as it is, if grpc-js's internals are
+ * not what this expects.
  */
-function messageByMessage(call: { decoder?: Decoder }, fail: (error: Error) => void): void {
-  const decoder = call.decoder;
-  if (typeof decoder?.write !== "function") return;
+function readInOrder(call: ReadingCall): boolean {
+  const { decoder } = call;
+  const decompress = call.decompressMessage?.bind(call);
+  if (typeof decoder?.write !== "function" || !decompress) return false;
   const write = decoder.write.bind(decoder);
   const prefix = Buffer.alloc(PREFIX_BYTES);
   let prefixLeft = PREFIX_BYTES;
   let bodyLeft = 0;
+  let refused = false;
   decoder.write = (data) => {
+    if (refused) return [];
     const messages: Buffer[] = [];
     let start = 0;
     const feed = (end: number) => {
@@ -89,11 +104,19 @@ function messageByMessage(call: { decoder?: Decoder }, fail: (error: Error) => v
       }
       feed(data.length);
     } catch (error) {
-      if (messages.length === 0) throw error;
-      fail(error as Error);
+      refused = true;
+      // As grpc-js would end the call (server-interceptors.ts, handleDataFrame).
+      const standIn = standInFor({ code: status.RESOURCE_EXHAUSTED, details: (error as Error).message }, PREFIX_BYTES);
+      standIn.writeUInt32BE(standIn.length - PREFIX_BYTES, 1);
+      messages.push(standIn);
     }
     return messages;
   };
+  call.decompressMessage = (message, encoding) => {
+    const decompressed = decompress(message, encoding);
+    return decompressed instanceof Promise ? decompressed.catch((failure: TransportFailure) => standInFor(failure)) : decompressed;
+  };
+  return true;
 }
 
 export class StatusGuard {
@@ -112,7 +135,7 @@ export class StatusGuard {
     let handlerEnding = false;
     let refused = false;
     const send = call.sendStatus.bind(call);
-    messageByMessage(call as unknown as { decoder?: Decoder }, (error) => call.sendStatus({ code: status.RESOURCE_EXHAUSTED, details: error.message }));
+    readInOrder(call as unknown as ReadingCall);
     call.sendStatus = (sent) => {
       if (handlerEnding || !isReadFailure(sent)) return send(sent);
       // Only the first: grpc-js fails again on every later frame of a message it refused.

@@ -3,7 +3,7 @@ import { status, type ServerDuplexStream } from "@grpc/grpc-js";
 import { defer, finalize, map, of, Subscription, switchMap, type Observable } from "rxjs";
 import type { MicroBatcher } from "../batcher/micro-batcher.js";
 import { directionName } from "../contract/direction.js";
-import { unreadableReason, type ServiceImpl } from "../contract/service.js";
+import { transportFailureOf, unreadableReason, type ServiceImpl } from "../contract/service.js";
 import { isSliceError, quote } from "../contract/slice-errors.js";
 import {
   Direction,
@@ -134,8 +134,8 @@ class StreamSession {
   /** Once set, no more slices are accepted, and the stream ends with it after the last answer. */
   private ending: CallStatus | undefined;
   /**
-   * Set once grpc-js could not read a message: slices it read before that one may still arrive (through
-   * admission) and are answered; the stream ends with the failure when none is in flight.
+   * Set once grpc-js could not read a message (its stand-in arrived after every message read before it,
+   * statuses.ts): nothing after it is accepted, and the stream ends with it when no slice is in flight.
    */
   private readFailure: ReadFailure | undefined;
   /** Answers written: what a read failure's status counts. */
@@ -171,7 +171,12 @@ class StreamSession {
     const at = ++this.received;
     const admission = this.deps.admissions.admissionOf(request);
     // Past the message that ends the stream nothing is accepted: the client learns why from the status.
-    if (this.closed || this.ending) return admission?.release();
+    if (this.closed || this.ending || this.readFailure) return admission?.release();
+    const failure = transportFailureOf(request);
+    if (failure) {
+      this.readFailure = failure;
+      return this.maybeEnd();
+    }
     const unreadable = unreadableReason(request);
     if (unreadable !== undefined) {
       return this.endAfterAnswers({ code: status.INVALID_ARGUMENT, details: `message ${at} is not a TranslateRequest (${quote(unreadable)}); ${ANSWERED_FIRST}` });
