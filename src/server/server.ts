@@ -21,7 +21,7 @@ import type { QualityFn } from "./pipeline.js";
 import { addReflection } from "./reflection.js";
 import { healthOnlyInterceptor, loadAuthTokens, serverCredentials, serverTls, tokenAuthInterceptor } from "./security.js";
 import { StageTimes, timedCodec, type StageTotals } from "./stage-times.js";
-import { StatusGuard } from "./statuses.js";
+import { statusGuard } from "./statuses.js";
 import { TranslatorService } from "./translator.js";
 import { startWebPort } from "./web.js";
 
@@ -128,12 +128,10 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
     qualityPool.compute(synthetic, reference, target, { foreground });
   const budget = new InFlightBudget(config);
   telemetry.observeInflightBytes(() => budget.inflightBytes);
-  const statuses = new StatusGuard();
   const translator = new TranslatorService({
     models,
     batchers,
     admissions: budget,
-    statuses,
     maxMessageBytes: config.maxMessageBytes,
     executionProvider: pool.executionProvider,
     dicom: { uidRoot: config.dicomUidRoot, deidentify: config.deidentify === "basic-profile" },
@@ -182,7 +180,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
     // In order: statuses (it must see grpc-js's own call), probe-port guard, authentication, stream limits
     // (unauthenticated calls take no slot), then the in-flight budget (it holds slices back).
     interceptors: [
-      statuses.interceptor,
+      statusGuard,
       healthOnlyInterceptor(healthPorts),
       ...(tokens ? [tokenAuthInterceptor(tokens)] : []),
       streamLimiter(calls, config, scheduler),

@@ -4,10 +4,9 @@
  * leaves it with no status at all). And a Translate stream whose next
  * message grpc-js cannot read (larger than --max-message-bytes, or
  * compressed beyond it or in an unknown encoding) is not ended at once, as
- * grpc-js would: the handler hears of it in that message's place (readInOrder)
- * and ends the stream with that status once every slice it accepted before
- * is answered. Should grpc-js's internals change, it hears of it a turn of
- * the event loop after grpc-js gave up, which most often comes after them.
+ * grpc-js would: the handler gets a stand-in in that message's place
+ * (readInOrder) and ends the stream with its status once every slice it
+ * accepted before is answered.
  */
 import { ServerInterceptingCall, status, type Metadata, type ServerInterceptor, type StatusObject } from "@grpc/grpc-js";
 import { standInFor, TRANSLATE_PATH, type TransportFailure } from "../contract/service.js";
@@ -17,22 +16,6 @@ type PartialStatusObject = Pick<StatusObject, "code" | "details"> & { metadata?:
 
 /** Longest status details sent, characters. */
 const MAX_STATUS_DETAILS = 1024;
-
-/** What a call's handler is told of a read failure: the status grpc-js would have ended the call with. */
-export type ReadFailure = Pick<StatusObject, "code" | "details">;
-
-interface Watched {
-  failure: ReadFailure | undefined;
-  listener: ((failure: ReadFailure) => void) | undefined;
-}
-
-/**
- * grpc-js's own statuses for a request it could not read (server-interceptors.ts: the message
- * length check, decompression): nothing of them has been sent yet, so they can wait.
- */
-const isReadFailure = ({ code, details }: ReadFailure): boolean =>
-  (code === status.RESOURCE_EXHAUSTED || code === status.UNIMPLEMENTED || code === status.INTERNAL) &&
-  (details.startsWith("Received message") || details === "Failed to decompress message");
 
 /** `details` cut to MAX_STATUS_DETAILS characters. */
 function boundedDetails(details: string): string {
@@ -64,13 +47,13 @@ const PREFIX_BYTES = 5;
  *   are dropped.
  * - Not decompressible (an unknown encoding, corrupt, or too large once
  *   inflated): the stand-in is the decompressed message.
- * Returns false, and leaves the call as it is, if grpc-js's internals are
- * not what this expects.
+ * If grpc-js's internals are not what this expects, the call is left as
+ * grpc-js makes it (and test/stream-errors.test.ts fails).
  */
-function readInOrder(call: ReadingCall): boolean {
+function readInOrder(call: ReadingCall): void {
   const { decoder } = call;
   const decompress = call.decompressMessage?.bind(call);
-  if (typeof decoder?.write !== "function" || !decompress) return false;
+  if (typeof decoder?.write !== "function" || !decompress) return;
   const write = decoder.write.bind(decoder);
   const prefix = Buffer.alloc(PREFIX_BYTES);
   let prefixLeft = PREFIX_BYTES;
@@ -116,64 +99,15 @@ function readInOrder(call: ReadingCall): boolean {
     const decompressed = decompress(message, encoding);
     return decompressed instanceof Promise ? decompressed.catch((failure: TransportFailure) => standInFor(failure)) : decompressed;
   };
-  return true;
 }
 
-export class StatusGuard {
-  private readonly watched = new WeakMap<Metadata, Watched>();
-
-  /**
-   * Install first in `new Server({ interceptors })`: it must be given the
-   * grpc-js call itself, whose sendStatus grpc-js calls on a read failure.
-   */
-  readonly interceptor: ServerInterceptor = (method, call) => {
-    const bounded = {
-      sendStatus: (sent: PartialStatusObject, pass: (status: PartialStatusObject) => void) => pass({ ...sent, details: boundedDetails(sent.details) }),
-    };
-    if (method.path !== TRANSLATE_PATH) return new ServerInterceptingCall(call, bounded);
-    const watched: Watched = { failure: undefined, listener: undefined };
-    let handlerEnding = false;
-    let refused = false;
-    const send = call.sendStatus.bind(call);
-    readInOrder(call as unknown as ReadingCall);
-    call.sendStatus = (sent) => {
-      if (handlerEnding || !isReadFailure(sent)) return send(sent);
-      // Only the first: grpc-js fails again on every later frame of a message it refused.
-      if (refused) return;
-      refused = true;
-      const failure = { code: sent.code, details: sent.details };
-      // Messages read before the failing one may still be on their way up (grpc-js decodes each as a
-      // promise and hands them over one read at a time, through process.nextTick): the handler hears of
-      // the failure after them, so that it answers them first.
-      setImmediate(() => {
-        watched.failure = failure;
-        watched.listener?.(failure);
-      });
-    };
-    return new ServerInterceptingCall(call, {
-      start: (next) =>
-        next({
-          onReceiveMetadata: (metadata, pass) => {
-            this.watched.set(metadata, watched);
-            pass(metadata);
-          },
-        }),
-      sendStatus: (sent, pass) => {
-        handlerEnding = true;
-        bounded.sendStatus(sent, pass);
-      },
-    });
-  };
-
-  /**
-   * For a Translate handler: `listener` hears of a read failure of the call
-   * whose metadata this is (at once if it happened already); the handler
-   * then ends the call with that status, after its answers.
-   */
-  onReadFailure(metadata: Metadata, listener: (failure: ReadFailure) => void): void {
-    const watched = this.watched.get(metadata);
-    if (!watched) return;
-    watched.listener = listener;
-    if (watched.failure) listener(watched.failure);
-  }
-}
+/**
+ * Install first in `new Server({ interceptors })`: it must be given the
+ * grpc-js call itself, whose reading of a Translate stream readInOrder adapts.
+ */
+export const statusGuard: ServerInterceptor = (method, call) => {
+  if (method.path === TRANSLATE_PATH) readInOrder(call as unknown as ReadingCall);
+  return new ServerInterceptingCall(call, {
+    sendStatus: (sent: PartialStatusObject, pass: (status: PartialStatusObject) => void) => pass({ ...sent, details: boundedDetails(sent.details) }),
+  });
+};

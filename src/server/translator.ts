@@ -3,7 +3,7 @@ import { status, type ServerDuplexStream } from "@grpc/grpc-js";
 import { defer, finalize, map, of, Subscription, switchMap, type Observable } from "rxjs";
 import type { MicroBatcher } from "../batcher/micro-batcher.js";
 import { directionName } from "../contract/direction.js";
-import { transportFailureOf, unreadableReason, type ServiceImpl } from "../contract/service.js";
+import { transportFailureOf, unreadableReason, type ServiceImpl, type TransportFailure } from "../contract/service.js";
 import { isSliceError, quote } from "../contract/slice-errors.js";
 import {
   Direction,
@@ -26,15 +26,12 @@ import type { Telemetry } from "../telemetry/telemetry.js";
 import type { Admission, InFlightBudget } from "./admission.js";
 import { answerSlice, type AnswerDeps } from "./answer.js";
 import type { StreamContext } from "./pipeline.js";
-import type { ReadFailure, StatusGuard } from "./statuses.js";
 
 export interface TranslatorDeps extends AnswerDeps {
   models: readonly ModelSpec[];
   batchers: ReadonlyMap<string, MicroBatcher<Float32Array, ModelOutput>>;
   /** Each slice's admission against the in-flight budgets, given back once its answer is written. */
   admissions: Pick<InFlightBudget, "admissionOf" | "admit">;
-  /** Requests grpc-js could not read: the stream ends with their status after its answers. */
-  statuses: Pick<StatusGuard, "onReadFailure">;
   executionProvider: string;
   /** UID root of derived DICOM instances, and whether they are de-identified (PS3.15 basic profile). */
   dicom: { uidRoot: string; deidentify: boolean };
@@ -99,13 +96,13 @@ export const isStatus = (value: object): value is CallStatus => "code" in value 
 const ANSWERED_FIRST = "every slice sent before it was answered";
 
 /**
- * The status a read failure ends a stream with, naming the limit's flag where there is one, and how many
- * slices were answered: those grpc-js read before the message it could not (none after it reaches the
- * handler), so that the client knows where to resume.
+ * The status a message grpc-js could not read ends a stream with (its stand-in, statuses.ts), naming the
+ * limit's flag where there is one, and how many slices were accepted before it, all of them answered
+ * first: where the client resumes.
  */
-function readFailureStatus({ code, details }: ReadFailure, answered: number): CallStatus {
+function readFailureStatus({ code, details }: TransportFailure, accepted: number): CallStatus {
   const flag = code === status.RESOURCE_EXHAUSTED ? " (--max-message-bytes)" : "";
-  return { code, details: `${details}${flag}; ${answered} ${answered === 1 ? "slice" : "slices"} answered before it` };
+  return { code, details: `${details}${flag}; ${accepted} ${accepted === 1 ? "slice" : "slices"} answered before it` };
 }
 
 /** A slice accepted by the stream: its answer once done, and its admission to give back once that is written. */
@@ -133,13 +130,8 @@ class StreamSession {
   private halfClosed = false;
   /** Once set, no more slices are accepted, and the stream ends with it after the last answer. */
   private ending: CallStatus | undefined;
-  /**
-   * Set once grpc-js could not read a message (its stand-in arrived after every message read before it,
-   * statuses.ts): nothing after it is accepted, and the stream ends with it when no slice is in flight.
-   */
-  private readFailure: ReadFailure | undefined;
-  /** Answers written: what a read failure's status counts. */
-  private answered = 0;
+  /** Slices accepted: what a read failure's status counts. */
+  private accepted = 0;
   private closed = false;
 
   constructor(
@@ -154,10 +146,6 @@ class StreamSession {
     });
     call.on("cancelled", () => this.close());
     call.on("error", () => this.close());
-    deps.statuses.onReadFailure(call.metadata, (failure) => {
-      this.readFailure ??= failure;
-      this.maybeEnd();
-    });
   }
 
   /** Ends the stream now with a status; slices still in flight are dropped from the queue. */
@@ -171,12 +159,9 @@ class StreamSession {
     const at = ++this.received;
     const admission = this.deps.admissions.admissionOf(request);
     // Past the message that ends the stream nothing is accepted: the client learns why from the status.
-    if (this.closed || this.ending || this.readFailure) return admission?.release();
+    if (this.closed || this.ending) return admission?.release();
     const failure = transportFailureOf(request);
-    if (failure) {
-      this.readFailure = failure;
-      return this.maybeEnd();
-    }
+    if (failure) return this.endAfterAnswers(readFailureStatus(failure, this.accepted));
     const unreadable = unreadableReason(request);
     if (unreadable !== undefined) {
       return this.endAfterAnswers({ code: status.INVALID_ARGUMENT, details: `message ${at} is not a TranslateRequest (${quote(unreadable)}); ${ANSWERED_FIRST}` });
@@ -196,6 +181,7 @@ class StreamSession {
     const entry: Accepted = { admission };
     this.order.push(entry);
     this.inFlight++;
+    this.accepted++;
     this.work.add(
       answerSlice(this.deps, this.context, request.kind.value).subscribe((answer) => {
         entry.response = create(TranslateResponseSchema, {
@@ -211,7 +197,6 @@ class StreamSession {
       const { response, admission } = this.order.shift()!;
       this.call.write(response!, () => {
         this.inFlight--;
-        this.answered++;
         admission?.release();
         this.maybeEnd();
       });
@@ -226,10 +211,6 @@ class StreamSession {
   private maybeEnd(): void {
     if (this.closed || this.inFlight > 0) return;
     if (this.ending) return this.fail(this.ending.code, this.ending.details);
-    if (this.readFailure) {
-      const { code, details } = readFailureStatus(this.readFailure, this.answered);
-      return this.fail(code, details);
-    }
     if (!this.halfClosed) return;
     if (!this.context) return this.fail(status.INVALID_ARGUMENT, "options: the stream ended before StreamOptions arrived");
     this.close();
