@@ -34,6 +34,13 @@ function grpcFrame(request: TranslateRequest | Buffer, compressed = 0): Buffer {
   return Buffer.concat([prefix, message]);
 }
 
+/** The prefix and zero bytes of a message of `bytes` bytes, whatever the limit makes of it. */
+function oversizedFrame(bytes: number): Buffer {
+  const frame = Buffer.alloc(5 + bytes);
+  frame.writeUInt32BE(bytes, 1);
+  return frame;
+}
+
 /** A Translate call over plain HTTP/2, as a hand-written client makes one: the whole body in one write. */
 async function rawTranslate(address: string, body: Buffer, headers: Record<string, string> = {}) {
   const session = connect(`http://${address}`);
@@ -85,8 +92,7 @@ describe("stream-level errors after accepted slices", () => {
 
   it("a message over the limit in the same write as the slices before it: they are answered, then RESOURCE_EXHAUSTED", async () => {
     // grpc-js's own decoder would drop every message of the HTTP/2 DATA chunk that holds the oversized prefix.
-    const tooLarge = Buffer.alloc(5 + 100 * 1024);
-    tooLarge.writeUInt32BE(100 * 1024, 1);
+    const tooLarge = oversizedFrame(100 * 1024);
     const body = Buffer.concat([grpcFrame(options(Direction.MR_TO_CT)), grpcFrame(sliceRequest(0, mrImage())), grpcFrame(sliceRequest(1, mrImage())), tooLarge]);
     const { responses, trailers } = await rawTranslate(served.server.address, body);
     assert.deepEqual(kinds(responses), ["result 0", "result 1"]);
@@ -96,8 +102,7 @@ describe("stream-level errors after accepted slices", () => {
 
   it("gzip-compressed slices and a message over the limit in one write: the slices (still inflating) are answered, then RESOURCE_EXHAUSTED", async () => {
     const gzipped = (request: TranslateRequest) => grpcFrame(gzipSync(toBinary(TranslateRequestSchema, request)), 1);
-    const tooLarge = Buffer.alloc(5 + 100 * 1024);
-    tooLarge.writeUInt32BE(100 * 1024, 1);
+    const tooLarge = oversizedFrame(100 * 1024);
     const body = Buffer.concat([gzipped(options(Direction.MR_TO_CT)), gzipped(sliceRequest(0, mrImage())), gzipped(sliceRequest(1, mrImage())), tooLarge]);
     const { responses, trailers } = await rawTranslate(served.server.address, body, { "grpc-encoding": "gzip" });
     assert.deepEqual(kinds(responses), ["result 0", "result 1"]);

@@ -39,12 +39,12 @@ export function unfilteredRows(samples: ArrayLike<number>, width: number, bits: 
   const stride = Math.ceil((width * bits) / 8);
   const rows = new Uint8Array((stride + 1) * height);
   for (let y = 0; y < height; y++) {
+    const row = y * (stride + 1) + 1;
     for (let x = 0; x < width; x++) {
       const value = samples[y * width + x];
       const bit = x * bits;
-      const at = y * (stride + 1) + 1 + (bit >> 3);
-      if (bits === 16) rows.set([value >> 8, value & 0xff], y * (stride + 1) + 1 + 2 * x);
-      else rows[at] |= value << (8 - bits - (bit & 7));
+      if (bits === 16) rows.set([value >> 8, value & 0xff], row + 2 * x);
+      else rows[row + (bit >> 3)] |= value << (8 - bits - (bit & 7));
     }
   }
   return rows;
