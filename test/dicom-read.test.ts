@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
+import dcmjs from "dcmjs";
 import dicomParser from "dicom-parser";
 import { SliceFault } from "../src/contract/slice-errors.js";
 import { decodeDicom } from "../src/imaging/dicom-read.js";
@@ -78,14 +79,14 @@ describe("decodeDicom: native transfer syntaxes", () => {
     assert.deepEqual(Array.from(raster.data), values);
   });
 
-  it("inverts MONOCHROME1 over the stored range before rescaling", async () => {
-    const stored = Uint16Array.from(pattern(N, 0, 4095, 7));
+  it("rescales MONOCHROME1 as any other: it changes only the display (PS3.3 C.7.6.3.1.2)", async () => {
+    const stored = Int16Array.from(pattern(N, -1024, 2000, 7));
     const file = makeInstance({
-      modality: "MR", rows: ROWS, columns: COLUMNS, pixels: stored, bitsStored: 12, photometric: "MONOCHROME1",
-      rescaleSlope: 2, rescaleIntercept: 10,
+      modality: "CT", rows: ROWS, columns: COLUMNS, pixels: stored, photometric: "MONOCHROME1",
+      rescaleSlope: 1, rescaleIntercept: -1024,
     });
     const { raster } = await decodeDicom(file, FIELD);
-    assert.deepEqual(Array.from(raster.data), Array.from(stored, (s) => (4095 - s) * 2 + 10));
+    assert.deepEqual(Array.from(raster.data), Array.from(stored, (s) => s - 1024));
   });
 
   it("reads 8-bit secondary capture", async () => {
@@ -194,6 +195,25 @@ describe("decodeDicom: compressed transfer syntaxes (dcmjs-codecs)", () => {
       modality: "CT", rows: ROWS, columns: COLUMNS, pixels: new Int16Array(N), transferSyntax: TS.jpegExtended,
     });
     await assertFault(() => decodeDicom(file, FIELD), status.UNIMPLEMENTED, "slice.image.data", /1\.2\.840\.10008\.1\.2\.4\.51 \(JPEG Extended/);
+  });
+
+  it("prints nothing of a compressed file's attributes (the codecs' own dcmjs copy warns with their values)", async () => {
+    const compressed = await compress(native, TS.jpegLsLossless);
+    const read = dcmjs.data.DicomMessage.readFile(compressed.slice().buffer);
+    read.dict["00090010"] = { vr: "LO", Value: ["ACME 1.0"] };
+    read.dict["00091010"] = { vr: "LO", Value: ["Doe^Jane MRN 1234567"] };
+    const file = new Uint8Array(read.write());
+    const printed: string[] = [];
+    const writes = [process.stdout.write, process.stderr.write] as const;
+    const capture = (chunk: string | Uint8Array): boolean => (printed.push(String(chunk)), true);
+    process.stdout.write = capture as typeof process.stdout.write;
+    process.stderr.write = capture as typeof process.stderr.write;
+    try {
+      await decodeDicom(file, FIELD);
+    } finally {
+      [process.stdout.write, process.stderr.write] = writes;
+    }
+    assert.deepEqual(printed, []);
   });
 
   it("a truncated compressed file is INVALID_ARGUMENT", async () => {

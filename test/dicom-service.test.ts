@@ -97,7 +97,7 @@ describe("DICOM through the service", () => {
       { image: dicomImage(mrSlice(2, { transferSyntax: TS.explicitBig })) },
       {
         image: dicomImage(mrSlice(3, {
-          bitsStored: 12, photometric: "MONOCHROME1", pixels: Uint16Array.from(syntheticHead(COLUMNS, ROWS, { outside: 4095, inside: 3495, core: 3195 })),
+          bitsStored: 12, photometric: "MONOCHROME1", pixels: Uint16Array.from(syntheticHead(COLUMNS, ROWS, { outside: 0, inside: 600, core: 900 })),
         })),
       },
       { image: dicomImage(await compress(mrSlice(4), TS.jpegLsLossless)) },
@@ -123,9 +123,13 @@ describe("DICOM through the service", () => {
         code: status.UNIMPLEMENTED, message: /^slice\.image\.data: transfer syntax 1\.2\.840\.10008\.1\.2\.4\.51/,
       },
       { image: dicomImage(multiFrame), code: status.INVALID_ARGUMENT, message: /^slice\.frame: the instance has 2 frames/ },
+      {
+        image: dicomImage(mrSlice(11, { modality: "CT" })),
+        code: status.INVALID_ARGUMENT, message: /^slice\.image\.data: is a CT instance \(Modality CT\), but the model \S+ reads MR; .*direction ct2mr/,
+      },
     ];
     // Bad slices between good ones: each gets its own error and the stream goes on.
-    const sent: Array<Sent | Bad> = [good[0], bad[0], good[1], bad[1], bad[2], good[2], bad[3], bad[4], good[3], bad[5], bad[6], good[4], good[5]];
+    const sent: Array<Sent | Bad> = [good[0], bad[0], good[1], bad[1], bad[2], good[2], bad[3], bad[4], good[3], bad[5], bad[6], good[4], good[5], bad[7]];
     const responses = await translate(served.client, Direction.MR_TO_CT, Encoding.UNSPECIFIED, sent);
     const raw = await translate(served.client, Direction.MR_TO_CT, Encoding.RAW, sent);
 
@@ -163,7 +167,8 @@ describe("DICOM through the service", () => {
       assert.equal(parsed.string("x00200052"), PATIENT.FrameOfReferenceUID);
       assert.deepEqual([0, 1, 2].map((i) => parsed.floatString("x00200032", i)), source.carried.ImagePositionPatient);
       assert.deepEqual([0, 1].map((i) => parsed.floatString("x00280030", i)), source.carried.PixelSpacing);
-      assert.equal(parsed.intString("x00200013"), source.instanceNumber);
+      // A frame of a multi-frame source is numbered by its frame.
+      assert.equal(parsed.intString("x00200013"), item.frame === undefined ? source.instanceNumber : item.frame + 1);
       const reference = parsed.elements.x00082112.items?.[0]?.dataSet;
       assert.equal(reference?.string("x00081155"), source.sopInstanceUid);
       assert.equal(reference?.intString("x00081160"), item.frame === undefined ? undefined : item.frame + 1);

@@ -4,7 +4,7 @@ import dcmjs, { type NaturalDataset } from "dcmjs";
 import dicomParser from "dicom-parser";
 import { decodeDicom, type DicomSource } from "../src/imaging/dicom-read.js";
 import { createDerivedSeries } from "../src/imaging/dicom-write.js";
-import { checkUidRoot, newUid } from "../src/imaging/dicom-uid.js";
+import { checkUidRoot, newUid, uidFromBytes } from "../src/imaging/dicom-uid.js";
 import type { Raster } from "../src/imaging/raster.js";
 import { makeInstance, PATIENT, pattern, SOP, TS } from "./dicom-fixtures.js";
 
@@ -49,16 +49,18 @@ describe("createDerivedSeries: MR → CT", async () => {
 
   it("writes CT Image Storage instances of one new series, a new SOPInstanceUID each, under the root", () => {
     const sopInstanceUids = new Set<string>();
+    const seriesInstanceUid = dicomParser.parseDicom(files[0]).string("x0020000e") ?? "";
+    assert.notEqual(seriesInstanceUid, slices[0].source.seriesInstanceUid);
     for (const file of files) {
       const parsed = dicomParser.parseDicom(file);
       assert.equal(parsed.string("x00020010"), TS.explicitLittle);
       assert.equal(parsed.string("x00080016"), SOP.ct);
       assert.equal(parsed.string("x00020002"), SOP.ct);
       assert.equal(parsed.string("x00080060"), "CT");
-      assert.equal(parsed.string("x0020000e"), series.seriesInstanceUid);
+      assert.equal(parsed.string("x0020000e"), seriesInstanceUid);
       const sopInstanceUid = parsed.string("x00080018") ?? "";
       assert.equal(parsed.string("x00020003"), sopInstanceUid);
-      for (const uid of [sopInstanceUid, series.seriesInstanceUid]) {
+      for (const uid of [sopInstanceUid, seriesInstanceUid]) {
         assert.match(uid, UID);
         assert.ok(uid.startsWith(`${ROOT}.`) && uid.length <= 64, uid);
       }
@@ -147,6 +149,60 @@ describe("createDerivedSeries: CT → MR", () => {
     assert.equal(parsed.floatString("x00281051"), 800);
     assert.deepEqual(Array.from({ length: N }, (_, i) => parsed.uint16("x7fe00010", i)), Array.from(raster.data, (v) => Math.round(v)));
     assert.equal(readDcmjs(file).ScanningSequence, "RM");
+    assert.deepEqual(readDcmjs(file).ImageType, ["DERIVED", "SECONDARY", "OTHER"]);
+  });
+
+  it("stores every slice of a series on one scale: a dim slice is not stretched to 16 bits", async () => {
+    const ct = makeInstance({ modality: "CT", rows: ROWS, columns: COLUMNS, pixels: new Int16Array(N), rescaleSlope: 1, rescaleIntercept: -1024 });
+    const { source } = await decodeDicom(ct, "slice.image");
+    const series = createDerivedSeries({ direction: "ct2mr", modelName: "ct2mr-phantom", modelVersion: "2.0.0" });
+    for (const top of [255, 40]) {
+      const raster: Raster = { width: COLUMNS, height: ROWS, data: Float32Array.from(pattern(N, 0, top)) };
+      const parsed = dicomParser.parseDicom(series.encode(raster, { source }));
+      const stored = Array.from({ length: N }, (_, i) => parsed.uint16("x7fe00010", i));
+      assert.deepEqual(stored, Array.from(raster.data, (v) => Math.round(v)));
+    }
+  });
+});
+
+describe("createDerivedSeries: what the source lacks or writes in retired forms", () => {
+  it("rewrites ACR-NEMA dates and times, empties unreadable ones, and fills Type 2 and the Frame of Reference", async () => {
+    const [{ source }] = await mrSeries();
+    const carried: NaturalDataset = { ...source.carried, StudyDate: "1999.05.05", PatientBirthDate: "1961.03.04", StudyTime: "10:52:34.530000" };
+    delete carried.FrameOfReferenceUID;
+    delete carried.ReferringPhysicianName;
+    const retired = { ...source, carried };
+    const series = createDerivedSeries({ direction: "mr2ct", ...MODEL, uidRoot: ROOT });
+    const [first, second] = [0, 1].map((k) => readDcmjs(series.encode(syntheticCt(k), { source: retired })));
+    assert.equal(first.StudyDate, "19990505");
+    assert.equal(first.PatientBirthDate, "19610304");
+    assert.equal(first.StudyTime, "105234.530000");
+    assert.ok(first.ReferringPhysicianName !== undefined, "Referring Physician's Name present (Type 2)");
+    assert.match(String(first.FrameOfReferenceUID), UID);
+    assert.equal(second.FrameOfReferenceUID, first.FrameOfReferenceUID);
+    assert.equal(first.TimezoneOffsetFromUTC, undefined);
+    const unreadable = { ...source, carried: { ...source.carried, StudyDate: "May 5th" } };
+    assert.equal(readDcmjs(series.encode(syntheticCt(2), { source: unreadable })).StudyDate, "");
+  });
+
+  it("keeps one derived series per source series, so no series spans two studies or patients", async () => {
+    const [{ source }] = await mrSeries();
+    const otherStudy = { ...source, seriesInstanceUid: "1.2.826.0.1.3680043.10.1234.77", carried: { ...source.carried, StudyInstanceUID: "1.2.826.0.1.3680043.10.1234.78", PatientID: "OTHER" } };
+    const series = createDerivedSeries({ direction: "mr2ct", ...MODEL, uidRoot: ROOT });
+    const uids = [source, otherStudy, source, undefined].map((from) => readDcmjs(series.encode(syntheticCt(0), { source: from })).SeriesInstanceUID);
+    assert.equal(uids[0], uids[2]);
+    assert.equal(new Set(uids).size, 3);
+  });
+
+  it("numbers a multi-frame source's slices by their frame", async () => {
+    const file = makeInstance({ modality: "MR", rows: ROWS, columns: COLUMNS, frames: 3, pixels: new Uint16Array(3 * N), attributes: { InstanceNumber: 5 } });
+    const series = createDerivedSeries({ direction: "mr2ct", ...MODEL });
+    const numbers = [];
+    for (const frame of [0, 1, 2]) {
+      const { source } = await decodeDicom(file, "slice.image", { frame });
+      numbers.push(readDcmjs(series.encode(syntheticCt(frame), { source })).InstanceNumber);
+    }
+    assert.deepEqual(numbers, [1, 2, 3]);
   });
 });
 
@@ -168,7 +224,8 @@ describe("createDerivedSeries: input that was not DICOM", () => {
     const other = dicomParser.parseDicom(createDerivedSeries({ direction: "mr2ct", ...MODEL, uidRoot: ROOT }).encode(syntheticCt(2)));
     for (const [k, parsed] of files.entries()) {
       assert.equal(parsed.string("x00100010"), "UNKNOWN");
-      assert.equal(parsed.string("x00100020"), "UNKNOWN");
+      assert.match(parsed.string("x00100020") ?? "", /^UNKNOWN-\d{12}$/);
+      assert.equal(parsed.string("x00100020"), files[0].string("x00100020"));
       assert.equal(parsed.string("x0020000d"), files[0].string("x0020000d"));
       assert.equal(parsed.string("x00200052"), files[0].string("x00200052"));
       assert.equal(parsed.intString("x00200013"), k + 1);
@@ -177,6 +234,7 @@ describe("createDerivedSeries: input that was not DICOM", () => {
       assert.match(parsed.string("x00204000") ?? "", /geometry unknown/);
     }
     assert.notEqual(other.string("x0020000d"), files[0].string("x0020000d"));
+    assert.notEqual(other.string("x00100020"), files[0].string("x00100020"));
     // An index too large for Instance Number (IS, 32-bit) falls back to the position in the series.
     assert.equal(dicomParser.parseDicom(series.encode(syntheticCt(3), { instanceNumber: 2 ** 40 })).intString("x00200013"), 3);
     assert.ok(files[0].string("x0020000d")?.startsWith(`${ROOT}.`));
@@ -242,6 +300,12 @@ describe("newUid", () => {
       assert.ok(uid.startsWith(`${ROOT}.`) && uid.length <= 64, uid);
     }
     assert.match(newUid(), /^2\.25\.[1-9][0-9]*$/);
+  });
+
+  it("keeps a hashed replacement under 2.25 below 2^128, as a UUID must be (PS3.5 B.2)", () => {
+    const uid = uidFromBytes("2.25", new Uint8Array(32).fill(0xff));
+    assert.match(uid, UID);
+    assert.ok(BigInt(uid.slice("2.25.".length)) < 2n ** 128n, uid);
   });
 
   it("rejects a root that is not a UID or leaves too little room", () => {

@@ -4,7 +4,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { SliceFault } from "../src/contract/slice-errors.js";
 import { fromGrpcMessage, ownsBuffer } from "../src/contract/wire.js";
-import { Encoding, PixelType, SliceSchema, type Image } from "../src/gen/medsynth/v1/translator_pb.js";
+import { Direction, Encoding, PixelType, SliceSchema, type Image } from "../src/gen/medsynth/v1/translator_pb.js";
 import { decodeImage } from "../src/imaging/codec.js";
 import { createDerivedSeries } from "../src/imaging/dicom.js";
 import type { Raster } from "../src/imaging/raster.js";
@@ -15,6 +15,8 @@ import { killFirstWorker } from "./helpers/workers.js";
 
 // The shapes of the embedded models' manifests: CT in a fixed HU window, MR by percentiles.
 const CT2MR: TransformSpec = {
+  name: "ct2mr-test",
+  direction: Direction.CT_TO_MR,
   input: { name: "input", width: 64, height: 64, channels: 1 },
   intensity: {
     input: { window: "fixed", low: -1024, high: 3071 },
@@ -22,6 +24,8 @@ const CT2MR: TransformSpec = {
   },
 };
 const MR2CT_RGB: TransformSpec = {
+  name: "mr2ct-rgb-test",
+  direction: Direction.MR_TO_CT,
   input: { name: "input", width: 64, height: 64, channels: 3 },
   intensity: { input: { window: "percentile", low: 0.5, high: 99.5 }, output: { window: "fixed", low: -1024, high: 3071 } },
 };

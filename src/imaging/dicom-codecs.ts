@@ -1,6 +1,13 @@
+import { createRequire } from "node:module";
 import dcmjsCodecs from "dcmjs-codecs";
 import { invalidArgument, unimplemented } from "../contract/slice-errors.js";
 import { TransferSyntax } from "./transfer-syntax.js";
+
+// dcmjs-codecs reads files with its own copy of dcmjs, whose warnings quote
+// attribute values (patient data, e.g. every private element): silenced as
+// dicom-read.ts silences the project's copy.
+const requireFromCodecs = createRequire(createRequire(import.meta.url).resolve("dcmjs-codecs"));
+(requireFromCodecs("dcmjs") as { log: { setLevel(level: string): void } }).log.setLevel("silent");
 
 const NATIVE = new Set<string>(Object.values(TransferSyntax));
 

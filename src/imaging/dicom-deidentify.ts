@@ -63,6 +63,8 @@ export function deidentify(dataset: NaturalDataset, keys: Deidentifier): Natural
     DeidentificationMethod: "PS3.15 Basic Application Level Confidentiality Profile",
     DeidentificationMethodCodeSequence: [
       { CodeValue: "113100", CodingSchemeDesignator: "DCM", CodeMeaning: "Basic Application Confidentiality Profile" },
+      // The series description, derivation description and comments are the writer's own text, added after cleaning.
+      { CodeValue: "113105", CodingSchemeDesignator: "DCM", CodeMeaning: "Clean Descriptors Option" },
     ],
     // Dates are removed or emptied, not shifted.
     LongitudinalTemporalInformationModified: "REMOVED",
@@ -90,8 +92,8 @@ function clean(dataset: NaturalDataset, keys: Deidentifier): NaturalDataset {
 const isDataset = (value: unknown): value is NaturalDataset =>
   typeof value === "object" && value !== null && !ArrayBuffer.isView(value) && !(value instanceof ArrayBuffer) && !Array.isArray(value);
 
-/** A PN or LO value as text (dcmjs gives names as [{ Alphabetic }]). */
-function textOf(value: unknown): string {
+/** A PN, LO, DA or TM value as text (dcmjs gives names as [{ Alphabetic }]). */
+export function textOf(value: unknown): string {
   const first = Array.isArray(value) ? value[0] : value;
   if (typeof first === "object" && first !== null && "Alphabetic" in first) return String(first.Alphabetic);
   return first === undefined || first === null ? "" : String(first);

@@ -19,6 +19,8 @@ dcmjs.log.setLevel("silent");
 export interface DicomSource {
   readonly sopClassUid: string;
   readonly sopInstanceUid: string;
+  /** The source's series ("" when absent): each gets its own derived series. */
+  readonly seriesInstanceUid: string;
   /** "CT", "MR", "OT", ... ("" when absent). */
   readonly modality: string;
   /** The frame used (0-based), for a multi-frame instance. */
@@ -48,7 +50,8 @@ export interface DicomDecodeOptions {
 /** Attributes a derived instance carries over unchanged (PS3.3 Patient, General Study, Frame of Reference, Image Plane). */
 const CARRIED_ATTRIBUTES = [
   "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientSize",
-  "PatientWeight", "PatientIdentityRemoved", "DeidentificationMethod",
+  "PatientWeight", "PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence",
+  "LongitudinalTemporalInformationModified",
   "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber", "StudyDescription",
   "FrameOfReferenceUID", "PositionReferenceIndicator", "PatientPosition", "BodyPartExamined", "Laterality",
 ] as const;
@@ -77,9 +80,10 @@ const SEQUENCE_DELIMITER = Uint8Array.of(0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0);
 /**
  * Decodes one frame of a DICOM Part-10 instance into physical units (Rescale
  * Slope/Intercept applied: HU for CT). Stored values are read per Bits
- * Allocated/Stored, High Bit and Pixel Representation; MONOCHROME1 is
- * inverted over the stored range (as converting it to MONOCHROME2 does), so
- * brighter is always larger. Every problem is a SliceFault under `field`.
+ * Allocated/Stored, High Bit and Pixel Representation. MONOCHROME1 changes
+ * only how the values are displayed (PS3.3 C.7.6.3.1.2, after the Modality
+ * and VOI LUTs), not the values, so it is not inverted. Every problem is a
+ * SliceFault under `field`.
  */
 export async function decodeDicom(
   bytes: Uint8Array,
@@ -183,7 +187,6 @@ interface ImageLayout {
   bitsStored: number;
   highBit: number;
   signed: boolean;
-  monochrome1: boolean;
 }
 
 /** The SOP class and Image Pixel module checks that come before any pixel is read. */
@@ -234,7 +237,6 @@ function checkImage(dataset: NaturalDataset, field: string, maxDimension: number
   return {
     rows, columns, frames, bitsAllocated, bitsStored, highBit,
     signed: numberOf(dataset.PixelRepresentation) === 1,
-    monochrome1: photometric === "MONOCHROME1",
   };
 }
 
@@ -294,7 +296,7 @@ function checkEncapsulatedComplete(bytes: Uint8Array, field: string): void {
   }
 }
 
-/** The stored values of one frame, masked to Bits Stored, sign-extended and (MONOCHROME1) inverted. */
+/** The stored values of one frame, masked to Bits Stored and sign-extended. */
 function readFrame(pixelData: ArrayBuffer, image: ImageLayout, frame: number, bigEndian: boolean, field: string): Float64Array {
   const bytesPerSample = image.bitsAllocated / 8;
   const perFrame = image.rows * image.columns;
@@ -321,7 +323,6 @@ function readFrame(pixelData: ArrayBuffer, image: ImageLayout, frame: number, bi
   for (let i = 0; i < perFrame; i++) {
     let value = Math.floor(read(i) / shift) % range;
     if (image.signed && value >= half) value -= range;
-    if (image.monochrome1) value = image.signed ? -1 - value : range - 1 - value;
     out[i] = value;
   }
   return out;
@@ -366,6 +367,7 @@ function sourceOf(dataset: NaturalDataset, image: ImageLayout, frame: number): D
   return {
     sopClassUid: textOf(dataset.SOPClassUID) ?? "",
     sopInstanceUid: textOf(dataset.SOPInstanceUID) ?? "",
+    seriesInstanceUid: textOf(dataset.SeriesInstanceUID) ?? "",
     modality: textOf(dataset.Modality) ?? "",
     ...(image.frames > 1 ? { frame } : {}),
     rows: image.rows,

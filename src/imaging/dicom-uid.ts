@@ -11,6 +11,7 @@ const MAX_UID_LENGTH = 64;
 const MIN_SUFFIX_DIGITS = 20;
 /** 39 digits hold any 128-bit value, as the 2.25 root requires. */
 const MAX_SUFFIX_DIGITS = 39;
+const UUID_LIMIT = 2n ** 128n;
 const UID_SYNTAX = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
 
 /** Throws, saying what to change, unless `root` can prefix generated UIDs. */
@@ -29,13 +30,15 @@ export function checkUidRoot(root: string): void {
 
 /**
  * A UID under `root` whose last component is the integer value of `bytes`
- * (reduced to fit 64 characters): random bytes make a new UID, a keyed hash
- * makes a stable replacement for an existing one.
+ * (reduced to fit 64 characters, and below 2^128 as a UUID under 2.25 must
+ * be): random bytes make a new UID, a keyed hash makes a stable replacement
+ * for an existing one.
  */
 export function uidFromBytes(root: string, bytes: Uint8Array): string {
   checkUidRoot(root);
   const digits = Math.min(MAX_SUFFIX_DIGITS, MAX_UID_LENGTH - root.length - 1);
-  const value = BigInt(`0x${Buffer.from(bytes).toString("hex")}`) % 10n ** BigInt(digits);
+  const limit = 10n ** BigInt(digits);
+  const value = BigInt(`0x${Buffer.from(bytes).toString("hex")}`) % (limit < UUID_LIMIT ? limit : UUID_LIMIT);
   return `${root}.${value}`;
 }
 

@@ -1,9 +1,9 @@
 import dcmjs, { type NaturalDataset } from "dcmjs";
-import { createDeidentifier, deidentify } from "./dicom-deidentify.js";
+import { createDeidentifier, deidentify, textOf } from "./dicom-deidentify.js";
 import type { DicomSource } from "./dicom-read.js";
 import { TransferSyntax } from "./transfer-syntax.js";
 import { checkUidRoot, DEFAULT_UID_ROOT, newUid } from "./dicom-uid.js";
-import { quantize16, type Raster } from "./raster.js";
+import type { Raster } from "./raster.js";
 
 const { DicomDict, DicomMetaDictionary } = dcmjs.data;
 
@@ -35,10 +35,13 @@ export interface DerivedSlice {
   instanceNumber?: number;
 }
 
-/** One derived series: a stream's synthetic slices as DICOM instances that share its SeriesInstanceUID. */
+/**
+ * A stream's synthetic slices as DICOM instances: one derived series per
+ * source series (a series belongs to one study and patient, PS3.3 C.7.3.1),
+ * and one for the slices that were not DICOM.
+ */
 export interface DerivedSeries {
-  readonly seriesInstanceUid: string;
-  /** A Part-10 file (Explicit VR Little Endian) holding `raster` as a new instance of this series. */
+  /** A Part-10 file (Explicit VR Little Endian) holding `raster` as a new instance of its source's derived series. */
   encode(raster: Raster, slice?: DerivedSlice): Uint8Array;
 }
 
@@ -46,7 +49,7 @@ interface Target {
   sopClassUid: string;
   modality: "CT" | "MR";
   from: "MR" | "CT";
-  pixelModule(raster: Raster): NaturalDataset;
+  pixelModule(raster: Raster, series: SeriesState): NaturalDataset;
 }
 
 const TARGETS: Record<DerivedSeriesOptions["direction"], Target> = {
@@ -75,18 +78,27 @@ const TARGETS: Record<DerivedSeriesOptions["direction"], Target> = {
     sopClassUid: DicomMetaDictionary.sopClassUIDsByName.MRImage,
     modality: "MR",
     from: "CT",
-    pixelModule: (raster) => {
+    pixelModule: (raster, series) => {
       // MR Image Storage has no Modality LUT: the stored values are the
-      // (relative) intensities, linearly fitted into 16 bits.
-      const { stored } = quantize16(raster.data);
+      // (relative) intensities on one scale for the whole series, so slices
+      // compare. The scale is 1 (the intensities, rounded: 0-255 without a
+      // reference) unless the first slice's are all small (a reference in
+      // relative units, e.g. [0, 1]); then a power of two lifts them to about
+      // 2^14, which leaves later slices 4 times the headroom.
+      series.mrScale ??= mrScaleFor(raster.data);
+      const scale = series.mrScale;
+      const stored = new Uint16Array(raster.data.length);
       let low = 65535;
       let high = 0;
-      for (const value of stored) {
+      for (let i = 0; i < stored.length; i++) {
+        const value = clamp(Math.round(raster.data[i] * scale), 0, 65535);
+        stored[i] = value;
         low = Math.min(low, value);
         high = Math.max(high, value);
       }
       return {
-        ImageType: ["DERIVED", "SECONDARY"],
+        // Value 3 is required for MR images (PS3.3 C.8.3.1.1.1): none of the defined terms fits a synthetic image.
+        ImageType: ["DERIVED", "SECONDARY", "OTHER"],
         ...greyscale16(raster, stored, 0),
         WindowCenter: (low + high) / 2,
         WindowWidth: Math.max(1, high - low),
@@ -102,12 +114,32 @@ const TARGETS: Record<DerivedSeriesOptions["direction"], Target> = {
   },
 };
 
+/** One derived series: its UID and number, and what its instances share. */
+interface SeriesState {
+  uid: string;
+  number: number;
+  /** The placeholder patient and study of non-DICOM input, or a new Frame of Reference where the source had none. */
+  shared: NaturalDataset;
+  /** A synthetic MR's stored value per unit of intensity, fixed by the series' first slice. */
+  mrScale?: number;
+}
+
+/** Intensities below this at their largest are taken as relative units and scaled up. */
+const MR_SMALL_RANGE = 64;
+
+function mrScaleFor(data: Float32Array): number {
+  let high = 0;
+  for (const value of data) high = Math.max(high, value);
+  return high >= MR_SMALL_RANGE || high <= 0 ? 1 : 2 ** Math.floor(Math.log2(2 ** 14 / high));
+}
+
 /**
- * Starts a derived series for one stream. Each encoded slice becomes a new
- * instance (new SOPInstanceUID under the root) that carries the source's
- * patient, study and geometry so it overlays the original, and references
- * it in the Source Image Sequence. Without a source, the series gets one
- * placeholder patient/study marked UNKNOWN and nominal 1 mm geometry.
+ * Starts the derived series of one stream. Each encoded slice becomes a new
+ * instance (new SOPInstanceUID under the root) of the derived series of its
+ * source's series; it carries the source's patient, study and geometry so it
+ * overlays the original, and references it in the Source Image Sequence.
+ * Slices that were not DICOM share one series with a placeholder patient
+ * and study of their own and nominal 1 mm geometry.
  */
 export function createDerivedSeries(options: DerivedSeriesOptions): DerivedSeries {
   const uidRoot = options.uidRoot ?? DEFAULT_UID_ROOT;
@@ -115,32 +147,52 @@ export function createDerivedSeries(options: DerivedSeriesOptions): DerivedSerie
   const target = TARGETS[options.direction];
   const now = options.now ?? (() => new Date());
   const created = now();
-  const seriesInstanceUid = newUid(uidRoot);
   const keys = options.deidentify ? createDeidentifier(uidRoot) : undefined;
   const model = `${options.modelName} ${options.modelVersion}`;
-  let seriesNumber = options.seriesNumber;
-  let placeholderStudy: NaturalDataset | undefined;
+  const series = new Map<string, SeriesState>();
   let encoded = 0;
 
+  const seriesOf = (source: DicomSource | undefined): SeriesState => {
+    const key = source ? `${textOf(source.carried.StudyInstanceUID)}\\${source.seriesInstanceUid}` : "";
+    let state = series.get(key);
+    if (!state) {
+      const number = [options.seriesNumber, (source?.seriesNumber ?? 0) + 1000].find(isIntegerString) ?? 1000;
+      const shared = !source
+        ? unknownStudy(uidRoot, created)
+        : source.carried.FrameOfReferenceUID === undefined ? { FrameOfReferenceUID: newUid(uidRoot) } : {};
+      state = { uid: newUid(uidRoot), number, shared };
+      series.set(key, state);
+    }
+    return state;
+  };
+
   return {
-    seriesInstanceUid,
     encode(raster, slice = {}) {
       const { source } = slice;
       encoded += 1;
-      seriesNumber ??= (source?.seriesNumber ?? 0) + 1000;
-      const instanceNumber = [slice.instanceNumber, source?.instanceNumber].find(isInstanceNumber) ?? encoded;
+      const derived = seriesOf(source);
+      // A frame of a multi-frame source is numbered by its frame (all share the instance's number).
+      const fromSource = source?.frame !== undefined ? source.frame + 1 : source?.instanceNumber;
+      const instanceNumber = [slice.instanceNumber, fromSource].find(isIntegerString) ?? encoded;
       const sopInstanceUid = newUid(uidRoot);
       const instanceTime = now();
 
       const context = source
-        ? { ...source.carried, ...planeOf(source, raster), SourceImageSequence: [sourceReference(source)] }
+        ? {
+            ...TYPE_2_EMPTY,
+            ...conformingDates(source.carried),
+            ...derived.shared,
+            ...planeOf(source, raster),
+            SourceImageSequence: [sourceReference(source)],
+          }
         : {
-            ...(placeholderStudy ??= unknownStudy(uidRoot, created)),
+            ...derived.shared,
             ImagePositionPatient: [0, 0, instanceNumber - 1],
             ImageOrientationPatient: [1, 0, 0, 0, 1, 0],
             PixelSpacing: [1, 1],
             SliceThickness: 1,
           };
+      // No Timezone Offset From UTC: it would apply to the source's dates and times too, which are the site's own.
       const identifying: NaturalDataset = {
         ...context,
         SeriesDate: dicomDate(created),
@@ -149,7 +201,6 @@ export function createDerivedSeries(options: DerivedSeriesOptions): DerivedSerie
         ContentTime: dicomTime(instanceTime),
         InstanceCreationDate: dicomDate(instanceTime),
         InstanceCreationTime: dicomTime(instanceTime),
-        TimezoneOffsetFromUTC: "+0000",
       };
       const dataset: NaturalDataset = {
         ...(keys ? deidentify(identifying, keys) : identifying),
@@ -157,8 +208,8 @@ export function createDerivedSeries(options: DerivedSeriesOptions): DerivedSerie
         SOPClassUID: target.sopClassUid,
         SOPInstanceUID: sopInstanceUid,
         Modality: target.modality,
-        SeriesInstanceUID: seriesInstanceUid,
-        SeriesNumber: seriesNumber,
+        SeriesInstanceUID: derived.uid,
+        SeriesNumber: derived.number,
         InstanceNumber: instanceNumber,
         SeriesDescription: `Synthetic ${target.modality} (${model})`.slice(0, 64),
         DerivationDescription:
@@ -170,11 +221,36 @@ export function createDerivedSeries(options: DerivedSeriesOptions): DerivedSerie
         SoftwareVersions: options.modelVersion.slice(0, 64),
         SyntheticData: "YES",
         BurnedInAnnotation: "NO",
-        ...target.pixelModule(raster),
+        ...target.pixelModule(raster, derived),
       };
       return writePart10(dataset, target.sopClassUid, sopInstanceUid);
     },
   };
+}
+
+/** Type 2 attributes of the Patient, General Study and Frame of Reference modules: present, if empty, when the source lacks them. */
+const TYPE_2_EMPTY: NaturalDataset = {
+  PatientName: "", PatientID: "", PatientBirthDate: "", PatientSex: "", StudyDate: "", StudyTime: "",
+  ReferringPhysicianName: "", StudyID: "", AccessionNumber: "", PositionReferenceIndicator: "",
+};
+
+/**
+ * The source's carried attributes with its dates and times in the form
+ * PS3.5 allows writing: the retired ACR-NEMA forms ("1999.05.05",
+ * "10:52:34.53") rewritten, anything else unreadable emptied.
+ */
+function conformingDates(carried: Readonly<NaturalDataset>): NaturalDataset {
+  const out: NaturalDataset = { ...carried };
+  for (const keyword of ["PatientBirthDate", "StudyDate"]) {
+    if (carried[keyword] === undefined) continue;
+    const value = textOf(carried[keyword]).replaceAll(".", "").replaceAll("-", "");
+    out[keyword] = /^\d{8}$/.test(value) ? value : "";
+  }
+  if (carried.StudyTime !== undefined) {
+    const value = textOf(carried.StudyTime).replaceAll(":", "");
+    out.StudyTime = /^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$/.test(value) ? value : "";
+  }
+  return out;
 }
 
 function greyscale16(raster: Raster, stored: Int16Array | Uint16Array, pixelRepresentation: 0 | 1): NaturalDataset {
@@ -221,12 +297,14 @@ function sourceReference(source: DicomSource): NaturalDataset {
 }
 
 function unknownStudy(uidRoot: string, created: Date): NaturalDataset {
+  const studyInstanceUid = newUid(uidRoot);
   return {
     PatientName: "UNKNOWN",
-    PatientID: "UNKNOWN",
+    // Its own patient in a PACS: a shared "UNKNOWN" would gather every such series under one patient.
+    PatientID: `UNKNOWN-${studyInstanceUid.slice(-12)}`,
     PatientBirthDate: "",
     PatientSex: "",
-    StudyInstanceUID: newUid(uidRoot),
+    StudyInstanceUID: studyInstanceUid,
     StudyDate: dicomDate(created),
     StudyTime: dicomTime(created),
     StudyID: "",
@@ -249,12 +327,18 @@ function writePart10(dataset: NaturalDataset, sopClassUid: string, sopInstanceUi
       ImplementationVersionName: IMPLEMENTATION_VERSION_NAME,
     }),
   );
-  file.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
-  return new Uint8Array(file.write());
+  try {
+    file.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
+    return new Uint8Array(file.write());
+  } catch (error) {
+    // dcmjs quotes the offending value, which may be patient data; this message reaches the server log.
+    const message = (error as Error).message.replace(/value: .*?(?=, length:|$)/, "value withheld");
+    throw new Error(`writing the derived DICOM instance failed: ${message}`);
+  }
 }
 
-/** Instance Number is IS: a 32-bit signed integer. */
-const isInstanceNumber = (value: number | undefined): value is number =>
+/** Series and Instance Number are IS: a 32-bit signed integer. */
+const isIntegerString = (value: number | undefined): value is number =>
   value !== undefined && Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31;
 
 const clamp = (value: number, low: number, high: number): number => Math.min(high, Math.max(low, value));
@@ -262,6 +346,9 @@ const clamp = (value: number, low: number, high: number): number => Math.min(hig
 const isNumbers = (value: unknown, count: number): value is number[] =>
   Array.isArray(value) && value.length === count && value.every((v) => typeof v === "number" && Number.isFinite(v));
 
-/** DICOM DA and TM in UTC (TimezoneOffsetFromUTC says so). */
-const dicomDate = (date: Date): string => date.toISOString().slice(0, 10).replaceAll("-", "");
-const dicomTime = (date: Date): string => date.toISOString().slice(11, 23).replaceAll(":", "");
+/** DICOM DA and TM in the server's local time, as DICOM reads them without a Timezone Offset From UTC. */
+const dicomDate = (date: Date): string =>
+  `${date.getFullYear()}${pad(date.getMonth() + 1)}${pad(date.getDate())}`;
+const dicomTime = (date: Date): string =>
+  `${pad(date.getHours())}${pad(date.getMinutes())}${pad(date.getSeconds())}.${String(date.getMilliseconds()).padStart(3, "0")}`;
+const pad = (value: number): string => String(value).padStart(2, "0");

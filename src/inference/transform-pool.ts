@@ -138,7 +138,7 @@ export class TransformPool {
 
 /** Only what the transforms read, not the whole manifest (paths, provenance). */
 function pick(spec: TransformSpec): TransformSpec {
-  return { input: spec.input, intensity: spec.intensity };
+  return { name: spec.name, direction: spec.direction, input: spec.input, intensity: spec.intensity };
 }
 
 /** A SliceFault thrown on the worker arrives as an Error with its name, message, code, field and detail: made one again. */

@@ -1,7 +1,7 @@
 /** Worker thread of TransformPool: prepares a received slice for its model, or finishes a model output into an answer. */
-import { Encoding } from "../gen/medsynth/v1/translator_pb.js";
+import { Direction, Encoding } from "../gen/medsynth/v1/translator_pb.js";
 import { invalidArgument } from "../contract/slice-errors.js";
-import { decodeImage, encodeImage } from "../imaging/codec.js";
+import { decodeImage, encodeImage, type DecodedImage } from "../imaging/codec.js";
 import { serveWorker } from "../workers/serve.js";
 import type { TransformMethods } from "./transform-pool.js";
 import { fromModelOutput, outputRange, toModelInput } from "./transforms.js";
@@ -11,8 +11,11 @@ serveWorker<TransformMethods>("transform-worker.js", () => ({
     prepare: async ({ slice, spec }) => {
       const started = performance.now();
       const options = { maxDimension: slice.maxDimension, frame: slice.frame };
-      const image = await decodeImage(slice.image, "slice.image", options);
-      const reference = slice.reference ? (await decodeImage(slice.reference, "slice.reference", options)).raster : undefined;
+      const [from, to] = spec.direction === Direction.MR_TO_CT ? (["MR", "CT"] as const) : (["CT", "MR"] as const);
+      const image = checkModality(await decodeImage(slice.image, "slice.image", options), from, "slice.image.data", spec.name);
+      const reference = slice.reference
+        ? checkModality(await decodeImage(slice.reference, "slice.reference", options), to, "slice.reference.data", spec.name).raster
+        : undefined;
       const { width, height } = image.raster;
       if (reference && (reference.width !== width || reference.height !== height)) {
         throw invalidArgument("slice.reference", `is ${reference.width}×${reference.height} but slice.image is ${width}×${height}; they must match`);
@@ -45,3 +48,18 @@ serveWorker<TransformMethods>("transform-worker.js", () => ({
     },
   },
 }));
+
+/** A DICOM CT or MR instance must be the modality the model reads (or, as the reference, writes); others (OT, SC) are taken as they are. */
+function checkModality(image: DecodedImage, expected: "MR" | "CT", field: string, model: string): DecodedImage {
+  const modality = image.dicom?.modality;
+  if ((modality === "CT" || modality === "MR") && modality !== expected) {
+    const what = `is a ${modality} instance (Modality ${modality}), but the model ${model}`;
+    throw invalidArgument(
+      field,
+      field.startsWith("slice.reference")
+        ? `${what} makes ${expected}; send the real ${expected} slice as the reference`
+        : `${what} reads ${expected}; send ${expected} slices, or open the stream with direction ${expected === "MR" ? "ct2mr" : "mr2ct"}`,
+    );
+  }
+  return image;
+}

@@ -4,7 +4,7 @@ import type { Raster } from "../imaging/raster.js";
 import type { ModelSpec } from "./registry.js";
 
 /** What the transforms read from a model's manifest (small enough to post to a worker with every slice). */
-export type TransformSpec = Pick<ModelSpec, "input" | "intensity">;
+export type TransformSpec = Pick<ModelSpec, "name" | "direction" | "input" | "intensity">;
 
 /**
  * Normalise: physical values → the model's input window → [-1, 1], resized to
