@@ -5,7 +5,7 @@ import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { createClient, isSliceError, status, TranslatorError, type SliceInit } from "../src/index.js";
-import { Encoding } from "../src/gen/medsynth/v1/translator_pb.js";
+import { Encoding, PixelType } from "../src/gen/medsynth/v1/translator_pb.js";
 import { makeTestPki, type TestPki } from "./helpers/certs.js";
 import { runCli } from "./helpers/cli.js";
 import { freePort } from "./helpers/net.js";
@@ -122,6 +122,29 @@ describe("client library", () => {
       for await (const _ of answers) abort.abort();
     })();
     await rejectsWith(aborted, status.CANCELLED);
+  });
+
+  it("aborting while the stream waits for the connection to drain is a TranslatorError too", async () => {
+    // 4 MiB slices, endless, and a consumer slower than the sending: the writer parks on "drain".
+    const big = { encoding: Encoding.RAW, pixelType: PixelType.FLOAT32, width: 1024, height: 1024, data: new Uint8Array(1024 * 1024 * 4) };
+    const abort = new AbortController();
+    function* endless(): Generator<SliceInit> {
+      for (let n = 0; ; n++) yield { index: BigInt(n), image: big };
+    }
+    const answers = served.library.translate({ direction: "mr2ct", signal: abort.signal, window: 16 }, endless());
+    const aborted = (async () => {
+      for await (const _ of answers) {
+        await sleep(50);
+        abort.abort();
+      }
+    })();
+    await rejectsWith(aborted, status.CANCELLED);
+  });
+
+  it("cancels a TranslateSlice call on abort", async () => {
+    const abort = new AbortController();
+    abort.abort();
+    await rejectsWith(served.library.translateSlice({ direction: "mr2ct", signal: abort.signal }, slice(0)), status.CANCELLED);
   });
 
   it("reports a server that is not there as UNAVAILABLE or a passed deadline", async () => {

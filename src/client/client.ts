@@ -49,7 +49,7 @@ export interface TranslateOptions {
   foregroundMetrics?: boolean;
   /** Overrides ClientOptions.window for this stream. */
   window?: number;
-  /** Aborting cancels the stream. */
+  /** Aborting cancels the stream, or the TranslateSlice call: it fails with TranslatorError CANCELLED. */
   signal?: AbortSignal;
 }
 
@@ -169,17 +169,24 @@ export function createClient(target: string | readonly string[], options: Client
       foregroundMetrics: translate.foregroundMetrics ?? false,
     });
 
-  function unary<I, O>(method: grpc.MethodDefinition<I, O>, request: I): Promise<O> {
+  function unary<I, O>(method: grpc.MethodDefinition<I, O>, request: I, signal?: AbortSignal): Promise<O> {
     return new Promise((resolve, reject) => {
-      channel.makeUnaryRequest(
+      const onAbort = () => call.cancel();
+      const call = channel.makeUnaryRequest(
         method.path,
         method.requestSerialize,
         method.responseDeserialize,
         request,
         metadata(),
         callOptions(),
-        (error, response) => (error || !response ? reject(toTranslatorError(error)) : resolve(response)),
+        (error, response) => {
+          signal?.removeEventListener("abort", onAbort);
+          if (error || !response) reject(toTranslatorError(error));
+          else resolve(response);
+        },
       );
+      if (signal?.aborted) call.cancel();
+      else signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
 
@@ -205,7 +212,16 @@ export function createClient(target: string | readonly string[], options: Client
       // write() returning false means the HTTP/2 stream is full: wait for it to drain.
       if (!call.write(request)) await once(call, "drain", { signal: stop.signal });
     };
+    // Only the caller's own source's failure is rethrown as it is; the stream's failures reach the read loop as TranslatorErrors.
     let sourceError: unknown;
+    const fromSource = async <T>(step: () => T | Promise<T>): Promise<T> => {
+      try {
+        return await step();
+      } catch (error) {
+        if (!stop.signal.aborted) sourceError = error;
+        throw error;
+      }
+    };
     void (async () => {
       await send(create(TranslateRequestSchema, { kind: { case: "options", value: streamOptions(translateOptions) } }));
       const source = Symbol.asyncIterator in slices ? slices[Symbol.asyncIterator]() : slices[Symbol.iterator]();
@@ -213,19 +229,17 @@ export function createClient(target: string | readonly string[], options: Client
         // A place in the window first, then the next slice: the source is read only when it can be sent.
         for (;;) {
           await credits.acquire(stop.signal);
-          const next = await source.next();
+          const next = await fromSource(() => source.next());
           if (next.done) break;
           await send(create(TranslateRequestSchema, { kind: { case: "slice", value: create(SliceSchema, next.value) } }));
         }
       } finally {
-        await source.return?.();
+        await fromSource(() => source.return?.());
       }
       call.end();
-    })().catch((error: unknown) => {
-      if (stop.signal.aborted) return;
+    })().catch(() => {
       // The input failed (or the stream did): cancel, so the read loop ends too.
-      sourceError = error;
-      call.cancel();
+      if (!stop.signal.aborted) call.cancel();
     });
 
     try {
@@ -253,6 +267,7 @@ export function createClient(target: string | readonly string[], options: Client
       unary(
         definition.translateSlice,
         create(TranslateSliceRequestSchema, { options: streamOptions(translateOptions), slice }),
+        translateOptions.signal,
       ),
     listModels: async () => (await unary(definition.listModels, create(ListModelsRequestSchema))).models,
     waitForReady: (timeoutMs = 10_000) =>
