@@ -517,7 +517,8 @@ describe("drain deadline", () => {
     await once(stream, "data");
     return { done };
   }
-  const timedOut = (ms: number) => new RegExp(`^server is shutting down; the drain timeout of ${ms} ms passed$`);
+  const timedOut = (ms: number, answered: number) =>
+    new RegExp(`^server is shutting down; the drain timeout of ${ms} ms passed; ${answered} slices? answered before it$`);
 
   it("ends the streams still open when the deadline passes, not before (virtual time)", async () => {
     const scheduler = new VirtualTimeScheduler();
@@ -534,7 +535,7 @@ describe("drain deadline", () => {
       assert.equal(server.openStreams, 0, "ended at the deadline");
       const { error } = await done;
       assert.equal(error?.code, status.UNAVAILABLE);
-      assert.match(error.details, timedOut(drainTimeoutMs));
+      assert.match(error.details, timedOut(drainTimeoutMs, 1));
       await drained;
     } finally {
       client.close();
@@ -551,9 +552,43 @@ describe("drain deadline", () => {
       await server.drain();
       const { error } = await done;
       assert.equal(error?.code, status.UNAVAILABLE);
-      assert.match(error.details, timedOut(drainTimeoutMs));
+      assert.match(error.details, timedOut(drainTimeoutMs, 1));
     } finally {
       client.close();
+    }
+  });
+
+  it("answers the slices a stream accepted before the deadline, then ends it, accepting no more (virtual time)", async () => {
+    const scheduler = new VirtualTimeScheduler();
+    const drainTimeoutMs = 1000;
+    const maxDelayMs = 3000;
+    // A lone slice waits maxDelayMs (virtual) for company, so the second is still in flight at the deadline.
+    const server = await startTestServer({ drainTimeoutMs, maxDelayMs, maxBatch: 8 }, { log: createLogger("error"), scheduler });
+    const client = translatorClient(server.address);
+    try {
+      const stream = client.translate();
+      const done = collect(stream);
+      stream.write(options(Direction.MR_TO_CT));
+      stream.write(sliceRequest(0, mrImage()));
+      await until(() => server.queueDepth === 1, "slice 0 queued");
+      advanceTo(scheduler, scheduler.now() + maxDelayMs);
+      await once(stream, "data");
+      stream.write(sliceRequest(1, mrImage()));
+      await until(() => server.queueDepth === 1, "slice 1 queued");
+      const start = scheduler.now();
+      const drained = server.drain();
+      advanceTo(scheduler, start + drainTimeoutMs);
+      assert.equal(server.openStreams, 1, "the stream waits for its accepted slice");
+      stream.write(sliceRequest(2, mrImage()));
+      advanceTo(scheduler, start + maxDelayMs);
+      const { responses, error } = await done;
+      assert.deepEqual(responses.map((r) => r.kind.case === "result" && Number(r.kind.value.index)), [0, 1]);
+      assert.equal(error?.code, status.UNAVAILABLE);
+      assert.match(error.details, timedOut(drainTimeoutMs, 2));
+      await drained;
+    } finally {
+      client.close();
+      await server.close();
     }
   });
 });

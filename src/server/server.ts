@@ -1,5 +1,5 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
-import { asyncScheduler, firstValueFrom, from, map, of, race, timer, type SchedulerLike } from "rxjs";
+import { asyncScheduler, firstValueFrom, from, map, of, race, switchMap, tap, timer, type SchedulerLike } from "rxjs";
 import { MicroBatcher } from "../batcher/micro-batcher.js";
 import { WorkerSlots } from "../batcher/worker-slots.js";
 import { addService } from "../contract/service.js";
@@ -24,6 +24,12 @@ import { StageTimes, timedCodec, type StageTotals } from "./stage-times.js";
 import { statusGuard } from "./statuses.js";
 import { TranslatorService } from "./translator.js";
 import { startWebPort } from "./web.js";
+
+/**
+ * Past the drain timeout, how long open streams may take to answer the slices
+ * they accepted (at most a window each, already queued) before they are cut.
+ */
+const DRAIN_ANSWER_GRACE_MS = 5_000;
 
 export interface RunningServer {
   /** The bound gRPC port (useful with port 0). */
@@ -251,10 +257,18 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, hooks: 
         log.info("draining", { openStreams: translator.openStreams });
         bound = false;
         updateHealth();
+        const timedOut = `server is shutting down; the drain timeout of ${config.drainTimeoutMs} ms passed`;
+        // At the deadline the open streams take no more slices and end once those they accepted are answered;
+        // a stream whose answers still cannot be written a grace period later (a client that stopped reading) is cut.
         const deadline = timer(config.drainTimeoutMs, scheduler).pipe(
+          tap(() => {
+            log.warn("drain timeout, ending open streams after their accepted slices", { openStreams: translator.openStreams });
+            translator.endAll(timedOut);
+          }),
+          switchMap(() => timer(DRAIN_ANSWER_GRACE_MS, scheduler)),
           map(() => {
-            log.warn("drain timeout, ending open streams", { openStreams: translator.openStreams });
-            translator.abortAll(`server is shutting down; the drain timeout of ${config.drainTimeoutMs} ms passed`);
+            log.warn("drain answer grace passed, ending open streams", { openStreams: translator.openStreams });
+            translator.abortAll(timedOut);
           }),
         );
         await firstValueFrom(race(from(translator.drain()), deadline));

@@ -102,8 +102,10 @@ const ANSWERED_FIRST = "every slice sent before it was answered";
  */
 function readFailureStatus({ code, details }: TransportFailure, accepted: number): CallStatus {
   const flag = code === status.RESOURCE_EXHAUSTED ? " (--max-message-bytes)" : "";
-  return { code, details: `${details}${flag}; ${accepted} ${accepted === 1 ? "slice" : "slices"} answered before it` };
+  return { code, details: `${details}${flag}; ${answeredBefore(accepted)}` };
 }
+
+const answeredBefore = (count: number): string => `${count} ${count === 1 ? "slice" : "slices"} answered before it`;
 
 /** A slice accepted by the stream: its answer once done, and its admission to give back once that is written. */
 interface Accepted {
@@ -146,6 +148,17 @@ class StreamSession {
     });
     call.on("cancelled", () => this.close());
     call.on("error", () => this.close());
+  }
+
+  /** Accepts nothing more, and ends the stream with UNAVAILABLE once every slice it accepted is answered. */
+  endAfterAccepted(details: string): void {
+    this.endAfterAnswers({ code: status.UNAVAILABLE, details: `${details}; ${answeredBefore(this.accepted)}` });
+  }
+
+  /** Ends the stream now with UNAVAILABLE, dropping the slices still in flight; the status counts both. */
+  abort(details: string): void {
+    const answered = this.accepted - this.inFlight;
+    this.fail(status.UNAVAILABLE, `${details}; ${answeredBefore(answered)}, ${this.inFlight} in flight not answered`);
   }
 
   /** Ends the stream now with a status; slices still in flight are dropped from the queue. */
@@ -254,9 +267,14 @@ export class TranslatorService {
     if (this.draining && this.sessions.size === 0 && this.unaryCalls === 0) this.idle?.();
   }
 
-  /** Ends every open stream with UNAVAILABLE (the drain took too long). */
+  /** The drain took too long: every open stream accepts nothing more and ends with UNAVAILABLE once its accepted slices are answered. */
+  endAll(details: string): void {
+    for (const session of [...this.sessions]) session.endAfterAccepted(details);
+  }
+
+  /** Ends every open stream with UNAVAILABLE now, answered or not (its answers could not be written in time). */
   abortAll(details: string): void {
-    for (const session of [...this.sessions]) session.fail(status.UNAVAILABLE, details);
+    for (const session of [...this.sessions]) session.abort(details);
   }
 
   /** The status a new call is refused with, or undefined while the server takes calls. */
