@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import sharp from "sharp";
 import { describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
@@ -12,7 +12,7 @@ import { readNifti } from "../src/imaging/nifti.js";
 import { axialLayout, extractSlice } from "../src/volume/axial.js";
 import type { Raster } from "../src/imaging/raster.js";
 import { readCsv, runCli } from "./helpers/cli.js";
-import { nifti1, NIFTI_INT16 } from "./helpers/nifti.js";
+import { nifti1, NIFTI_FLOAT32, NIFTI_INT16 } from "./helpers/nifti.js";
 import { useTestServer } from "./helpers/service.js";
 import { makeInstance } from "./dicom-fixtures.js";
 import { useTempDir } from "./helpers/temp-dir.js";
@@ -247,6 +247,72 @@ describe("medsynth translate against a real server", () => {
     assert.match(run.stderr, /1 of 3 slices failed:\n {2}INVALID_ARGUMENT x1, e\.g\. b: slice\.image\.data/);
     assert.deepEqual(readdirSync(out).sort(), ["a.png", "c.png", "index.json"]);
     assert.equal(JSON.parse(readFileSync(join(out, "index.json"), "utf8")).failed[0].name, "b");
+  });
+
+  it("follows symbolic links, records each slice's size, never writes over the references, and leaves no stale metrics.csv", async () => {
+    const [mrLinks, ctLinks] = ["mr", "ct"].map((modality) => join(work.path, `links-${modality}`));
+    for (const [dir, modality] of [[mrLinks, "mr"], [ctLinks, "ct"]] as const) {
+      mkdirSync(dir);
+      for (const file of ["000.png", "001.png"]) symlinkSync(resolve(`${SUBJECT}/${modality}/${file}`), join(dir, file));
+    }
+    const out = join(work.path, "links-out");
+    const target = ["--target", served.server.address];
+    const withReference = await runCli(["translate", mrLinks, "-d", "mr2ct", "-r", ctLinks, "-o", out, ...target]);
+    assert.equal(withReference.code, 0, withReference.stderr);
+    assert.match(withReference.stdout, /translated 2\/2 slices/);
+    const index = JSON.parse(readFileSync(join(out, "index.json"), "utf8"));
+    assert.deepEqual(index.slices.map((slice: { width: number; height: number }) => [slice.width, slice.height]), [[256, 256], [256, 256]]);
+    const again = await runCli(["translate", mrLinks, "-d", "mr2ct", "-o", out, ...target]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok(!readdirSync(out).includes("metrics.csv"), "the first run's metrics.csv is gone");
+    const clobber = await runCli(["translate", mrLinks, "-d", "mr2ct", "-r", ctLinks, "-o", ctLinks, ...target]);
+    assert.equal(clobber.code, 2);
+    assert.match(clobber.stderr, /--out must not be the --reference folder/);
+  });
+
+  it("translates each frame of a multi-frame DICOM instance as a slice of its own", async () => {
+    const dir = join(work.path, "multi-frame");
+    mkdirSync(dir);
+    const frame = (await physical("mr", `${SUBJECT}/mr/012.png`)).data;
+    writeFileSync(join(dir, "enhanced.dcm"), makeInstance({ modality: "MR", rows: 256, columns: 256, frames: 2, pixels: Uint16Array.from([...frame, ...frame]) }));
+    const out = join(work.path, "multi-frame-out");
+    const run = await runCli(["translate", dir, "-d", "mr2ct", "--format", "raw", "-o", out, "--target", served.server.address]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(readdirSync(out).sort(), ["enhanced-frame-001.raw", "enhanced-frame-002.raw", "index.json"]);
+    assert.deepEqual(readFileSync(join(out, "enhanced-frame-001.raw")), readFileSync(join(out, "enhanced-frame-002.raw")));
+  });
+
+  it("cuts a NIfTI reference by its own orientation, refuses one on another grid, and sets NaN voxels to the background", async () => {
+    const [n, slices] = [64, 2];
+    const values = Array.from({ length: n * n * slices }, (_, v) => 200 + 50 * Math.sin(v / 97) + (v % n));
+    // The same volume stored LPS: voxel (i, j) holds RAS voxel (n-1-i, n-1-j), and the affine says so.
+    const lps = values.map((_, v) => {
+      const [i, j, k] = [v % n, Math.floor(v / n) % n, Math.floor(v / (n * n))];
+      return values[n - 1 - i + n * (n - 1 - j + n * k)];
+    });
+    const ras = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 3, 0]];
+    const write = (name: string, data: number[], srow: number[][]) => {
+      const path = join(work.path, name);
+      writeFileSync(path, nifti1({ dims: [n, n, slices], datatype: NIFTI_FLOAT32, values: data, srow }));
+      return path;
+    };
+    const input = write("nan-mr.nii", values.map((v, i) => (i === 5 ? NaN : v)), ras);
+    const referenceRas = write("ref-ras.nii", values, ras);
+    const referenceLps = write("ref-lps.nii", lps, [[-1, 0, 0, n - 1], [0, -1, 0, n - 1], [0, 0, 3, 0]]);
+    const referenceShifted = write("ref-shifted.nii", values, [[1, 0, 0, 5], [0, 1, 0, 0], [0, 0, 3, 0]]);
+    const target = ["-d", "ct2mr", "--format", "raw", "--target", served.server.address];
+    const metrics = [];
+    for (const reference of [referenceRas, referenceLps]) {
+      const out = join(work.path, `orientation-${metrics.length}`);
+      const run = await runCli(["translate", input, "-r", reference, "-o", out, ...target]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stderr, /nan-mr\.nii: 1 non-finite voxels \(NaN or ±Infinity\) set to the volume's lowest value/);
+      metrics.push(readCsv(join(out, "metrics.csv")).map((row) => METRICS.map((metric) => row[metric])));
+    }
+    assert.deepEqual(metrics[1], metrics[0]);
+    const shifted = await runCli(["translate", input, "-r", referenceShifted, "-o", join(work.path, "orientation-x"), ...target]);
+    assert.equal(shifted.code, 2);
+    assert.match(shifted.stderr, /is not on the voxel grid of .* up to 5\.00 mm apart\): resample it onto the input's grid first/);
   });
 
   it("exits 2 with the problem and a pointer to --help on a usage error", async () => {

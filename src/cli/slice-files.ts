@@ -1,4 +1,5 @@
-import { open, readdir, readFile } from "node:fs/promises";
+import { open, readdir, readFile, stat } from "node:fs/promises";
+import dcmjs from "dcmjs";
 import { basename, extname, join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Encoding, PixelType, type ImageSchema } from "../gen/medsynth/v1/translator_pb.js";
@@ -12,7 +13,12 @@ export interface SliceFile {
   name: string;
   path: string;
   kind: "png" | "dicom";
+  /** The frame of a multi-frame DICOM instance (0-based); its name ends in "-frame-001" and so on. */
+  frame?: number;
 }
+
+// dcmjs warnings can quote attribute values (patient data), as in src/imaging/dicom-read.ts.
+dcmjs.log.setLevel("silent");
 
 const DICOM_EXTENSIONS = new Set([".dcm", ".dicom", ".ima"]);
 const NIFTI = /\.nii(\.gz)?$/i;
@@ -32,22 +38,40 @@ async function hasDicomMagic(path: string): Promise<boolean> {
   }
 }
 
+/** Number of Frames of a DICOM file (1 when absent or unreadable: the service then names the problem). */
+async function framesOf(path: string): Promise<number> {
+  try {
+    const bytes = await readFile(path);
+    const { dict } = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength), {
+      untilTag: "7FE00010",
+    });
+    const frames = Number(dict["00280008"]?.Value?.[0] ?? 1);
+    return Number.isInteger(frames) && frames > 1 ? frames : 1;
+  } catch {
+    return 1;
+  }
+}
+
 /**
  * The PNG or DICOM slices of a folder (DICOM: .dcm/.dicom/.ima, or any file
- * with the Part-10 "DICM" marker), in natural name order (2 before 10).
- * Hidden files and other files are skipped; a folder mixing PNG and DICOM
- * is refused.
+ * with the Part-10 "DICM" marker), in natural name order (2 before 10); each
+ * frame of a multi-frame DICOM instance is a slice of its own. Symbolic
+ * links to files count as files. Hidden files and other files are skipped;
+ * a folder mixing PNG and DICOM is refused.
  */
 export async function listSliceFiles(dir: string): Promise<SliceFile[]> {
-  const entries = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile() && !e.name.startsWith("."));
   const files: SliceFile[] = [];
-  for (const entry of entries) {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
+    if (entry.name.startsWith(".")) continue;
+    if (!entry.isFile() && !(entry.isSymbolicLink() && (await stat(path).catch(() => undefined))?.isFile())) continue;
     const extension = extname(entry.name).toLowerCase();
     const name = basename(entry.name, extname(entry.name));
     if (extension === ".png") files.push({ name, path, kind: "png" });
     else if (DICOM_EXTENSIONS.has(extension) || (extension === "" && (await hasDicomMagic(path)))) {
-      files.push({ name, path, kind: "dicom" });
+      const frames = await framesOf(path);
+      if (frames === 1) files.push({ name, path, kind: "dicom" });
+      else for (let frame = 0; frame < frames; frame++) files.push({ name: `${name}-frame-${String(frame + 1).padStart(3, "0")}`, path, kind: "dicom", frame });
     }
   }
   if (files.length === 0) throw new Error(`${dir}: no PNG or DICOM slices found`);

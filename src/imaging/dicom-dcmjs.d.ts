@@ -16,7 +16,8 @@ declare module "dcmjs" {
   interface Data {
     DicomDict: typeof DicomDict;
     DicomMessage: {
-      readFile(buffer: ArrayBuffer, options?: { ignoreErrors?: boolean }): DicomDict;
+      /** untilTag ("GGGGEEEE"): stop reading there (e.g. "7FE00010", the header without the pixels). */
+      readFile(buffer: ArrayBuffer, options?: { ignoreErrors?: boolean; untilTag?: string }): DicomDict;
     };
     DicomMetaDictionary: {
       naturalizeDataset(dataset: TagDataset): NaturalDataset;

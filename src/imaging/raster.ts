@@ -34,7 +34,10 @@ export function rescale(
   const finite = wasmPixels()?.rescale(stored, m, intercept, out) ?? rescaleTs(stored, m, intercept, out);
   if (!finite) {
     const i = out.findIndex((v) => !Number.isFinite(v));
-    throw invalidArgument(field, `sample ${i} is not finite (NaN or ±Infinity) after rescale`);
+    throw invalidArgument(
+      field,
+      `sample ${i} is not finite (NaN or ±Infinity) after rescale; replace such values (e.g. NaN outside a mask) with a number, such as the background's, before sending`,
+    );
   }
   return out;
 }

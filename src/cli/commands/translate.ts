@@ -1,4 +1,4 @@
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Encoding, type Image, type Quality } from "../../gen/medsynth/v1/translator_pb.js";
@@ -133,6 +133,7 @@ async function folderJob(input: string, reference: string | undefined, out: stri
         yield {
           index: BigInt(index),
           image: await readSliceImage(file, rescales.input),
+          ...(file.frame !== undefined ? { frame: file.frame } : {}),
           ...(ref ? { reference: await readSliceImage(ref, rescales.reference) } : {}),
         };
       }
@@ -143,13 +144,21 @@ async function folderJob(input: string, reference: string | undefined, out: stri
 }
 
 async function niftiJob(input: string, reference: string | undefined, out: string, format: Exclude<Format, "dicom">, target: string, rescale: Rescale): Promise<Job> {
-  const volume = readNifti(await readFile(input), input);
+  const volume = finiteVolume(readNifti(await readFile(input), input), input);
   const layout: AxialLayout = axialLayout(volume.dims, volume.affine);
   let referenceVolume: NiftiVolume | undefined;
+  let referenceLayout: AxialLayout | undefined;
   if (reference !== undefined) {
-    referenceVolume = readNifti(await readFile(reference), reference);
-    if (referenceVolume.dims.join() !== volume.dims.join()) {
-      throw new UsageError(`--reference ${reference} is ${referenceVolume.dims.join("×")} voxels, ${input} is ${volume.dims.join("×")}`);
+    referenceVolume = finiteVolume(readNifti(await readFile(reference), reference), reference);
+    // Each volume is cut by its own orientation; the two must then put their voxels at the same places.
+    referenceLayout = axialLayout(referenceVolume.dims, referenceVolume.affine);
+    const apart = gridDistance(volume, layout, referenceVolume, referenceLayout);
+    if (apart > GRID_TOLERANCE_MM) {
+      throw new UsageError(
+        `--reference ${reference} is not on the voxel grid of ${input} (${referenceVolume.dims.join("×")} against ` +
+          `${volume.dims.join("×")} voxels; ${Number.isFinite(apart) ? `corresponding voxels up to ${apart.toFixed(2)} mm apart` : "other slice sizes"}): ` +
+          "resample it onto the input's grid first",
+      );
     }
   }
   const stem = niftiStem(input);
@@ -164,7 +173,7 @@ async function niftiJob(input: string, reference: string | undefined, out: strin
         yield {
           index: BigInt(k),
           image: rawImage(extractSlice(volume.data, layout, k)),
-          ...(referenceVolume ? { reference: rawImage(extractSlice(referenceVolume.data, layout, k)) } : {}),
+          ...(referenceVolume ? { reference: rawImage(extractSlice(referenceVolume.data, referenceLayout!, k)) } : {}),
         };
       }
     },
@@ -181,6 +190,48 @@ async function niftiJob(input: string, reference: string | undefined, out: strin
       return [file];
     },
   };
+}
+
+/** How far apart two volumes' voxel grids may put the same pixel of their axial slices. */
+const GRID_TOLERANCE_MM = 0.01;
+
+/** World position (mm) of a voxel given by its index in the data. */
+function worldOf(volume: NiftiVolume, voxel: number): number[] {
+  const [nx, ny] = volume.dims;
+  const ijk = [voxel % nx, Math.floor(voxel / nx) % ny, Math.floor(voxel / (nx * ny)), 1];
+  return [0, 1, 2].map((row) => volume.affine[row].reduce((sum, value, col) => sum + value * ijk[col], 0));
+}
+
+/** Largest distance between the world positions of the same axial pixel in two volumes (Infinity: other slice shapes). */
+function gridDistance(a: NiftiVolume, layoutA: AxialLayout, b: NiftiVolume, layoutB: AxialLayout): number {
+  if (layoutA.width !== layoutB.width || layoutA.height !== layoutB.height || layoutA.count !== layoutB.count) return Infinity;
+  let apart = 0;
+  for (const slice of [0, layoutA.count - 1]) {
+    for (const [row, column] of [[0, 0], [0, layoutA.width - 1], [layoutA.height - 1, 0], [layoutA.height - 1, layoutA.width - 1]]) {
+      const p = worldOf(a, layoutA.voxel(slice, row, column));
+      const q = worldOf(b, layoutB.voxel(slice, row, column));
+      apart = Math.max(apart, Math.hypot(p[0] - q[0], p[1] - q[1], p[2] - q[2]));
+    }
+  }
+  return apart;
+}
+
+/**
+ * The volume with its non-finite voxels (NaN outside a mask, say) set to its lowest finite value, the
+ * background's, which the service needs: it refuses non-finite samples. Says so on stderr when it does.
+ */
+function finiteVolume(volume: NiftiVolume, path: string): NiftiVolume {
+  let lowest = Infinity;
+  let nonFinite = 0;
+  for (const value of volume.data) {
+    if (!Number.isFinite(value)) nonFinite++;
+    else if (value < lowest) lowest = value;
+  }
+  if (nonFinite === 0) return volume;
+  if (!Number.isFinite(lowest)) throw new UsageError(`${path}: no voxel has a finite value`);
+  const data = Float32Array.from(volume.data, (value) => (Number.isFinite(value) ? value : lowest));
+  process.stderr.write(`${path}: ${nonFinite} non-finite voxels (NaN or ±Infinity) set to the volume's lowest value, ${lowest}\n`);
+  return { ...volume, data };
 }
 
 export async function translateCommand(argv: string[]): Promise<number> {
@@ -201,6 +252,9 @@ export async function translateCommand(argv: string[]): Promise<number> {
   const format = values.format === undefined ? defaultFormat : oneOf(values.format as Format, allowed, "format");
   const out = values.out;
   if (!nifti && resolve(out) === resolve(input)) throw new UsageError("--out must not be the input folder");
+  if (!nifti && values.reference !== undefined && resolve(out) === resolve(values.reference)) {
+    throw new UsageError("--out must not be the --reference folder: the synthetic slices would overwrite the real ones");
+  }
   const window = parseInteger(values.window, "window");
   const rescales = {
     input: { slope: rescaleOption(values.slope, 1, "slope"), intercept: rescaleOption(values.intercept, PNG_RESCALE[source].intercept, "intercept") },
@@ -238,7 +292,7 @@ export async function translateCommand(argv: string[]): Promise<number> {
   const started = performance.now();
   const failures: { index: number; code: number; message: string }[] = [];
   const rows: (string | number)[][] = [];
-  const written: { index: number; name: string; file: string }[] = [];
+  const written: { index: number; name: string; file: string; width?: number; height?: number }[] = [];
   const qualities: Quality[] = [];
   let model = values.model ?? "";
   let answered = 0;
@@ -264,7 +318,8 @@ export async function translateCommand(argv: string[]): Promise<number> {
       model = answer.model;
       if (stow && answer.image) stow.store(answer.image.data, job.names[index]);
       const file = answer.image ? await job.write(index, answer.image) : "";
-      written.push({ index, name: job.names[index], file });
+      // RAW files carry no header: their size is here (and for every format, to check against the input).
+      written.push({ index, name: job.names[index], file, ...(answer.image?.width ? { width: answer.image.width, height: answer.image.height } : {}) });
       if (answer.quality) {
         qualities.push(answer.quality);
         const fg = answer.foregroundQuality;
@@ -296,6 +351,9 @@ export async function translateCommand(argv: string[]): Promise<number> {
         QUALITY_KEYS.map((k) => `${k.toUpperCase()} ${formatMeanStd(summarize(qualities.map((q) => q[k])), digits[k])}`).join(", "),
     );
     print(`wrote ${join(out, "metrics.csv")}`);
+  } else {
+    // A metrics.csv from an earlier run into the same folder would pass for this one's.
+    await rm(join(out, "metrics.csv"), { force: true });
   }
   await writeFile(
     join(out, "index.json"),
