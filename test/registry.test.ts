@@ -51,6 +51,11 @@ describe("model registry", () => {
     try {
       await assert.rejects(loadModelSpecs(dir), /are all "default" for mr2ct; flag one/);
       await assert.rejects(loadModelSpecs(empty), /no model\.json found under .*; set --models-dir/);
+      // A missing folder (the relative default, run from elsewhere) points at the embedded models, which load.
+      const error = await loadModelSpecs(join(empty, "models")).then(() => assert.fail("no models there"), (e: Error) => e);
+      const embedded = /the embedded default models are in (\S+)\)$/.exec(error.message)?.[1];
+      assert.ok(embedded, error.message);
+      assert.ok((await loadModelSpecs(embedded)).some((spec) => spec.name === "mr2ct-heads"));
     } finally {
       rmSync(dir, { recursive: true, force: true });
       rmSync(empty, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { directionName, directionOf } from "../contract/direction.js";
 import { Direction } from "../gen/medsynth/v1/translator_pb.js";
 import type { WindowSpec } from "../imaging/window.js";
@@ -35,7 +36,11 @@ export async function loadModelSpecs(dir: string): Promise<ModelSpec[]> {
   try {
     entries = (await readdir(root, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
   } catch (error) {
-    throw new ManifestError(`models directory ${root} cannot be read (${(error as Error).message}); set --models-dir`);
+    // The default, "models", is relative to the working directory: name the embedded models' own folder.
+    const embedded = fileURLToPath(new URL("../../../models", import.meta.url));
+    throw new ManifestError(
+      `models directory ${root} cannot be read (${(error as Error).message}); set --models-dir (the embedded default models are in ${embedded})`,
+    );
   }
   const specs: ModelSpec[] = [];
   for (const entry of entries) {
