@@ -126,6 +126,14 @@ test("finish maps an output back and encodes RAW and PNG there, DICOM here; pixe
   }
 });
 
+test("an MR reference whose percentiles coincide (a slice above the head) lends its full range, not a window of zero width", () => {
+  // 99.6 % zeros: the 0.5 and 99.5 percentiles are both 0.
+  const data = new Float32Array(128 * 128);
+  for (let i = 0; i < 64; i++) data[i * 97] = 400 + 10 * i;
+  assert.deepEqual(outputRange(CT2MR, { width: 128, height: 128, data }), { low: 0, high: 1030 });
+  assert.deepEqual(outputRange(CT2MR, { width: 128, height: 128, data: new Float32Array(16384).fill(7) }), { low: 7, high: 7 });
+});
+
 test("without a reference an MR output maps onto the manifest's nominal range", async () => {
   const pool = new TransformPool();
   try {

@@ -159,7 +159,16 @@ function select(data: ArrayLike<number>, k: number): number {
 export function resolveWindow(spec: WindowSpec, data: ArrayLike<number>): Range {
   if (spec.window === "fixed") return { low: spec.low, high: spec.high };
   const [low, high] = percentiles(data, [spec.low, spec.high]);
-  return { low, high };
+  if (high > low) return { low, high };
+  // Coinciding percentiles (99 % of the pixels share one value, e.g. a slice above the head): the full
+  // range, so the few pixels that differ still count; only a constant image keeps a window of zero width.
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < data.length; i++) {
+    if (data[i] < min) min = data[i];
+    if (data[i] > max) max = data[i];
+  }
+  return { low: min, high: max };
 }
 
 /**
