@@ -49,6 +49,25 @@ describe("STOW-RS sender", () => {
   const busy = endpoint(() => ({ status: 503, body: JSON.stringify({ HttpError: "Service Unavailable", Message: "busy, try again" }) }));
   const refusing = endpoint(() => ({ status: 401, body: "" }));
   const silent = endpoint(() => undefined);
+  const accepting = endpoint(() => ({ status: 202, body: JSON.stringify({ "00081199": { vr: "SQ", Value: [{}] } }) }));
+  const mismatched = endpoint(() => ({
+    status: 202,
+    body: JSON.stringify({ "00081198": { vr: "SQ", Value: [{ "00081197": { vr: "US", Value: [0xa900] } }] } }),
+  }));
+
+  it("reports the status a store succeeded with, and a listed failure's reason in hexadecimal with its meaning", async () => {
+    const outcomes: StowOutcome[] = [];
+    for (const url of [accepting.url, mismatched.url]) {
+      const sender = new StowSender({ url, retries: 0 }, (o) => outcomes.push(o));
+      sender.store(instance(1), "slice-0");
+      await sender.flush();
+      sender.close();
+    }
+    assert.deepEqual(outcomes, [
+      { label: "slice-0", status: "202", ok: true, attempts: 1, reason: "" },
+      { label: "slice-0", status: "rejected", ok: false, attempts: 1, reason: "FailureReason 0xA900 (data set does not match SOP class)" },
+    ]);
+  });
 
   it("posts multipart/related; type=application/dicom to <url>/studies with the credentials, the same bytes on every retry, backing off 1×, 2× in virtual time", async () => {
     const scheduler = new VirtualTimeScheduler();

@@ -102,13 +102,33 @@ class StowFailure extends Error {
 
 const isRetriableStatus = (code: number) => code === 408 || code === 429 || code >= 500;
 
+/** Failure Reason (0008,1197) codes a store answer may carry (PS3.18 Table 10.5.3-2, PS3.4 Annex GG). */
+const FAILURE_REASONS: Record<number, string> = {
+  0x0110: "processing failure",
+  0x0112: "no such object instance",
+  0x0122: "SOP class not supported",
+  0x0124: "not authorized",
+  0xa700: "out of resources",
+  0xa900: "data set does not match SOP class",
+  0xc000: "cannot understand",
+  0xc122: "referenced transfer syntax not supported",
+};
+
+/** A Failure Reason as the standard writes it: hexadecimal, with its meaning where known. */
+function failureReason(code: unknown): string {
+  const number = Number(code);
+  if (!Number.isInteger(number)) return `FailureReason ${String(code)}`;
+  const hex = `0x${number.toString(16).toUpperCase().padStart(4, "0")}`;
+  return `FailureReason ${hex}${FAILURE_REASONS[number] ? ` (${FAILURE_REASONS[number]})` : ""}`;
+}
+
 /** What the server said, briefly: a DICOM JSON FailureReason, an Orthanc error message, or the text itself. */
 function reasonOf(body: string): string {
   try {
     const json = JSON.parse(body) as Record<string, unknown>;
     const failed = (json["00081198"] as { Value?: Record<string, { Value?: unknown[] }>[] } | undefined)?.Value?.[0];
     const failure = failed?.["00081197"]?.Value?.[0];
-    if (failure !== undefined) return `FailureReason ${failure}`;
+    if (failure !== undefined) return failureReason(failure);
     const message = [json.Message, json.Details, json.HttpError].filter((part) => typeof part === "string" && part !== "");
     if (message.length > 0) return message.join(": ");
   } catch {
@@ -196,15 +216,15 @@ export class StowSender {
         delay: (error: StowFailure, retryCount) =>
           error.retriable ? timer(backoffMs * 2 ** (retryCount - 1), scheduler) : throwError(() => error),
       }),
-      map((): StowOutcome => ({ label, status: "200", ok: true, attempts, reason: "" })),
+      map((status): StowOutcome => ({ label, status, ok: true, attempts, reason: "" })),
       catchError((error: StowFailure) => of({ label, status: error.status, ok: false, attempts, reason: error.reason })),
     );
   }
 
-  /** One POST, as an Observable: unsubscribing (the timeout, close()) aborts it. */
-  private post(body: Buffer, boundary: string): Observable<void> {
+  /** One POST, as an Observable of the HTTP status it succeeded with ("200", "202"): unsubscribing (the timeout, close()) aborts it. */
+  private post(body: Buffer, boundary: string): Observable<string> {
     const { url, authorization, timeoutMs, scheduler } = this.options;
-    return new Observable<void>((subscriber) => {
+    return new Observable<string>((subscriber) => {
       const abort = new AbortController();
       const headers: Record<string, string> = {
         "content-type": `multipart/related; type="application/dicom"; boundary=${boundary}`,
@@ -217,9 +237,10 @@ export class StowSender {
           if (!response.ok) throw new StowFailure(String(response.status), reasonOf(text) || response.statusText, isRetriableStatus(response.status));
           const failed = failedInResponse(text);
           if (failed) throw new StowFailure("rejected", failed, false);
+          return String(response.status);
         }),
       ).subscribe({
-        next: () => subscriber.next(),
+        next: (status) => subscriber.next(status),
         complete: () => subscriber.complete(),
         error: (error: unknown) => {
           if (error instanceof StowFailure) return subscriber.error(error);
