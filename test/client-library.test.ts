@@ -141,6 +141,14 @@ describe("client library", () => {
     await rejectsWith(aborted, status.CANCELLED);
   });
 
+  it("answers a blank slice (every pixel equal) with the target's background, not the model's edge artefacts", async () => {
+    const blank = { encoding: Encoding.RAW, pixelType: PixelType.FLOAT32, width: 200, height: 180, data: new Uint8Array(200 * 180 * 4) };
+    const ct = await served.library.translateSlice({ direction: "mr2ct", outputEncoding: Encoding.RAW }, { index: 0n, image: blank });
+    const hu = new Float32Array(ct.image!.data.slice().buffer);
+    assert.equal(hu.length, 200 * 180);
+    assert.ok(hu.every((v) => v === -1024), `values ${Math.min(...hu)}..${Math.max(...hu)}`);
+  });
+
   it("cancels a TranslateSlice call on abort", async () => {
     const abort = new AbortController();
     abort.abort();

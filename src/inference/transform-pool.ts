@@ -47,6 +47,8 @@ export interface Prepared {
   readonly reference: Raster | undefined;
   /** The worker's time decoding, part of its compute time. */
   readonly decodeMs: number;
+  /** Every pixel of the slice is equal: no anatomy, so its answer is the target's background (see finish). */
+  readonly blank: boolean;
 }
 
 export interface Finished {
@@ -79,6 +81,8 @@ export type TransformMethods = {
       readonly encoding: Encoding;
       /** Also return the synthetic raster (for the metrics). */
       readonly keepSynthetic: boolean;
+      /** The input was blank: the answer is the low end of the output range, not the model's output. */
+      readonly blank: boolean;
     };
     reply: Finished;
   };
@@ -116,7 +120,7 @@ export class TransformPool {
     spec: TransformSpec,
     reference: Raster | undefined,
     size: { width: number; height: number },
-    { encoding, keepSynthetic }: { encoding: Encoding; keepSynthetic: boolean },
+    { encoding, keepSynthetic, blank = false }: { encoding: Encoding; keepSynthetic: boolean; blank?: boolean },
   ): Promise<Pooled<Finished>> {
     const transfer: ArrayBuffer[] = [];
     const request = {
@@ -127,6 +131,7 @@ export class TransformPool {
       size: { width: size.width, height: size.height }, // only the numbers, even when given a Raster
       encoding,
       keepSynthetic,
+      blank,
     };
     return this.workers.call("finish", request, transfer).catch(asSliceFault);
   }

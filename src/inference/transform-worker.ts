@@ -4,7 +4,7 @@ import { invalidArgument } from "../contract/slice-errors.js";
 import { decodeImage, encodeImage, type DecodedImage } from "../imaging/codec.js";
 import { serveWorker } from "../workers/serve.js";
 import type { TransformMethods } from "./transform-pool.js";
-import { fromModelOutput, outputRange, toModelInput } from "./transforms.js";
+import { fromModelOutput, isConstant, outputRange, toModelInput } from "./transforms.js";
 
 serveWorker<TransformMethods>("transform-worker.js", () => ({
   handlers: {
@@ -22,13 +22,17 @@ serveWorker<TransformMethods>("transform-worker.js", () => ({
       }
       const decodeMs = performance.now() - started;
       // The decoded pixels are this worker's own: normalise them in place where the shapes allow.
+      const blank = isConstant(image.raster.data);
       const input = toModelInput(image.raster, spec, true);
       const transfer = [input.buffer as ArrayBuffer];
       if (reference) transfer.push(reference.data.buffer as ArrayBuffer);
-      return { value: { input, size: { width, height }, encoding: image.encoding, dicom: image.dicom, reference, decodeMs }, transfer };
+      return { value: { input, size: { width, height }, encoding: image.encoding, dicom: image.dicom, reference, decodeMs, blank }, transfer };
     },
-    finish: async ({ output, channels, spec, reference, size, encoding, keepSynthetic }) => {
+    finish: async ({ output, channels, spec, reference, size, encoding, keepSynthetic, blank }) => {
       const range = outputRange(spec, reference);
+      // A blank slice (every pixel equal: outside the head, zero padding) has no anatomy to translate; on such a
+      // featureless input the generators draw bright artefacts along the edges, so it gets the target's background.
+      if (blank) output.fill(-1);
       const synthetic = fromModelOutput(output, channels, spec, range, size, true);
       const transfer = reference ? [reference.data.buffer as ArrayBuffer] : [];
       if (encoding === Encoding.DICOM) {

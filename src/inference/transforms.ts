@@ -24,6 +24,12 @@ export function toModelInput(raster: Raster, spec: TransformSpec, consume = fals
   return out;
 }
 
+/** Whether every value is the same (a blank slice). */
+export function isConstant(data: ArrayLike<number>): boolean {
+  for (let i = 1; i < data.length; i++) if (data[i] !== data[0]) return false;
+  return true;
+}
+
 /**
  * The physical range the model's [-1, 1] output stands for. CT: the fixed HU
  * window. MR (relative units): the reference's percentile window when there is

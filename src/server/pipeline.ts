@@ -113,6 +113,7 @@ async function finish(
     encoding,
     // The synthetic pixels come back for the metrics and for the stored DICOM instance.
     keepSynthetic: reference !== undefined || deps.store !== undefined,
+    blank: prepared.blank,
   });
   const { range, encodeMs, synthetic } = finished.value;
   deps.stages.add("denormalise", finished.computeMs - encodeMs, "workers");
