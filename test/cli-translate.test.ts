@@ -320,6 +320,14 @@ describe("medsynth translate against a real server", () => {
     assert.equal(run.code, 2);
     assert.match(run.stderr, /--direction is required/);
     assert.match(run.stderr, /medsynth translate --help/);
+    const missing = await runCli(["translate", join(work.path, "absent.nii.gz"), "-d", "mr2ct", "-o", join(work.path, "y")]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /absent\.nii\.gz: does not exist; expected a folder/);
+    const file = join(work.path, "a-file");
+    writeFileSync(file, "");
+    const intoFile = await runCli(["translate", `${SUBJECT}/mr`, "-d", "mr2ct", "-o", file]);
+    assert.equal(intoFile.code, 2);
+    assert.match(intoFile.stderr, /--out .*a-file is a file; name a folder/);
     const help = await runCli(["translate", "--help"]);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /Usage: medsynth translate <input>/);

@@ -194,6 +194,14 @@ describe("createDerivedSeries: what the source lacks or writes in retired forms"
     assert.equal(new Set(uids).size, 3);
   });
 
+  it("says Burned In Annotation YES when the source does", async () => {
+    const [{ source }] = await mrSeries();
+    const series = createDerivedSeries({ direction: "mr2ct", ...MODEL });
+    assert.equal(readDcmjs(series.encode(syntheticCt(0), { source })).BurnedInAnnotation, "NO");
+    const annotated = { ...source, carried: { ...source.carried, BurnedInAnnotation: "YES" } };
+    assert.equal(readDcmjs(series.encode(syntheticCt(0), { source: annotated })).BurnedInAnnotation, "YES");
+  });
+
   it("numbers a multi-frame source's slices by their frame", async () => {
     const file = makeInstance({ modality: "MR", rows: ROWS, columns: COLUMNS, frames: 3, pixels: new Uint16Array(3 * N), attributes: { InstanceNumber: 5 } });
     const series = createDerivedSeries({ direction: "mr2ct", ...MODEL });

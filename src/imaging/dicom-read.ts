@@ -54,6 +54,7 @@ const CARRIED_ATTRIBUTES = [
   "LongitudinalTemporalInformationModified",
   "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber", "StudyDescription",
   "FrameOfReferenceUID", "PositionReferenceIndicator", "PatientPosition", "BodyPartExamined", "Laterality",
+  "BurnedInAnnotation",
 ] as const;
 
 /** Image-plane attributes, looked up in a multi-frame instance's functional groups too. */

@@ -220,7 +220,8 @@ export function createDerivedSeries(options: DerivedSeriesOptions): DerivedSerie
         ManufacturerModelName: options.modelName.slice(0, 64),
         SoftwareVersions: options.modelVersion.slice(0, 64),
         SyntheticData: "YES",
-        BurnedInAnnotation: "NO",
+        // Text burned into the source's pixels may come through, blurred, in the synthetic ones.
+        BurnedInAnnotation: source?.carried.BurnedInAnnotation === "YES" ? "YES" : "NO",
         ...target.pixelModule(raster, derived),
       };
       return writePart10(dataset, target.sopClassUid, sopInstanceUid);

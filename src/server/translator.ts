@@ -67,7 +67,7 @@ function resolveStream(deps: TranslatorDeps, options: StreamOptions | undefined)
     : deps.models.find((m) => m.direction === options.direction && m.isDefault);
   if (!model) {
     const details = options.model
-      ? `options.model: no model named ${quote(options.model)}; ListModels shows the loaded ones`
+      ? `options.model: no model named ${quote(options.model)}; loaded: ${deps.models.map((m) => `${m.name} (${directionName(m.direction)})`).join(", ")}`
       : `options.direction: no model for ${directionName(options.direction)} is loaded`;
     return { code: status.NOT_FOUND, details };
   }

@@ -29,7 +29,10 @@ function spatialDims(header: NIFTI1 | NIFTI2, source: string): [number, number, 
   const [rank, nx, ny, nz] = header.dims;
   const extra = header.dims.slice(4, Math.max(4, rank + 1)).filter((n) => n > 1);
   if (rank < 2 || extra.length > 0) {
-    throw new Error(`${source}: dims [${header.dims.slice(0, rank + 1).join(", ")}]: only 3-D volumes (or one 2-D slice) can be translated`);
+    throw new Error(
+      `${source}: dims [${header.dims.slice(0, rank + 1).join(", ")}]: only 3-D volumes (or one 2-D slice) can be translated; ` +
+        "split a 4-D series into its 3-D volumes first (e.g. fslsplit or nibabel's four_to_three)",
+    );
   }
   return [nx, ny, rank === 2 ? 1 : nz];
 }

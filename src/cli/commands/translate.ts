@@ -244,8 +244,12 @@ export async function translateCommand(argv: string[]): Promise<number> {
   const direction = oneOf(values.direction, ["mr2ct", "ct2mr"] as const, "direction") as DirectionName;
   const { source, target } = modalitiesOf(direction);
   const nifti = isNiftiPath(input);
-  if (!nifti && !(await stat(input).catch(() => undefined))?.isDirectory()) {
-    throw new UsageError(`${input}: expected a folder of PNG/DICOM slices or a .nii/.nii.gz file`);
+  const inputStat = await stat(input).catch(() => undefined);
+  if (nifti ? !inputStat?.isFile() : !inputStat?.isDirectory()) {
+    throw new UsageError(`${input}: ${inputStat ? "" : "does not exist; "}expected a folder of PNG/DICOM slices or a .nii/.nii.gz file`);
+  }
+  if (values.reference !== undefined && !(await stat(values.reference).catch(() => undefined))) {
+    throw new UsageError(`--reference ${values.reference} does not exist`);
   }
   const allowed: readonly Format[] = nifti ? ["nifti", "png", "raw"] : ["png", "raw", "dicom"];
   const defaultFormat: Format = nifti ? "nifti" : (await listSliceFiles(input))[0].kind;
@@ -282,6 +286,7 @@ export async function translateCommand(argv: string[]): Promise<number> {
     stow = new StowSender({ url: stowUrl, authorization, retries: parseInteger(values["stow-retries"], "stow-retries", 0) }, (outcome) => stowed.push(outcome));
   }
 
+  if ((await stat(out).catch(() => undefined))?.isDirectory() === false) throw new UsageError(`--out ${out} is a file; name a folder`);
   await mkdir(out, { recursive: true });
   const job = nifti
     ? await niftiJob(input, values.reference, out, format as Exclude<Format, "dicom">, target, rescales.output)
