@@ -17,7 +17,8 @@ measures on every real scan of ../shared/real, all translated through the servic
     Scores: the service's metrics.csv (mean +- sd) and benchmark-style numbers computed here: CT in the brain
     window [0, 80] HU mapped to 8 bits, PSNR (range 255), Gaussian SSIM (Wang et al. 2004), MAE in HU inside
     the head; MR: each image mapped to 8 bits by its own 0.5-99.5 percentiles, PSNR and SSIM, and "as
-    written": the no-reference PNG (the nominal 0-255 range) against the 8-bit T1, both as stored. A constant
+    written": the no-reference PNG (the nominal 0-255 range) against the 8-bit T1, both as stored, once more
+    from the CT as the hidden benchmark sends it (8-bit brain window [0, 80] HU, back in HU). A constant
     image (the reference's mean inside its head, air outside) is scored the same way as a floor. The issue's
     yardsticks for the hidden set (the real CT with a flat brain and skull and air exact, the real CT lightly
     smoothed, a three-tissue cartoon of the real T1) are made from this pair and scored the same way: they
@@ -694,8 +695,9 @@ def paired_check(shared: str, node: str, models_dir: str, work: str, quick: bool
         kept = [kept[i] for i in np.linspace(0, len(kept) - 1, 3).round().astype(int)]
     registration['head_dice_kept'] = mean_sd([r['head_dice'] for r in kept])
     write_overlay(mr, ct, [r['k'] for r in selection if r['kept']])
-    dirs = {n: os.path.join(work, 'vhf', n) for n in ('mr', 'ct', 'syn_ct', 'syn_mr', 'syn_mr_png')}
-    for d in (dirs['mr'], dirs['ct']):
+    dirs = {n: os.path.join(work, 'vhf', n) for n in ('mr', 'ct', 'ct_window', 'syn_ct', 'syn_mr', 'syn_mr_png',
+                                                      'syn_mr_window')}
+    for d in (dirs['mr'], dirs['ct'], dirs['ct_window']):
         os.makedirs(d)
     names = []
     for r in kept:
@@ -703,11 +705,15 @@ def paired_check(shared: str, node: str, models_dir: str, work: str, quick: bool
         names.append(name)
         write_png(os.path.join(dirs['mr'], name + '.png'), mr[r['k']], 8)
         write_png(os.path.join(dirs['ct'], name + '.png'), np.maximum(ct[r['k']], AIR_HU) + CT_PNG_OFFSET, 16)
+        # The hidden benchmark's CT: an 8-bit brain-window slice, back in HU (+ 1024) as a 16-bit PNG.
+        write_png(os.path.join(dirs['ct_window'], name + '.png'),
+                  brain_window_8bit(ct[r['k']]) / 255.0 * 80.0 + CT_PNG_OFFSET, 16)
     log(f'  translating {len(names)} VHF slices each way through the CLI')
     idx_ct, rows_ct = translate(node, models_dir, dirs['mr'], 'mr2ct', dirs['syn_ct'], dirs['ct'])
     idx_mr, rows_mr = translate(node, models_dir, dirs['ct'], 'ct2mr', dirs['syn_mr'], dirs['mr'])
     # As the hidden benchmark calls it: no reference, PNG out (the input's format).
     idx_mr_png, _ = translate(node, models_dir, dirs['ct'], 'ct2mr', dirs['syn_mr_png'], output_format='png')
+    idx_mr_window, _ = translate(node, models_dir, dirs['ct_window'], 'ct2mr', dirs['syn_mr_window'], output_format='png')
 
     per_slice, figure_rows, unpaired = [], [], {'mr2ct': [], 'ct2mr': []}
     real_ct, real_mr = [], []  # the real images in the same regions: does the real pair pass the measures?
@@ -717,6 +723,7 @@ def paired_check(shared: str, node: str, models_dir: str, work: str, quick: bool
         syn_ct = read_output(dirs['syn_ct'], idx_ct, name, mr_k.shape)
         syn_mr = read_output(dirs['syn_mr'], idx_mr, name, ct_k.shape)
         syn_mr_png = np.asarray(Image.open(output_file(dirs['syn_mr_png'], idx_mr_png, name)), np.float64)
+        syn_mr_window = np.asarray(Image.open(output_file(dirs['syn_mr_window'], idx_mr_window, name)), np.float64)
         reg_ct, reg_mr = ct_regions(ct_k, px_mm), mr_regions(mr_k, px_mm, 't1')
         floor_ct = np.where(reg_ct['head'], ct_k[reg_ct['head']].mean(), AIR_HU)
         floor_mr = np.where(reg_mr['head'], mr_k[reg_mr['head']].mean(), 0.0)
@@ -734,6 +741,7 @@ def paired_check(shared: str, node: str, models_dir: str, work: str, quick: bool
                       'service_convention_python': rounded(service_convention_scores(syn_mr, mr_k, 'mr')),
                       'floor_benchmark': rounded(benchmark_scores(floor_mr, mr_k, 'mr', reg_mr['head'])),
                       'benchmark_as_written': rounded(as_written_scores(syn_mr_png, mr_k)),
+                      'benchmark_window_input': rounded(as_written_scores(syn_mr_window, mr_k)),
                       'floor_benchmark_as_written': rounded(as_written_scores(floor_mr, mr_k)),
                       'floor_service_convention': rounded(service_convention_scores(floor_mr, mr_k, 'mr')),
                       'cartoon_benchmark': rounded(benchmark_scores(cartoon_mr, mr_k, 'mr', reg_mr['head'])),
@@ -757,7 +765,8 @@ def paired_check(shared: str, node: str, models_dir: str, work: str, quick: bool
             'model': index['model'], 'slices': len(names), 'service': service,
             **{part: {k: mean_sd([s[direction][part][k] for s in per_slice]) for k in keys(part)}
                for part in ('benchmark', 'service_convention_python', 'floor_benchmark', 'floor_service_convention',
-                            'benchmark_as_written', 'floor_benchmark_as_written', 'flat_brain_benchmark',
+                            'benchmark_as_written', 'benchmark_window_input', 'floor_benchmark_as_written',
+                            'flat_brain_benchmark',
                             'smoothed_benchmark', 'bone_overlap', 'cartoon_benchmark', 'cartoon_as_written')
                if part in per_slice[0][direction]},
         }
@@ -1048,6 +1057,8 @@ def readme(report: dict, figure_rel: str) -> str:
         ('floor_benchmark', 'floor: constant head image, benchmark scoring', 'mae_hu_head'),
         ('floor_service_convention', 'floor: constant head image, service scoring', None),
         ('benchmark_as_written', 'as written: no reference, the 8-bit PNG vs the 8-bit T1, no window', None),
+        ('benchmark_window_input', 'as the hidden benchmark sends it: the CT as an 8-bit brain-window slice '
+                                   '([0, 80] HU), no reference, the 8-bit PNG vs the 8-bit T1', None),
         ('floor_benchmark_as_written', 'floor: constant head image, as written', None),
         ('flat_brain_benchmark', 'yardstick: the real CT, brain set to its mean (skull and air exact), benchmark '
                                  'scoring; the issue: 16.2 / 0.52 on the hidden set', 'mae_hu_head'),
