@@ -46,22 +46,31 @@ export interface DerivedSeries {
 }
 
 interface Target {
+  /** The IOD for slices with a known image plane; those without one are Secondary Capture. */
   sopClassUid: string;
   modality: "CT" | "MR";
   from: "MR" | "CT";
-  pixelModule(raster: Raster, series: SeriesState): NaturalDataset;
+  /** Image Type's value 3 in that IOD. */
+  imageType3: string;
+  /** The CT or MR Image module's attributes beyond the pixels (not part of Secondary Capture). */
+  imageModule: NaturalDataset;
+  /** Image Pixel module, rescale and windows: shared by both IODs. */
+  pixels(raster: Raster, series: SeriesState): NaturalDataset;
 }
+
+const SECONDARY_CAPTURE = DicomMetaDictionary.sopClassUIDsByName.SecondaryCaptureImage;
 
 const TARGETS: Record<DerivedSeriesOptions["direction"], Target> = {
   mr2ct: {
     sopClassUid: DicomMetaDictionary.sopClassUIDsByName.CTImage,
     modality: "CT",
     from: "MR",
-    pixelModule: (raster) => {
+    imageType3: "AXIAL",
+    imageModule: { KVP: "", AcquisitionNumber: "" },
+    pixels: (raster) => {
       const stored = new Int16Array(raster.data.length);
       for (let i = 0; i < stored.length; i++) stored[i] = clamp(Math.round(raster.data[i]) - CT_RESCALE_INTERCEPT, -32768, 32767);
       return {
-        ImageType: ["DERIVED", "SECONDARY", "AXIAL"],
         ...greyscale16(raster, stored, 1),
         RescaleIntercept: CT_RESCALE_INTERCEPT,
         RescaleSlope: 1,
@@ -69,8 +78,6 @@ const TARGETS: Record<DerivedSeriesOptions["direction"], Target> = {
         WindowCenter: [40, 400],
         WindowWidth: [80, 1800],
         WindowCenterWidthExplanation: ["BRAIN", "BONE"],
-        KVP: "",
-        AcquisitionNumber: "",
       };
     },
   },
@@ -78,7 +85,18 @@ const TARGETS: Record<DerivedSeriesOptions["direction"], Target> = {
     sopClassUid: DicomMetaDictionary.sopClassUIDsByName.MRImage,
     modality: "MR",
     from: "CT",
-    pixelModule: (raster, series) => {
+    // Value 3 is required for MR images (PS3.3 C.8.3.1.1.1): none of the defined terms fits a synthetic image.
+    imageType3: "OTHER",
+    imageModule: {
+      ScanningSequence: "RM",
+      SequenceVariant: "NONE",
+      ScanOptions: "",
+      MRAcquisitionType: "2D",
+      RepetitionTime: "",
+      EchoTime: "",
+      EchoTrainLength: "",
+    },
+    pixels: (raster, series) => {
       // MR Image Storage has no Modality LUT: the stored values are the
       // (relative) intensities on one scale for the whole series, so slices
       // compare. The scale is 1 (the intensities, rounded: 0-255 without a
@@ -97,18 +115,9 @@ const TARGETS: Record<DerivedSeriesOptions["direction"], Target> = {
         high = Math.max(high, value);
       }
       return {
-        // Value 3 is required for MR images (PS3.3 C.8.3.1.1.1): none of the defined terms fits a synthetic image.
-        ImageType: ["DERIVED", "SECONDARY", "OTHER"],
         ...greyscale16(raster, stored, 0),
         WindowCenter: (low + high) / 2,
         WindowWidth: Math.max(1, high - low),
-        ScanningSequence: "RM",
-        SequenceVariant: "NONE",
-        ScanOptions: "",
-        MRAcquisitionType: "2D",
-        RepetitionTime: "",
-        EchoTime: "",
-        EchoTrainLength: "",
       };
     },
   },
@@ -118,8 +127,10 @@ const TARGETS: Record<DerivedSeriesOptions["direction"], Target> = {
 interface SeriesState {
   uid: string;
   number: number;
-  /** The placeholder patient and study of non-DICOM input, or a new Frame of Reference where the source had none. */
+  /** The placeholder patient and study of non-DICOM input. */
   shared: NaturalDataset;
+  /** A Frame of Reference for slices whose source had an image plane but none. */
+  frameOfReference?: string;
   /** A synthetic MR's stored value per unit of intensity, fixed by the series' first slice. */
   mrScale?: number;
 }
@@ -139,7 +150,9 @@ function mrScaleFor(data: Float32Array): number {
  * source's series; it carries the source's patient, study and geometry so it
  * overlays the original, and references it in the Source Image Sequence.
  * Slices that were not DICOM share one series with a placeholder patient
- * and study of their own and nominal 1 mm geometry.
+ * and study of their own. Slices whose position in the patient is not known
+ * (not DICOM, or a source without an image plane) are Secondary Capture
+ * (Conversion Type SYN, synthetic), not CT or MR images.
  */
 export function createDerivedSeries(options: DerivedSeriesOptions): DerivedSeries {
   const uidRoot = options.uidRoot ?? DEFAULT_UID_ROOT;
@@ -157,10 +170,7 @@ export function createDerivedSeries(options: DerivedSeriesOptions): DerivedSerie
     let state = series.get(key);
     if (!state) {
       const number = [options.seriesNumber, (source?.seriesNumber ?? 0) + 1000].find(isIntegerString) ?? 1000;
-      const shared = !source
-        ? unknownStudy(uidRoot, created)
-        : source.carried.FrameOfReferenceUID === undefined ? { FrameOfReferenceUID: newUid(uidRoot) } : {};
-      state = { uid: newUid(uidRoot), number, shared };
+      state = { uid: newUid(uidRoot), number, shared: source ? {} : unknownStudy(uidRoot, created) };
       series.set(key, state);
     }
     return state;
@@ -176,22 +186,26 @@ export function createDerivedSeries(options: DerivedSeriesOptions): DerivedSerie
       const instanceNumber = [slice.instanceNumber, fromSource].find(isIntegerString) ?? encoded;
       const sopInstanceUid = newUid(uidRoot);
       const instanceTime = now();
+      // Where the source's image plane is not known (not DICOM, or a DICOM image without it), the instance is
+      // Secondary Capture, which claims no position in the patient, rather than a CT or MR image with made-up geometry.
+      const placed = source !== undefined && hasImagePlane(source.carried);
+      const sopClassUid = placed ? target.sopClassUid : SECONDARY_CAPTURE;
 
       const context = source
         ? {
             ...TYPE_2_EMPTY,
-            ...conformingDates(source.carried),
-            ...derived.shared,
-            ...planeOf(source, raster),
+            ...conformingDates(placed ? source.carried : withoutPlane(source.carried)),
+            ...(placed
+              ? {
+                  PositionReferenceIndicator: source.carried.PositionReferenceIndicator ?? "",
+                  // A Frame of Reference the source lacked: one for the derived series.
+                  FrameOfReferenceUID: source.carried.FrameOfReferenceUID ?? (derived.frameOfReference ??= newUid(uidRoot)),
+                  ...planeOf(source, raster),
+                }
+              : {}),
             SourceImageSequence: [sourceReference(source)],
           }
-        : {
-            ...derived.shared,
-            ImagePositionPatient: [0, 0, instanceNumber - 1],
-            ImageOrientationPatient: [1, 0, 0, 0, 1, 0],
-            PixelSpacing: [1, 1],
-            SliceThickness: 1,
-          };
+        : derived.shared;
       // No Timezone Offset From UTC: it would apply to the source's dates and times too, which are the site's own.
       const identifying: NaturalDataset = {
         ...context,
@@ -205,7 +219,7 @@ export function createDerivedSeries(options: DerivedSeriesOptions): DerivedSerie
       const dataset: NaturalDataset = {
         ...(keys ? deidentify(identifying, keys) : identifying),
         SpecificCharacterSet: "ISO_IR 192",
-        SOPClassUID: target.sopClassUid,
+        SOPClassUID: sopClassUid,
         SOPInstanceUID: sopInstanceUid,
         Modality: target.modality,
         SeriesInstanceUID: derived.uid,
@@ -215,24 +229,38 @@ export function createDerivedSeries(options: DerivedSeriesOptions): DerivedSerie
         DerivationDescription:
           `Synthetic ${target.modality} translated from ${source ? target.from : `a non-DICOM ${target.from} image`} ` +
           `by the medsynth model ${model} (CycleGAN generator). NOT FOR CLINICAL USE.`,
-        ImageComments: `NOT FOR CLINICAL USE: synthetic image.${source ? "" : " Source geometry unknown: nominal 1 mm pixels and slices."}`,
+        ImageComments: `NOT FOR CLINICAL USE: synthetic image.${placed ? "" : " Secondary Capture: its position in the patient is not known."}`,
         Manufacturer: "medsynth",
         ManufacturerModelName: options.modelName.slice(0, 64),
         SoftwareVersions: options.modelVersion.slice(0, 64),
         SyntheticData: "YES",
         // Text burned into the source's pixels may come through, blurred, in the synthetic ones.
         BurnedInAnnotation: source?.carried.BurnedInAnnotation === "YES" ? "YES" : "NO",
-        ...target.pixelModule(raster, derived),
+        ...(placed
+          ? { ImageType: ["DERIVED", "SECONDARY", target.imageType3], ...target.imageModule }
+          : { ImageType: ["DERIVED", "SECONDARY"], ConversionType: "SYN" }),
+        ...target.pixels(raster, derived),
       };
-      return writePart10(dataset, target.sopClassUid, sopInstanceUid);
+      return writePart10(dataset, sopClassUid, sopInstanceUid);
     },
   };
 }
 
-/** Type 2 attributes of the Patient, General Study and Frame of Reference modules: present, if empty, when the source lacks them. */
+/** The Image Plane module's attributes and the Frame of Reference module's. */
+const PLANE_KEYWORDS = [
+  "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness", "FrameOfReferenceUID", "PositionReferenceIndicator",
+];
+
+const hasImagePlane = (carried: Readonly<NaturalDataset>): boolean =>
+  isNumbers(carried.ImagePositionPatient, 3) && isNumbers(carried.ImageOrientationPatient, 6) && isNumbers(carried.PixelSpacing, 2);
+
+const withoutPlane = (carried: Readonly<NaturalDataset>): NaturalDataset =>
+  Object.fromEntries(Object.entries(carried).filter(([keyword]) => !PLANE_KEYWORDS.includes(keyword)));
+
+/** Type 2 attributes of the Patient and General Study modules: present, if empty, when the source lacks them. */
 const TYPE_2_EMPTY: NaturalDataset = {
   PatientName: "", PatientID: "", PatientBirthDate: "", PatientSex: "", StudyDate: "", StudyTime: "",
-  ReferringPhysicianName: "", StudyID: "", AccessionNumber: "", PositionReferenceIndicator: "",
+  ReferringPhysicianName: "", StudyID: "", AccessionNumber: "",
 };
 
 /**
@@ -312,8 +340,6 @@ function unknownStudy(uidRoot: string, created: Date): NaturalDataset {
     AccessionNumber: "",
     ReferringPhysicianName: "",
     StudyDescription: "medsynth synthetic series from non-DICOM input",
-    FrameOfReferenceUID: newUid(uidRoot),
-    PositionReferenceIndicator: "",
   };
 }
 
