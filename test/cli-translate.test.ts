@@ -280,6 +280,28 @@ describe("medsynth translate against a real server", () => {
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(readdirSync(out).sort(), ["enhanced-frame-001.raw", "enhanced-frame-002.raw", "index.json"]);
     assert.deepEqual(readFileSync(join(out, "enhanced-frame-001.raw")), readFileSync(join(out, "enhanced-frame-002.raw")));
+
+    // Single-frame inputs paired with the frames of one multi-frame reference: each frame decoded for its slice.
+    const singles = join(work.path, "single-frames");
+    const references = join(work.path, "multi-frame-reference");
+    mkdirSync(singles);
+    mkdirSync(references);
+    const ct = Int16Array.from((await physical("ct", `${SUBJECT}/ct/012.png`)).data, (hu) => hu + 1024);
+    for (const name of ["enhanced-frame-001", "enhanced-frame-002"]) {
+      writeFileSync(join(singles, `${name}.dcm`), makeInstance({ modality: "MR", rows: 256, columns: 256, pixels: Uint16Array.from(frame) }));
+    }
+    writeFileSync(join(references, "enhanced.dcm"), makeInstance({ modality: "CT", rows: 256, columns: 256, frames: 2, pixels: Int16Array.from([...ct, ...ct]), rescaleSlope: 1, rescaleIntercept: -1024 }));
+    const paired = await runCli(["translate", singles, "-d", "mr2ct", "-r", references, "--format", "raw", "-o", join(work.path, "paired-out"), "--target", served.server.address]);
+    assert.equal(paired.code, 0, paired.stderr);
+    const rows = readCsv(join(work.path, "paired-out", "metrics.csv"));
+    assert.equal(rows.length, 2);
+    assert.equal(rows[0].psnr, rows[1].psnr);
+
+    // A file whose name a frame also takes would overwrite it: refused, naming both.
+    writeFileSync(join(dir, "enhanced-frame-001.dcm"), makeInstance({ modality: "MR", rows: 256, columns: 256, pixels: Uint16Array.from(frame) }));
+    const clash = await runCli(["translate", dir, "-d", "mr2ct", "-o", join(work.path, "clash-out"), "--target", served.server.address]);
+    assert.notEqual(clash.code, 0);
+    assert.match(clash.stderr, /enhanced(-frame-001)?\.dcm and enhanced(-frame-001)?\.dcm both give the slice name "enhanced-frame-001"/);
   });
 
   it("cuts a NIfTI reference by its own orientation, refuses one on another grid, and sets NaN voxels to the background", async () => {

@@ -147,6 +147,14 @@ describe("client library", () => {
     const hu = new Float32Array(ct.image!.data.slice().buffer);
     assert.equal(hu.length, 200 * 180);
     assert.ok(hu.every((v) => v === -1024), `values ${Math.min(...hu)}..${Math.max(...hu)}`);
+    // One stray pixel in an empty slice: its percentile window has zero width, so the model would see it flat too.
+    const stray = new Float32Array(200 * 180);
+    stray[4321] = 1;
+    const strayCt = await served.library.translateSlice(
+      { direction: "mr2ct", outputEncoding: Encoding.RAW },
+      { index: 1n, image: { ...blank, data: new Uint8Array(stray.buffer) } },
+    );
+    assert.ok(new Float32Array(strayCt.image!.data.slice().buffer).every((v) => v === -1024));
   });
 
   it("cancels a TranslateSlice call on abort", async () => {

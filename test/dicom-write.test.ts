@@ -152,15 +152,24 @@ describe("createDerivedSeries: CT → MR", () => {
     assert.deepEqual(readDcmjs(file).ImageType, ["DERIVED", "SECONDARY", "OTHER"]);
   });
 
-  it("stores every slice of a series on one scale: a dim slice is not stretched to 16 bits", async () => {
+  it("stores intensities as they are, rounded, so the slices compare; relative units are fitted per slice, the fit recorded", async () => {
     const ct = makeInstance({ modality: "CT", rows: ROWS, columns: COLUMNS, pixels: new Int16Array(N), rescaleSlope: 1, rescaleIntercept: -1024 });
     const { source } = await decodeDicom(ct, "slice.image");
     const series = createDerivedSeries({ direction: "ct2mr", modelName: "ct2mr-phantom", modelVersion: "2.0.0" });
-    for (const top of [255, 40]) {
+    const storedOf = (file: Uint8Array) => Array.from({ length: N }, (_, i) => dicomParser.parseDicom(file).uint16("x7fe00010", i));
+    for (const top of [255, 40, 3000]) {
       const raster: Raster = { width: COLUMNS, height: ROWS, data: Float32Array.from(pattern(N, 0, top)) };
-      const parsed = dicomParser.parseDicom(series.encode(raster, { source }));
-      const stored = Array.from({ length: N }, (_, i) => parsed.uint16("x7fe00010", i));
-      assert.deepEqual(stored, Array.from(raster.data, (v) => Math.round(v)));
+      const file = series.encode(raster, { source });
+      assert.deepEqual(storedOf(file), Array.from(raster.data, (v) => Math.round(v)), `top ${top}`);
+      assert.equal(readDcmjs(file).RealWorldValueMappingSequence, undefined);
+    }
+    for (const [low, high] of [[0, 1], [-1.5, 2.5]]) {
+      const raster: Raster = { width: COLUMNS, height: ROWS, data: Float32Array.from(pattern(N, low, high)) };
+      const file = series.encode(raster, { source });
+      const [mapping] = readDcmjs(file).RealWorldValueMappingSequence as NaturalDataset[];
+      const [slope, intercept] = [Number(mapping.RealWorldValueSlope), Number(mapping.RealWorldValueIntercept)];
+      storedOf(file).forEach((stored, i) => assert.ok(Math.abs(stored! * slope + intercept - raster.data[i]) <= slope, `[${low}, ${high}] pixel ${i}: ${stored} × ${slope} + ${intercept} vs ${raster.data[i]}`));
+      assert.equal(new Set(storedOf(file)).size, new Set(raster.data).size, "every level kept, not rounded to a few");
     }
   });
 });
@@ -183,6 +192,8 @@ describe("createDerivedSeries: what the source lacks or writes in retired forms"
     assert.equal(first.TimezoneOffsetFromUTC, undefined);
     const unreadable = { ...source, carried: { ...source.carried, StudyDate: "May 5th" } };
     assert.equal(readDcmjs(series.encode(syntheticCt(2), { source: unreadable })).StudyDate, "");
+    const fine = { ...source, carried: { ...source.carried, StudyTime: "10:52:34.1234567" } };
+    assert.equal(readDcmjs(series.encode(syntheticCt(3), { source: fine })).StudyTime, "105234.123456");
   });
 
   it("keeps one derived series per source series, so no series spans two studies or patients", async () => {

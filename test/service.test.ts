@@ -558,7 +558,7 @@ describe("drain deadline", () => {
     }
   });
 
-  it("answers the slices a stream accepted before the deadline, then ends it, accepting no more (virtual time)", async () => {
+  it("answers the slices a stream accepted before the deadline, then ends it (virtual time)", async () => {
     const scheduler = new VirtualTimeScheduler();
     const drainTimeoutMs = 1000;
     const maxDelayMs = 3000;
@@ -579,12 +579,38 @@ describe("drain deadline", () => {
       const drained = server.drain();
       advanceTo(scheduler, start + drainTimeoutMs);
       assert.equal(server.openStreams, 1, "the stream waits for its accepted slice");
-      stream.write(sliceRequest(2, mrImage()));
       advanceTo(scheduler, start + maxDelayMs);
       const { responses, error } = await done;
       assert.deepEqual(responses.map((r) => r.kind.case === "result" && Number(r.kind.value.index)), [0, 1]);
       assert.equal(error?.code, status.UNAVAILABLE);
       assert.match(error.details, timedOut(drainTimeoutMs, 2));
+      await drained;
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+
+  it("lets a stream its client already closed finish with OK past the deadline (virtual time)", async () => {
+    const scheduler = new VirtualTimeScheduler();
+    const drainTimeoutMs = 1000;
+    const maxDelayMs = 3000;
+    const server = await startTestServer({ drainTimeoutMs, maxDelayMs, maxBatch: 8 }, { log: createLogger("error"), scheduler });
+    const client = translatorClient(server.address);
+    try {
+      const stream = client.translate();
+      const done = collect(stream);
+      stream.write(options(Direction.MR_TO_CT));
+      stream.write(sliceRequest(0, mrImage()));
+      stream.end();
+      await until(() => server.queueDepth === 1, "slice 0 queued");
+      const start = scheduler.now();
+      const drained = server.drain();
+      advanceTo(scheduler, start + drainTimeoutMs);
+      advanceTo(scheduler, start + maxDelayMs);
+      const { responses, error } = await done;
+      assert.equal(responses.length, 1);
+      assert.equal(error, undefined, "ended with OK");
       await drained;
     } finally {
       client.close();

@@ -1,8 +1,9 @@
 import { open, readdir, readFile, stat } from "node:fs/promises";
 import dcmjs from "dcmjs";
 import { basename, extname, join } from "node:path";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Encoding, PixelType, type ImageSchema } from "../gen/medsynth/v1/translator_pb.js";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { Encoding, ImageSchema, PixelType } from "../gen/medsynth/v1/translator_pb.js";
+import { decodeImage } from "../imaging/codec.js";
 import type { Raster } from "../imaging/raster.js";
 import type { Rescale } from "../volume/png-rescale.js";
 
@@ -40,15 +41,31 @@ async function hasDicomMagic(path: string): Promise<boolean> {
 
 /** Number of Frames of a DICOM file (1 when absent or unreadable: the service then names the problem). */
 async function framesOf(path: string): Promise<number> {
+  // The header is in the first MiB of nearly every file; the whole file only when it is not.
+  for (const bytes of [await headOf(path, HEADER_BYTES), undefined]) {
+    try {
+      const data = bytes ?? (await readFile(path));
+      const { dict } = dcmjs.data.DicomMessage.readFile(new Uint8Array(data).buffer, {
+        untilTag: "7FE00010",
+      });
+      const frames = Number(dict["00280008"]?.Value?.[0] ?? 1);
+      return Number.isInteger(frames) && frames > 1 ? frames : 1;
+    } catch {
+      // a header longer than the head: read it all; unreadable: one slice, and the service names the problem
+    }
+  }
+  return 1;
+}
+
+const HEADER_BYTES = 1 << 20;
+
+async function headOf(path: string, bytes: number): Promise<Buffer> {
+  const file = await open(path, "r");
   try {
-    const bytes = await readFile(path);
-    const { dict } = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength), {
-      untilTag: "7FE00010",
-    });
-    const frames = Number(dict["00280008"]?.Value?.[0] ?? 1);
-    return Number.isInteger(frames) && frames > 1 ? frames : 1;
-  } catch {
-    return 1;
+    const { bytesRead, buffer } = await file.read(Buffer.alloc(bytes), 0, bytes, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await file.close();
   }
 }
 
@@ -76,6 +93,18 @@ export async function listSliceFiles(dir: string): Promise<SliceFile[]> {
   }
   if (files.length === 0) throw new Error(`${dir}: no PNG or DICOM slices found`);
   if (new Set(files.map((f) => f.kind)).size > 1) throw new Error(`${dir}: mixes PNG and DICOM files; put each series in its own folder`);
+  // Names pair slices with their references and name the outputs: two slices with one name would overwrite each other.
+  const seen = new Map<string, string>();
+  for (const file of files) {
+    const other = seen.get(file.name);
+    if (other !== undefined) {
+      throw new Error(
+        `${dir}: ${basename(other)} and ${basename(file.path)} both give the slice name "${file.name}" ` +
+          "(a multi-frame file's frames are named <file>-frame-001 and so on); rename one",
+      );
+    }
+    seen.set(file.name, file.path);
+  }
   const collator = new Intl.Collator("en", { numeric: true });
   return files.sort((a, b) => collator.compare(a.name, b.name));
 }
@@ -86,6 +115,17 @@ export async function readSliceImage(file: SliceFile, rescale: Rescale): Promise
   return file.kind === "png"
     ? { encoding: Encoding.PNG, data, rescaleSlope: rescale.slope, rescaleIntercept: rescale.intercept }
     : { encoding: Encoding.DICOM, data };
+}
+
+/**
+ * A reference slice file as an Image: one frame of a multi-frame file is decoded here (Slice.frame picks the
+ * input's frame, not the reference's), as RAW in physical units; any other file as readSliceImage reads it.
+ */
+export async function readReferenceImage(file: SliceFile, rescale: Rescale): Promise<ImageInit> {
+  const image = await readSliceImage(file, rescale);
+  if (file.frame === undefined) return image;
+  const { raster } = await decodeImage(create(ImageSchema, image), file.name, { frame: file.frame });
+  return rawImage(raster);
 }
 
 /** A raster as a RAW float32 Image in physical units. */

@@ -3,7 +3,7 @@ import { createDeidentifier, deidentify, textOf } from "./dicom-deidentify.js";
 import type { DicomSource } from "./dicom-read.js";
 import { TransferSyntax } from "./transfer-syntax.js";
 import { checkUidRoot, DEFAULT_UID_ROOT, newUid } from "./dicom-uid.js";
-import type { Raster } from "./raster.js";
+import { quantize16, type Raster } from "./raster.js";
 
 const { DicomDict, DicomMetaDictionary } = dcmjs.data;
 
@@ -55,7 +55,7 @@ interface Target {
   /** The CT or MR Image module's attributes beyond the pixels (not part of Secondary Capture). */
   imageModule: NaturalDataset;
   /** Image Pixel module, rescale and windows: shared by both IODs. */
-  pixels(raster: Raster, series: SeriesState): NaturalDataset;
+  pixels(raster: Raster): NaturalDataset;
 }
 
 const SECONDARY_CAPTURE = DicomMetaDictionary.sopClassUIDsByName.SecondaryCaptureImage;
@@ -96,32 +96,48 @@ const TARGETS: Record<DerivedSeriesOptions["direction"], Target> = {
       EchoTime: "",
       EchoTrainLength: "",
     },
-    pixels: (raster, series) => {
-      // MR Image Storage has no Modality LUT: the stored values are the
-      // (relative) intensities on one scale for the whole series, so slices
-      // compare. The scale is 1 (the intensities, rounded: 0-255 without a
-      // reference) unless the first slice's are all small (a reference in
-      // relative units, e.g. [0, 1]); then a power of two lifts them to about
-      // 2^14, which leaves later slices 4 times the headroom.
-      series.mrScale ??= mrScaleFor(raster.data);
-      const scale = series.mrScale;
-      const stored = new Uint16Array(raster.data.length);
-      let low = 65535;
-      let high = 0;
-      for (let i = 0; i < stored.length; i++) {
-        const value = clamp(Math.round(raster.data[i] * scale), 0, 65535);
-        stored[i] = value;
-        low = Math.min(low, value);
-        high = Math.max(high, value);
+    pixels: (raster) => {
+      // MR Image Storage has no Modality LUT: the stored values are the intensities themselves, rounded, so
+      // the slices of a series compare (0-255 without a reference, scanner units with a DICOM one). Only
+      // intensities that rounding would destroy (relative units such as [0, 1] or z-scores: any below 0 or
+      // above 65535, or all below MR_ROUNDED_FROM) are fitted into 16 bits, slice by slice, the fit recorded
+      // in a Real World Value Mapping item.
+      let low = Infinity;
+      let high = -Infinity;
+      for (const value of raster.data) {
+        if (value < low) low = value;
+        if (value > high) high = value;
       }
+      const rounded = low >= 0 && high <= 65535 && high >= MR_ROUNDED_FROM;
+      const fit = rounded ? { stored: Uint16Array.from(raster.data, Math.round), slope: 1, intercept: 0 } : quantize16(raster.data);
+      const storedLow = Math.round((low - fit.intercept) / fit.slope);
+      const storedHigh = Math.round((high - fit.intercept) / fit.slope);
       return {
-        ...greyscale16(raster, stored, 0),
-        WindowCenter: (low + high) / 2,
-        WindowWidth: Math.max(1, high - low),
+        ...greyscale16(raster, fit.stored, 0),
+        WindowCenter: (storedLow + storedHigh) / 2,
+        WindowWidth: Math.max(1, storedHigh - storedLow),
+        ...(rounded
+          ? {}
+          : {
+              RealWorldValueMappingSequence: [
+                {
+                  LUTExplanation: "synthetic MR intensity (relative units), fitted into 16 bits for this slice",
+                  LUTLabel: "MEDSYNTH",
+                  RealWorldValueFirstValueMapped: 0,
+                  RealWorldValueLastValueMapped: 65535,
+                  RealWorldValueSlope: fit.slope,
+                  RealWorldValueIntercept: fit.intercept,
+                  MeasurementUnitsCodeSequence: [{ CodeValue: "1", CodingSchemeDesignator: "UCUM", CodeMeaning: "no units" }],
+                },
+              ],
+            }),
       };
     },
   },
 };
+
+/** Synthetic MR intensities that reach this are stored as they are, rounded; below it they are relative units. */
+const MR_ROUNDED_FROM = 16;
 
 /** One derived series: its UID and number, and what its instances share. */
 interface SeriesState {
@@ -131,17 +147,6 @@ interface SeriesState {
   shared: NaturalDataset;
   /** A Frame of Reference for slices whose source had an image plane but none. */
   frameOfReference?: string;
-  /** A synthetic MR's stored value per unit of intensity, fixed by the series' first slice. */
-  mrScale?: number;
-}
-
-/** Intensities below this at their largest are taken as relative units and scaled up. */
-const MR_SMALL_RANGE = 64;
-
-function mrScaleFor(data: Float32Array): number {
-  let high = 0;
-  for (const value of data) high = Math.max(high, value);
-  return high >= MR_SMALL_RANGE || high <= 0 ? 1 : 2 ** Math.floor(Math.log2(2 ** 14 / high));
 }
 
 /**
@@ -239,7 +244,7 @@ export function createDerivedSeries(options: DerivedSeriesOptions): DerivedSerie
         ...(placed
           ? { ImageType: ["DERIVED", "SECONDARY", target.imageType3], ...target.imageModule }
           : { ImageType: ["DERIVED", "SECONDARY"], ConversionType: "SYN" }),
-        ...target.pixels(raster, derived),
+        ...target.pixels(raster),
       };
       return writePart10(dataset, sopClassUid, sopInstanceUid);
     },
@@ -276,7 +281,8 @@ function conformingDates(carried: Readonly<NaturalDataset>): NaturalDataset {
     out[keyword] = /^\d{8}$/.test(value) ? value : "";
   }
   if (carried.StudyTime !== undefined) {
-    const value = textOf(carried.StudyTime).replaceAll(":", "");
+    // Colons go (ACR-NEMA), and a fraction past the 6 digits TM allows is cut.
+    const value = textOf(carried.StudyTime).replaceAll(":", "").replace(/^(\d{6}\.\d{6})\d+$/, "$1");
     out.StudyTime = /^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$/.test(value) ? value : "";
   }
   return out;
@@ -359,7 +365,7 @@ function writePart10(dataset: NaturalDataset, sopClassUid: string, sopInstanceUi
     return new Uint8Array(file.write());
   } catch (error) {
     // dcmjs quotes the offending value, which may be patient data; this message reaches the server log.
-    const message = (error as Error).message.replace(/value: .*?(?=, length:|$)/, "value withheld");
+    const message = (error as Error).message.replace(/value:[\s\S]*$/, "value withheld");
     throw new Error(`writing the derived DICOM instance failed: ${message}`);
   }
 }

@@ -159,16 +159,29 @@ function select(data: ArrayLike<number>, k: number): number {
 export function resolveWindow(spec: WindowSpec, data: ArrayLike<number>): Range {
   if (spec.window === "fixed") return { low: spec.low, high: spec.high };
   const [low, high] = percentiles(data, [spec.low, spec.high]);
-  if (high > low) return { low, high };
-  // Coinciding percentiles (99 % of the pixels share one value, e.g. a slice above the head): the full
-  // range, so the few pixels that differ still count; only a constant image keeps a window of zero width.
-  let min = Infinity;
-  let max = -Infinity;
+  return { low, high };
+}
+
+/**
+ * The window of a target (reference) image: resolveWindow, except that
+ * coinciding percentiles (99 % of the pixels share one value, as on a slice
+ * above the head) give the full range, so the few pixels that differ still
+ * count; only a constant image keeps a window of zero width.
+ */
+export function resolveTargetWindow(spec: WindowSpec, data: ArrayLike<number>): Range {
+  const range = resolveWindow(spec, data);
+  return spec.window === "percentile" && !(range.high > range.low) ? fullRange(data) : range;
+}
+
+/** The smallest and largest value. */
+function fullRange(data: ArrayLike<number>): Range {
+  let low = Infinity;
+  let high = -Infinity;
   for (let i = 0; i < data.length; i++) {
-    if (data[i] < min) min = data[i];
-    if (data[i] > max) max = data[i];
+    if (data[i] < low) low = data[i];
+    if (data[i] > high) high = data[i];
   }
-  return { low: min, high: max };
+  return { low, high };
 }
 
 /**

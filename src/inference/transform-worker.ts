@@ -22,8 +22,10 @@ serveWorker<TransformMethods>("transform-worker.js", () => ({
       }
       const decodeMs = performance.now() - started;
       // The decoded pixels are this worker's own: normalise them in place where the shapes allow.
-      const blank = isConstant(image.raster.data);
       const input = toModelInput(image.raster, spec, true);
+      // Judged on what the model sees: zero padding, one stray pixel in an empty slice (its percentile window has
+      // zero width) and CT padding below the window all come out flat.
+      const blank = isConstant(input);
       const transfer = [input.buffer as ArrayBuffer];
       if (reference) transfer.push(reference.data.buffer as ArrayBuffer);
       return { value: { input, size: { width, height }, encoding: image.encoding, dicom: image.dicom, reference, decodeMs, blank }, transfer };

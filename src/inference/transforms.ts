@@ -1,4 +1,4 @@
-import { mapRange, resolveWindow, type Range } from "../imaging/window.js";
+import { mapRange, resolveTargetWindow, resolveWindow, type Range } from "../imaging/window.js";
 import { resample } from "../imaging/resample.js";
 import type { Raster } from "../imaging/raster.js";
 import type { ModelSpec } from "./registry.js";
@@ -24,7 +24,7 @@ export function toModelInput(raster: Raster, spec: TransformSpec, consume = fals
   return out;
 }
 
-/** Whether every value is the same (a blank slice). */
+/** Whether every value is the same: on the model input, a blank slice (nothing in the input window's range). */
 export function isConstant(data: ArrayLike<number>): boolean {
   for (let i = 1; i < data.length; i++) if (data[i] !== data[0]) return false;
   return true;
@@ -38,7 +38,7 @@ export function isConstant(data: ArrayLike<number>): boolean {
 export function outputRange(spec: TransformSpec, reference: Raster | undefined): Range {
   const window = spec.intensity.output;
   if (window.window === "fixed") return { low: window.low, high: window.high };
-  if (reference) return resolveWindow(window, reference.data);
+  if (reference) return resolveTargetWindow(window, reference.data);
   const [low, high] = window.nominal ?? [0, 1];
   return { low, high };
 }

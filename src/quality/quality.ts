@@ -6,7 +6,7 @@
  * the same images scaled to [0, 255]; MAE in physical units, unclipped.
  */
 import type { Raster } from "../imaging/raster.js";
-import { mapRange, resolveWindow, type WindowSpec } from "../imaging/window.js";
+import { mapRange, resolveTargetWindow, type WindowSpec } from "../imaging/window.js";
 import { mae, psnr, ssim, SSIM_SIDE, UQI_SIZE, uqi, VIF_MIN_SIDE, vifp, type Plane } from "./kernels.js";
 import { crop, foregroundMask } from "./mask.js";
 import { scratch32, Scratch32 } from "./scratch.js";
@@ -98,7 +98,7 @@ export function computeQualityTs(
     throw new RangeError(`synthetic image is ${synthetic.width}x${synthetic.height}, its reference ${width}x${height}`);
   }
   const n = width * height;
-  const range = resolveWindow(target, reference.data);
+  const range = resolveTargetWindow(target, reference.data);
   const unitRef = mapRange(reference.data, range, 0, 1, scratch32(Scratch32.Reference, n));
   const unitSyn = mapRange(synthetic.data, range, 0, 1, scratch32(Scratch32.Synthetic, n));
   const byteRef = mapRange(reference.data, range, 0, 255, scratch32(Scratch32.Reference255, n));

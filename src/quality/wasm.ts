@@ -16,7 +16,7 @@
  */
 import type { Raster } from "../imaging/raster.js";
 import { lazyInstance } from "../imaging/wasm-module.js";
-import { resolveWindow } from "../imaging/window.js";
+import { resolveTargetWindow } from "../imaging/window.js";
 import { checkPair, SSIM_GAUSSIAN_TAPS, SSIM_SIDE, UQI_SIZE, VIF_EPS, VIF_MIN_SIDE, VIF_NOISE, VIF_TAPS, type SsimOptions } from "./kernels.js";
 import { foregroundMask } from "./mask.js";
 import type { QualityOptions, QualityReport, QualityValues, TargetWindow } from "./quality.js";
@@ -102,7 +102,7 @@ export class WasmMetrics {
     const n = width * height;
     if (synthetic.width !== width || synthetic.height !== height || reference.data.length !== n || synthetic.data.length !== n) return undefined;
     if (!this.fits(width, height)) return undefined;
-    const range = resolveWindow(target, reference.data);
+    const range = resolveTargetWindow(target, reference.data);
     const wasm = this.wasm;
     this.f32(wasm.imageXPointer(), n).set(reference.data);
     this.f32(wasm.imageYPointer(), n).set(synthetic.data);

@@ -150,8 +150,12 @@ class StreamSession {
     call.on("error", () => this.close());
   }
 
-  /** Accepts nothing more, and ends the stream with UNAVAILABLE once every slice it accepted is answered. */
+  /**
+   * Accepts nothing more, and ends the stream with UNAVAILABLE once every slice it accepted is answered; a
+   * stream its client already closed just finishes (OK): there is nothing left for the client to resume.
+   */
   endAfterAccepted(details: string): void {
+    if (this.halfClosed) return;
     this.endAfterAnswers({ code: status.UNAVAILABLE, details: `${details}; ${answeredBefore(this.accepted)}` });
   }
 

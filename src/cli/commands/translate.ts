@@ -14,7 +14,7 @@ import { everyAnswer, indices } from "../answers.js";
 import { progressBar } from "../progress.js";
 import { csv, formatMeanStd, summarize } from "../report.js";
 import { PNG_RESCALE, type Rescale } from "../../volume/png-rescale.js";
-import { isNiftiPath, listSliceFiles, niftiStem, rawImage, readSliceImage, type SliceFile } from "../slice-files.js";
+import { isNiftiPath, listSliceFiles, niftiStem, rawImage, readReferenceImage, readSliceImage, type SliceFile } from "../slice-files.js";
 import { CONNECTION_OPTIONS, connect } from "./common.js";
 import { DEFAULT_WINDOW } from "../../contract/limits.js";
 import { DEFAULT_STOW_OPTIONS, StowSender, stowAuthorization, type StowOutcome } from "../../dicomweb/stow.js";
@@ -136,7 +136,7 @@ async function folderJob(input: string, reference: string | undefined, out: stri
           index: BigInt(index),
           image: await readSliceImage(file, rescales.input),
           ...(file.frame !== undefined ? { frame: file.frame } : {}),
-          ...(ref ? { reference: await readSliceImage(ref, rescales.reference) } : {}),
+          ...(ref ? { reference: await readReferenceImage(ref, rescales.reference) } : {}),
         };
       }
     },
