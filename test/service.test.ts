@@ -558,63 +558,61 @@ describe("drain deadline", () => {
     }
   });
 
-  it("answers the slices a stream accepted before the deadline, then ends it (virtual time)", async () => {
+  /**
+   * A server whose lone slices wait maxDelayMs (virtual) for company, and a stream on it whose slice 0 is
+   * queued: `run` drives the drain; the server and client are closed after it.
+   */
+  async function withQueuedSlice(
+    run: (it: { scheduler: VirtualTimeScheduler; server: Awaited<ReturnType<typeof startTestServer>>; stream: ReturnType<TranslatorTestClient["translate"]>; done: ReturnType<typeof collect> }) => Promise<void>,
+    halfClose = false,
+  ): Promise<void> {
     const scheduler = new VirtualTimeScheduler();
-    const drainTimeoutMs = 1000;
-    const maxDelayMs = 3000;
-    // A lone slice waits maxDelayMs (virtual) for company, so the second is still in flight at the deadline.
-    const server = await startTestServer({ drainTimeoutMs, maxDelayMs, maxBatch: 8 }, { log: createLogger("error"), scheduler });
+    const server = await startTestServer({ drainTimeoutMs: DRAIN_MS, maxDelayMs: BATCH_DELAY_MS, maxBatch: 8 }, { log: createLogger("error"), scheduler });
     const client = translatorClient(server.address);
     try {
       const stream = client.translate();
       const done = collect(stream);
       stream.write(options(Direction.MR_TO_CT));
       stream.write(sliceRequest(0, mrImage()));
+      if (halfClose) stream.end();
       await until(() => server.queueDepth === 1, "slice 0 queued");
-      advanceTo(scheduler, scheduler.now() + maxDelayMs);
+      await run({ scheduler, server, stream, done });
+    } finally {
+      client.close();
+      await server.close();
+    }
+  }
+  const DRAIN_MS = 1000;
+  const BATCH_DELAY_MS = 3000;
+
+  it("answers the slices a stream accepted before the deadline, then ends it (virtual time)", () =>
+    withQueuedSlice(async ({ scheduler, server, stream, done }) => {
+      advanceTo(scheduler, scheduler.now() + BATCH_DELAY_MS);
       await once(stream, "data");
+      // Slice 1 is still waiting for company at the deadline.
       stream.write(sliceRequest(1, mrImage()));
       await until(() => server.queueDepth === 1, "slice 1 queued");
       const start = scheduler.now();
       const drained = server.drain();
-      advanceTo(scheduler, start + drainTimeoutMs);
+      advanceTo(scheduler, start + DRAIN_MS);
       assert.equal(server.openStreams, 1, "the stream waits for its accepted slice");
-      advanceTo(scheduler, start + maxDelayMs);
+      advanceTo(scheduler, start + BATCH_DELAY_MS);
       const { responses, error } = await done;
       assert.deepEqual(responses.map((r) => r.kind.case === "result" && Number(r.kind.value.index)), [0, 1]);
       assert.equal(error?.code, status.UNAVAILABLE);
-      assert.match(error.details, timedOut(drainTimeoutMs, 2));
+      assert.match(error.details, timedOut(DRAIN_MS, 2));
       await drained;
-    } finally {
-      client.close();
-      await server.close();
-    }
-  });
+    }));
 
-  it("lets a stream its client already closed finish with OK past the deadline (virtual time)", async () => {
-    const scheduler = new VirtualTimeScheduler();
-    const drainTimeoutMs = 1000;
-    const maxDelayMs = 3000;
-    const server = await startTestServer({ drainTimeoutMs, maxDelayMs, maxBatch: 8 }, { log: createLogger("error"), scheduler });
-    const client = translatorClient(server.address);
-    try {
-      const stream = client.translate();
-      const done = collect(stream);
-      stream.write(options(Direction.MR_TO_CT));
-      stream.write(sliceRequest(0, mrImage()));
-      stream.end();
-      await until(() => server.queueDepth === 1, "slice 0 queued");
+  it("lets a stream its client already closed finish with OK past the deadline (virtual time)", () =>
+    withQueuedSlice(async ({ scheduler, server, done }) => {
       const start = scheduler.now();
       const drained = server.drain();
-      advanceTo(scheduler, start + drainTimeoutMs);
-      advanceTo(scheduler, start + maxDelayMs);
+      advanceTo(scheduler, start + DRAIN_MS);
+      advanceTo(scheduler, start + BATCH_DELAY_MS);
       const { responses, error } = await done;
       assert.equal(responses.length, 1);
       assert.equal(error, undefined, "ended with OK");
       await drained;
-    } finally {
-      client.close();
-      await server.close();
-    }
-  });
+    }, true));
 });
