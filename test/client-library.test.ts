@@ -149,6 +149,7 @@ describe("client library", () => {
     const hu = new Float32Array(ct.image!.data.slice().buffer);
     assert.equal(hu.length, 200 * 180);
     assert.ok(hu.every((v) => v === -1024), `values ${Math.min(...hu)}..${Math.max(...hu)}`);
+    assert.equal(ct.timing?.batchSize, 0, "not sent to the model");
     // One stray pixel in an empty slice: its percentile window has zero width, so the model would see it flat too.
     const stray = new Float32Array(200 * 180);
     stray[4321] = 1;

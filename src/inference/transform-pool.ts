@@ -47,7 +47,7 @@ export interface Prepared {
   readonly reference: Raster | undefined;
   /** The worker's time decoding, part of its compute time. */
   readonly decodeMs: number;
-  /** Every pixel of the slice is equal: no anatomy, so its answer is the target's background (see finish). */
+  /** The model input is flat (nothing in the input window's range): no anatomy to translate (pipeline.ts, background). */
   readonly blank: boolean;
 }
 
@@ -81,8 +81,6 @@ export type TransformMethods = {
       readonly encoding: Encoding;
       /** Also return the synthetic raster (for the metrics). */
       readonly keepSynthetic: boolean;
-      /** The input was blank: the answer is the low end of the output range, not the model's output. */
-      readonly blank: boolean;
     };
     reply: Finished;
   };
@@ -120,7 +118,7 @@ export class TransformPool {
     spec: TransformSpec,
     reference: Raster | undefined,
     size: { width: number; height: number },
-    { encoding, keepSynthetic, blank = false }: { encoding: Encoding; keepSynthetic: boolean; blank?: boolean },
+    { encoding, keepSynthetic }: { encoding: Encoding; keepSynthetic: boolean },
   ): Promise<Pooled<Finished>> {
     const transfer: ArrayBuffer[] = [];
     const request = {
@@ -131,7 +129,6 @@ export class TransformPool {
       size: { width: size.width, height: size.height }, // only the numbers, even when given a Raster
       encoding,
       keepSynthetic,
-      blank,
     };
     return this.workers.call("finish", request, transfer).catch(asSliceFault);
   }

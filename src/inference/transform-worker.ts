@@ -12,9 +12,9 @@ serveWorker<TransformMethods>("transform-worker.js", () => ({
       const started = performance.now();
       const options = { maxDimension: slice.maxDimension, frame: slice.frame };
       const [from, to] = spec.direction === Direction.MR_TO_CT ? (["MR", "CT"] as const) : (["CT", "MR"] as const);
-      const image = checkModality(await decodeImage(slice.image, "slice.image", options), from, "slice.image.data", spec.name);
+      const image = checkModality(await decodeImage(slice.image, "slice.image", options), from, "image", spec.name);
       const reference = slice.reference
-        ? checkModality(await decodeImage(slice.reference, "slice.reference", options), to, "slice.reference.data", spec.name).raster
+        ? checkModality(await decodeImage(slice.reference, "slice.reference", options), to, "reference", spec.name).raster
         : undefined;
       const { width, height } = image.raster;
       if (reference && (reference.width !== width || reference.height !== height)) {
@@ -30,11 +30,8 @@ serveWorker<TransformMethods>("transform-worker.js", () => ({
       if (reference) transfer.push(reference.data.buffer as ArrayBuffer);
       return { value: { input, size: { width, height }, encoding: image.encoding, dicom: image.dicom, reference, decodeMs, blank }, transfer };
     },
-    finish: async ({ output, channels, spec, reference, size, encoding, keepSynthetic, blank }) => {
+    finish: async ({ output, channels, spec, reference, size, encoding, keepSynthetic }) => {
       const range = outputRange(spec, reference);
-      // A blank slice (every pixel equal: outside the head, zero padding) has no anatomy to translate; on such a
-      // featureless input the generators draw bright artefacts along the edges, so it gets the target's background.
-      if (blank) output.fill(-1);
       const synthetic = fromModelOutput(output, channels, spec, range, size, true);
       const transfer = reference ? [reference.data.buffer as ArrayBuffer] : [];
       if (encoding === Encoding.DICOM) {
@@ -56,13 +53,13 @@ serveWorker<TransformMethods>("transform-worker.js", () => ({
 }));
 
 /** A DICOM CT or MR instance must be the modality the model reads (or, as the reference, writes); others (OT, SC) are taken as they are. */
-function checkModality(image: DecodedImage, expected: "MR" | "CT", field: string, model: string): DecodedImage {
+function checkModality(image: DecodedImage, expected: "MR" | "CT", role: "image" | "reference", model: string): DecodedImage {
   const modality = image.dicom?.modality;
   if ((modality === "CT" || modality === "MR") && modality !== expected) {
     const what = `is a ${modality} instance (Modality ${modality}), but the model ${model}`;
     throw invalidArgument(
-      field,
-      field.startsWith("slice.reference")
+      `slice.${role}.data`,
+      role === "reference"
         ? `${what} makes ${expected}; send the real ${expected} slice as the reference`
         : `${what} reads ${expected}; send ${expected} slices, or open the stream with direction ${expected === "MR" ? "ct2mr" : "mr2ct"}`,
     );

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
-import { defer, finalize, from, map, switchMap, type Observable } from "rxjs";
+import { defer, finalize, from, map, of, switchMap, type Observable } from "rxjs";
 import { context, trace, type Span, type Tracer } from "@opentelemetry/api";
-import type { MicroBatcher } from "../batcher/micro-batcher.js";
+import type { Batched, MicroBatcher } from "../batcher/micro-batcher.js";
 import {
   Encoding,
   QualitySchema,
@@ -70,7 +70,11 @@ export function translateSlice(deps: PipelineDeps, ctx: StreamContext, slice: Sl
       attributes: { "medsynth.model": ctx.model.name, "medsynth.index": Number(slice.index) },
     });
     return from(prepare(deps, ctx, slice)).pipe(
-      switchMap((prepared) => ctx.batcher.submit(prepared.input).pipe(map((batched) => ({ prepared, batched })))),
+      switchMap((prepared) =>
+        prepared.blank
+          ? of({ prepared, batched: background(ctx.model) })
+          : ctx.batcher.submit(prepared.input).pipe(map((batched) => ({ prepared, batched }))),
+      ),
       switchMap(({ prepared, batched }) => {
         const dispatchedAt = prepared.submittedAt + batched.queuedMs;
         childSpan(deps.tracer, span, "queue", arrivedAt, dispatchedAt);
@@ -88,6 +92,17 @@ export function translateSlice(deps: PipelineDeps, ctx: StreamContext, slice: Sl
       finalize(() => span.end()),
     );
   });
+}
+
+/**
+ * A blank slice (flat as the model sees it: zero padding, a slice outside the head) has no anatomy to
+ * translate, and on such a featureless input the generators draw bright artefacts along the edges. It is not
+ * sent to the model: its answer is the output range's low end, the target's background (batch size 0).
+ */
+function background(model: ModelSpec): Batched<ModelOutput> {
+  const { width, height } = model.input;
+  const { channels } = model.output;
+  return { value: { output: new Float32Array(channels * width * height).fill(-1), channels, inferenceMs: 0 }, queuedMs: 0, batchSize: 0 };
 }
 
 async function prepare(deps: PipelineDeps, ctx: StreamContext, slice: Slice): Promise<Queued> {
@@ -113,7 +128,6 @@ async function finish(
     encoding,
     // The synthetic pixels come back for the metrics and for the stored DICOM instance.
     keepSynthetic: reference !== undefined || deps.store !== undefined,
-    blank: prepared.blank,
   });
   const { range, encodeMs, synthetic } = finished.value;
   deps.stages.add("denormalise", finished.computeMs - encodeMs, "workers");
