@@ -1,9 +1,9 @@
 import { open, readdir, readFile, stat } from "node:fs/promises";
-import dcmjs from "dcmjs";
 import { basename, extname, join } from "node:path";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Encoding, ImageSchema, PixelType } from "../gen/medsynth/v1/translator_pb.js";
 import { decodeImage } from "../imaging/codec.js";
+import dcmjs from "../imaging/dcmjs-silent.js";
 import type { Raster } from "../imaging/raster.js";
 import type { Rescale } from "../volume/png-rescale.js";
 
@@ -17,9 +17,6 @@ export interface SliceFile {
   /** The frame of a multi-frame DICOM instance (0-based); its name ends in "-frame-001" and so on. */
   frame?: number;
 }
-
-// dcmjs warnings can quote attribute values (patient data), as in src/imaging/dicom-read.ts.
-dcmjs.log.setLevel("silent");
 
 const DICOM_EXTENSIONS = new Set([".dcm", ".dicom", ".ima"]);
 const NIFTI = /\.nii(\.gz)?$/i;
@@ -41,20 +38,20 @@ async function hasDicomMagic(path: string): Promise<boolean> {
 
 /** Number of Frames of a DICOM file (1 when absent or unreadable: the service then names the problem). */
 async function framesOf(path: string): Promise<number> {
-  // The header is in the first MiB of nearly every file; the whole file only when it is not.
-  for (const bytes of [await headOf(path, HEADER_BYTES), undefined]) {
-    try {
-      const data = bytes ?? (await readFile(path));
-      const { dict } = dcmjs.data.DicomMessage.readFile(new Uint8Array(data).buffer, {
-        untilTag: "7FE00010",
-      });
-      const frames = Number(dict["00280008"]?.Value?.[0] ?? 1);
-      return Number.isInteger(frames) && frames > 1 ? frames : 1;
-    } catch {
-      // a header longer than the head: read it all; unreadable: one slice, and the service names the problem
-    }
+  // The header is in the first MiB of nearly every file; the rest is read only for a longer header.
+  const head = await headOf(path, HEADER_BYTES);
+  const frames = framesIn(head) ?? (head.length < HEADER_BYTES ? undefined : framesIn(await readFile(path)));
+  return frames !== undefined && Number.isInteger(frames) && frames > 1 ? frames : 1;
+}
+
+/** Number of Frames from a Part-10 file's header, or undefined where the bytes do not hold the header. */
+function framesIn(bytes: Uint8Array): number | undefined {
+  try {
+    const { dict } = dcmjs.data.DicomMessage.readFile(new Uint8Array(bytes).buffer, { untilTag: "7FE00010" });
+    return Number(dict["00280008"]?.Value?.[0] ?? 1);
+  } catch {
+    return undefined;
   }
-  return 1;
 }
 
 const HEADER_BYTES = 1 << 20;

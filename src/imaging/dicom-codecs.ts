@@ -5,7 +5,7 @@ import { TransferSyntax } from "./transfer-syntax.js";
 
 // dcmjs-codecs reads files with its own copy of dcmjs, whose warnings quote
 // attribute values (patient data, e.g. every private element): silenced as
-// dicom-read.ts silences the project's copy.
+// dcmjs-silent.ts silences the project's copy.
 const requireFromCodecs = createRequire(createRequire(import.meta.url).resolve("dcmjs-codecs"));
 (requireFromCodecs("dcmjs") as { log: { setLevel(level: string): void } }).log.setLevel("silent");
 

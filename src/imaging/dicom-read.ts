@@ -1,5 +1,6 @@
 import { inflateRawSync } from "node:zlib";
-import dcmjs, { type NaturalDataset } from "dcmjs";
+import type { NaturalDataset } from "dcmjs";
+import dcmjs from "./dcmjs-silent.js";
 import { invalidArgument, unimplemented } from "../contract/slice-errors.js";
 import { dicomPixelBytes, hasPart10Preamble, readFileMeta, type FileMeta } from "./declared-size.js";
 import { decompressPart10, isNative } from "./dicom-codecs.js";
@@ -7,9 +8,6 @@ import { TransferSyntax } from "./transfer-syntax.js";
 import { DEFAULT_MAX_DIMENSION, maxDecodedBytes as decodedLimit, rescale, type Raster } from "./raster.js";
 
 const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
-// dcmjs warnings can quote attribute values (patient data); every failure
-// that matters is thrown and reported per slice instead.
-dcmjs.log.setLevel("silent");
 
 /**
  * What a derived instance needs from the instance it was made from; plain
