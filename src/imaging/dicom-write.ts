@@ -1,9 +1,11 @@
-import dcmjs, { type NaturalDataset } from "dcmjs";
+import type { NaturalDataset } from "dcmjs";
+import dcmjs from "./dcmjs-silent.js";
 import { createDeidentifier, deidentify, textOf } from "./dicom-deidentify.js";
 import type { DicomSource } from "./dicom-read.js";
 import { TransferSyntax } from "./transfer-syntax.js";
 import { checkUidRoot, DEFAULT_UID_ROOT, newUid } from "./dicom-uid.js";
 import { quantize16, type Raster } from "./raster.js";
+import { fullRange } from "./window.js";
 
 const { DicomDict, DicomMetaDictionary } = dcmjs.data;
 
@@ -102,12 +104,7 @@ const TARGETS: Record<DerivedSeriesOptions["direction"], Target> = {
       // intensities that rounding would destroy (relative units such as [0, 1] or z-scores: any below 0 or
       // above 65535, or all below MR_ROUNDED_FROM) are fitted into 16 bits, slice by slice, the fit recorded
       // in a Real World Value Mapping item.
-      let low = Infinity;
-      let high = -Infinity;
-      for (const value of raster.data) {
-        if (value < low) low = value;
-        if (value > high) high = value;
-      }
+      const { low, high } = fullRange(raster.data);
       const rounded = low >= 0 && high <= 65535 && high >= MR_ROUNDED_FROM;
       const fit = rounded ? { stored: Uint16Array.from(raster.data, Math.round), slope: 1, intercept: 0 } : quantize16(raster.data);
       const storedLow = Math.round((low - fit.intercept) / fit.slope);

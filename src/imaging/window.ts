@@ -174,7 +174,7 @@ export function resolveTargetWindow(spec: WindowSpec, data: ArrayLike<number>): 
 }
 
 /** The smallest and largest value. */
-function fullRange(data: ArrayLike<number>): Range {
+export function fullRange(data: ArrayLike<number>): Range {
   let low = Infinity;
   let high = -Infinity;
   for (let i = 0; i < data.length; i++) {

@@ -276,7 +276,7 @@ export class TranslatorService {
     for (const session of [...this.sessions]) session.endAfterAccepted(details);
   }
 
-  /** Ends every open stream with UNAVAILABLE now, answered or not (its answers could not be written in time). */
+  /** Ends every open stream with UNAVAILABLE now, answered or not (its slices still computing, or a client not reading). */
   abortAll(details: string): void {
     for (const session of [...this.sessions]) session.abort(details);
   }

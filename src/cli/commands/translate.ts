@@ -118,8 +118,7 @@ async function writeSliceFile(out: string, name: string, format: Exclude<Format,
   return file;
 }
 
-async function folderJob(input: string, reference: string | undefined, out: string, format: Exclude<Format, "nifti">, rescales: { input: Rescale; reference: Rescale; output: Rescale }): Promise<Job> {
-  const files = await listSliceFiles(input);
+async function folderJob(files: SliceFile[], reference: string | undefined, out: string, format: Exclude<Format, "nifti">, rescales: { input: Rescale; reference: Rescale; output: Rescale }): Promise<Job> {
   let references: Map<string, SliceFile> | undefined;
   if (reference !== undefined) {
     references = new Map((await listSliceFiles(reference)).map((f) => [f.name, f]));
@@ -254,7 +253,9 @@ export async function translateCommand(argv: string[]): Promise<number> {
     throw new UsageError(`--reference ${values.reference} does not exist`);
   }
   const allowed: readonly Format[] = nifti ? ["nifti", "png", "raw"] : ["png", "raw", "dicom"];
-  const defaultFormat: Format = nifti ? "nifti" : (await listSliceFiles(input))[0].kind;
+  // Listed once: a DICOM file's header is read to count its frames.
+  const sliceFiles = nifti ? [] : await listSliceFiles(input);
+  const defaultFormat: Format = nifti ? "nifti" : sliceFiles[0].kind;
   const format = values.format === undefined ? defaultFormat : oneOf(values.format as Format, allowed, "format");
   const out = values.out;
   if (!nifti && resolve(out) === resolve(input)) throw new UsageError("--out must not be the input folder");
@@ -292,7 +293,7 @@ export async function translateCommand(argv: string[]): Promise<number> {
   await mkdir(out, { recursive: true });
   const job = nifti
     ? await niftiJob(input, values.reference, out, format as Exclude<Format, "dicom">, target, rescales.output)
-    : await folderJob(input, values.reference, out, format as Exclude<Format, "nifti">, rescales);
+    : await folderJob(sliceFiles, values.reference, out, format as Exclude<Format, "nifti">, rescales);
 
   const service = await connect(values);
   const progress = progressBar(job.count, `${direction}`, !values.quiet && process.stderr.isTTY === true);
